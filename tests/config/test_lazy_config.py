@@ -1,0 +1,226 @@
+"""LazyCall / instantiate / LazyConfig load, save, overrides and to_py."""
+
+import dataclasses
+import logging
+import os
+import textwrap
+
+import pytest
+import torch
+from omegaconf import DictConfig
+
+from rotated_det.config import L, LazyConfig, instantiate, locate
+
+
+@dataclasses.dataclass
+class Point:
+    x: int
+    y: int = 0
+
+
+def make_pair(a, b=2):
+    return (a, b)
+
+
+def _write(path, text):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w") as f:
+        f.write(textwrap.dedent(text))
+    return str(path)
+
+
+@pytest.fixture
+def config_tree(tmp_path):
+    """A base config importing shared pieces with relative imports (file and package forms)."""
+    root = tmp_path / "configs"
+    _write(
+        root / "common" / "train.py",
+        """
+        train = dict(max_iter=100, output_dir="./out", amp=dict(enabled=False), device="cpu",
+                     steps=[10, 20])
+        """,
+    )
+    _write(
+        root / "common" / "optim.py",
+        """
+        import torch
+        from rotated_det.config import LazyCall as L
+        SGD = L(torch.optim.SGD)(params=None, lr=0.1, momentum=0.9)
+        """,
+    )
+    return _write(
+        root / "exp" / "linear.py",
+        """
+        import torch.nn as nn
+        from rotated_det.config import LazyCall as L
+        from ..common.train import train
+        from ..common.optim import SGD as optimizer
+        from ..common import optim
+
+        model = L(nn.Linear)(in_features=3, out_features=2)
+        train.max_iter = 10
+        optimizer.lr = optim.SGD.lr * 2
+        head = L("torch.nn.Sequential")()
+        """,
+    )
+
+
+def test_lazycall_builds_dictconfig_and_instantiates():
+    cfg = L(torch.nn.Conv2d)(in_channels=3, out_channels=8, kernel_size=3)
+    assert isinstance(cfg, DictConfig) and cfg._target_ is torch.nn.Conv2d
+    cfg.out_channels = 16
+    conv = instantiate(cfg)
+    assert isinstance(conv, torch.nn.Conv2d) and conv.out_channels == 16
+    with pytest.raises(TypeError, match="keyword arguments only"):
+        L(torch.nn.Conv2d)(3, 8)
+
+
+def test_instantiate_recursive_strings_lists_objects_dataclasses():
+    marker = object()
+    cfg = dict(
+        seq=L("torch.nn.Sequential")(),
+        pairs=[L(make_pair)(a=1), L(f"{__name__}.make_pair")(a=L(Point)(x=3), b=[L(Point)(x=4)])],
+        point=Point(x=L(make_pair)(a=5), y=1),  # a dataclass object holding a lazy node
+        obj=marker,
+        plain=dict(k=[1, 2]),
+    )
+    out = instantiate(cfg)
+    assert isinstance(out["seq"], torch.nn.Sequential)
+    assert out["pairs"][0] == (1, 2)
+    assert out["pairs"][1] == (Point(3, 0), [Point(4, 0)])
+    assert out["point"] == Point(x=(5, 2), y=1)
+    assert out["obj"] is marker
+    assert out["plain"] == {"k": [1, 2]}
+
+
+def test_locate_errors_are_clear():
+    assert locate("torch.optim.SGD") is torch.optim.SGD
+    assert locate("os.path.join") is os.path.join
+    with pytest.raises(ImportError, match="no attribute 'NotThere'"):
+        locate("torch.optim.NotThere")
+
+
+def test_load_with_relative_imports(config_tree):
+    cfg = LazyConfig.load(config_tree)
+    assert set(cfg.keys()) == {"train", "optimizer", "model", "head"}
+    assert cfg.train.max_iter == 10 and cfg.train.output_dir == "./out"
+    assert cfg.optimizer.lr == pytest.approx(0.2)
+    model = instantiate(cfg.model)
+    assert isinstance(model, torch.nn.Linear) and model.weight.shape == (2, 3)
+    train, model_cfg = LazyConfig.load(config_tree, keys=("train", "model"))
+    assert train.max_iter == 10 and model_cfg.out_features == 2
+    # loading twice gives independent objects
+    cfg2 = LazyConfig.load(config_tree)
+    cfg2.train.max_iter = 99
+    assert cfg.train.max_iter == 10
+    with pytest.raises(KeyError, match="nearest"):
+        LazyConfig.load(config_tree, keys="trian")
+
+
+def test_load_missing_relative_import_names_file(tmp_path):
+    f = _write(tmp_path / "a" / "b.py", "from ..nothere.x import y\n")
+    with pytest.raises(ImportError, match="nothere"):
+        LazyConfig.load(f)
+
+
+def test_round_trip_load_override_save_load_instantiate(config_tree, tmp_path):
+    cfg = LazyConfig.load(config_tree)
+    LazyConfig.apply_overrides(
+        cfg, ["train.max_iter=300", "model.out_features=5", "model.bias=false", "optimizer.lr=0.5"]
+    )
+    path = LazyConfig.save(cfg, str(tmp_path / "config.yaml"))
+    assert path.endswith("config.yaml")
+    cfg2 = LazyConfig.load(path)
+    assert cfg2.model._target_ == "torch.nn.Linear"
+    assert cfg2.train == cfg.train
+    m1, m2 = instantiate(cfg.model), instantiate(cfg2.model)
+    assert type(m1) is type(m2) is torch.nn.Linear
+    assert m1.weight.shape == m2.weight.shape == (5, 3) and m1.bias is None and m2.bias is None
+    p = [torch.nn.Parameter(torch.zeros(2))]
+    cfg.optimizer.params = p
+    cfg2.optimizer.params = p
+    o1, o2 = instantiate(cfg.optimizer), instantiate(cfg2.optimizer)
+    assert type(o1) is type(o2) is torch.optim.SGD
+    assert o1.defaults == o2.defaults and o1.defaults["lr"] == 0.5
+
+
+def test_override_grammar_values(config_tree):
+    cfg = LazyConfig.load(config_tree)
+    LazyConfig.apply_overrides(
+        cfg,
+        [
+            "train.steps=[1,2,3]",
+            "train.output_dir='my dir/x'",
+            "train.device=null",
+            "train.amp.enabled=true",
+            "optimizer.momentum=0.5",
+            "+train.extra=abc",
+            "~head",
+            "train.steps.1=7",
+        ],
+    )
+    assert list(cfg.train.steps) == [1, 7, 3]
+    assert cfg.train.output_dir == "my dir/x"
+    assert cfg.train.device is None
+    assert cfg.train.amp.enabled is True
+    assert cfg.optimizer.momentum == 0.5
+    assert cfg.train.extra == "abc"
+    assert "head" not in cfg
+
+
+def test_override_unknown_key_names_key_and_nearest(config_tree):
+    cfg = LazyConfig.load(config_tree)
+    with pytest.raises(KeyError) as e:
+        LazyConfig.apply_overrides(cfg, ["trian.max_iter=3"])
+    msg = str(e.value)
+    assert "'trian'" in msg and "train.max_iter" in msg
+    with pytest.raises(KeyError) as e:
+        LazyConfig.apply_overrides(cfg, ["train.amp.enabeld=true"])
+    assert "train.amp.enabeld" in str(e.value) and "train.amp.enabled" in str(e.value)
+    # a parameter the LazyCall target does not take is not silently added either
+    with pytest.raises(KeyError, match="model.bais"):
+        LazyConfig.apply_overrides(cfg, ["model.bais=false"])
+    assert "trian" not in cfg and "enabeld" not in cfg.train.amp and "bais" not in cfg.model
+    # ... but an argument of the target that the config leaves at its default is accepted
+    LazyConfig.apply_overrides(cfg, ["model.bias=false"])
+    assert cfg.model.bias is False
+    with pytest.raises(KeyError, match="already exists"):
+        LazyConfig.apply_overrides(cfg, ["+train.max_iter=1"])
+
+
+def test_save_falls_back_to_pickle_with_warning(tmp_path, caplog):
+    cfg = DictConfig(
+        dict(a=1, fn=L(make_pair)(a=torch.device("cpu")), lam=L(lambda: 1)()),
+        flags={"allow_objects": True},
+    )
+    with caplog.at_level(logging.WARNING):
+        path = LazyConfig.save(cfg, str(tmp_path / "cfg.yaml"))
+    assert path.endswith(".pkl")
+    assert "fn.a" in caplog.text and "lam._target_" in caplog.text
+    assert not os.path.exists(tmp_path / "cfg.yaml")
+
+
+def test_save_pickle_fallback_loads_back(tmp_path):
+    cfg = DictConfig(
+        dict(a=1, p=L(make_pair)(a=torch.device("cpu"))), flags={"allow_objects": True}
+    )
+    path = LazyConfig.save(cfg, str(tmp_path / "cfg.yaml"))
+    cfg2 = LazyConfig.load(path)
+    assert instantiate(cfg2.p) == (torch.device("cpu"), 2)
+
+
+def test_to_py_output_is_a_loadable_equal_config(config_tree, tmp_path):
+    cfg = LazyConfig.load(config_tree)
+    cfg.train.nested = {"1": [1, dict(b=None)]}
+    code = LazyConfig.to_py(cfg, prefix="")
+    assert "L('torch.nn.Linear')(in_features=3, out_features=2)" in code
+    f = _write(tmp_path / "gen.py", code)
+    cfg2 = LazyConfig.load(f)
+    assert cfg2.train == cfg.train
+    assert instantiate(cfg2.model).weight.shape == (2, 3)
+    assert "cfg.train = " in LazyConfig.to_py(cfg)
+
+
+def test_yaml_load_rejects_bad_extension(tmp_path):
+    with pytest.raises(ValueError, match=r"\.py, \.yaml"):
+        LazyConfig.load(_write(tmp_path / "x.txt", "a: 1"))
