@@ -1,0 +1,24 @@
+// Operator schemas of the rotated_det library. Kernels are registered per backend in csrc/cpu and
+// csrc/cuda. There are no Python bindings: the library is loaded with torch.ops.load_library (from
+// Python) or dlopen/torch::jit (from C++), and the ops are reached as torch.ops.rotated_det.<name>.
+#include <torch/library.h>
+
+TORCH_LIBRARY(rotated_det, m) {
+  // boxes1 [N, 5], boxes2 [M, 5] (cx, cy, w, h, angle_deg) -> [N, M], or [N] when aligned.
+  // mode 0: IoU, 1: IoF (intersection over the area of the box from boxes1).
+  m.def("box_iou_rotated(Tensor boxes1, Tensor boxes2, int mode=0, bool aligned=False) -> Tensor");
+  // dets [N, 5], scores [N] -> int64 indices of the kept boxes, by decreasing score.
+  m.def("nms_rotated(Tensor dets, Tensor scores, float iou_threshold) -> Tensor");
+  // As nms_rotated, but boxes only suppress boxes with the same idxs value (category).
+  m.def(
+      "batched_nms_rotated(Tensor dets, Tensor scores, Tensor idxs, float iou_threshold) -> Tensor");
+  // input [N, C, H, W], rois [K, 6] (batch_idx, cx, cy, w, h, angle_deg) -> [K, C, ph, pw].
+  m.def(
+      "roi_align_rotated_forward(Tensor input, Tensor rois, float spatial_scale, int pooled_height, "
+      "int pooled_width, int sampling_ratio) -> Tensor");
+  // grad [K, C, ph, pw] -> gradient of the input [batch_size, channels, height, width].
+  m.def(
+      "roi_align_rotated_backward(Tensor grad, Tensor rois, float spatial_scale, int pooled_height, "
+      "int pooled_width, int batch_size, int channels, int height, int width, int sampling_ratio) "
+      "-> Tensor");
+}
