@@ -1,0 +1,334 @@
+"""Rotated VOC-style average precision, scored as the DOTA development kit scores Task1.
+
+For one class and one IoU threshold ``t`` the DOTA kit does the following:
+
+1. Every detection of the class over the whole dataset is sorted by decreasing score.
+2. Each detection, in that order, is compared with the ground truths (GT) of its own image and
+   class. ``ovmax`` is its largest IoU and ``jmax`` the GT reaching it (the first one on ties),
+   chosen among *all* of them: difficult GT and GT already matched included.
+3. If ``ovmax > t`` (strictly greater): a difficult ``jmax`` makes the detection neither a true
+   nor a false positive (it is ignored); otherwise it is a true positive if ``jmax`` was not
+   matched yet (and ``jmax`` becomes matched), else a false positive (a duplicate).
+   If ``ovmax <= t`` (or the image has no GT of the class) it is a false positive.
+4. ``recall = cumsum(tp) / npos`` with ``npos`` the number of non-difficult GT;
+   ``precision = cumsum(tp) / max(cumsum(tp) + cumsum(fp), eps)``; AP from :func:`voc_ap`.
+
+This module computes exactly that, vectorized. Because a detection's ``jmax`` does not depend on
+which GT are already matched, the whole matching reduces to: compute ``(ovmax, jmax)`` for every
+detection once (with the compiled rotated IoU, batched over all (image, class) groups), and then,
+per threshold, a detection is a true positive iff it is the first, in score order, among the
+non-ignored detections above the threshold that point at the same non-difficult GT.
+
+Conventions of this implementation where the kit leaves a choice:
+
+* Tied scores are ordered stably: detections with equal scores keep their input order
+  (``np.argsort(-score, kind="stable")``). The kit uses numpy's default (unstable) quicksort.
+* A class without any non-difficult GT (``npos == 0``, including a class whose GT are all
+  difficult) has an undefined AP, reported as NaN and left out of the mean AP. The kit divides
+  by zero there.
+* IoU is computed in float64 by the compiled rotated IoU operator on the rotated boxes; the kit
+  clips polygons with its own C++ module. Both compute the exact area of the intersection
+  polygon, so they agree to rounding error.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+__all__ = [
+    "COCO_IOU_THRESHOLDS",
+    "RotatedMAPResult",
+    "best_gt_per_detection",
+    "rotated_voc_map",
+    "voc_ap",
+]
+
+#: The ten COCO thresholds 0.50, 0.55, ..., 0.95 (rounded so that 0.75 is exactly 0.75).
+COCO_IOU_THRESHOLDS: tuple[float, ...] = tuple(
+    float(t) for t in np.round(np.arange(10) * 0.05 + 0.5, 2)
+)
+
+# Largest number of (detection, GT) pairs handed to the IoU operator at once (bounds memory).
+_MAX_PAIRS_PER_CALL = 1 << 21
+
+
+def voc_ap(recall: np.ndarray, precision: np.ndarray, use_07_metric: bool = False) -> float:
+    """Average precision from a precision-recall curve, as in the PASCAL VOC / DOTA kits.
+
+    Args:
+        recall, precision: float arrays [D], the cumulative curve in decreasing-score order.
+        use_07_metric: True for the VOC2007 11-point metric (mean over recall thresholds
+            0, 0.1, ..., 1 of the largest precision at recall >= threshold, 0 if none); False
+            for the area under the monotone (non-increasing) precision envelope, summed where
+            recall changes ("all-point" / "area" mode).
+
+    Returns:
+        AP in [0, 1]. An empty curve gives 0.
+    """
+    recall = np.asarray(recall, dtype=np.float64)
+    precision = np.asarray(precision, dtype=np.float64)
+    if use_07_metric:
+        ap = 0.0
+        for t in np.arange(0.0, 1.1, 0.1):
+            above = recall >= t
+            p = float(precision[above].max()) if above.any() else 0.0
+            ap += p / 11.0
+        return ap
+    mrec = np.concatenate(([0.0], recall, [1.0]))
+    mpre = np.concatenate(([0.0], precision, [0.0]))
+    # Precision envelope: the running max from the right.
+    mpre = np.maximum.accumulate(mpre[::-1])[::-1]
+    change = np.flatnonzero(mrec[1:] != mrec[:-1])
+    return float(np.sum((mrec[change + 1] - mrec[change]) * mpre[change + 1]))
+
+
+def _as_numpy(x, dtype) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        x = x.detach().cpu().numpy()
+    return np.asarray(x, dtype=dtype)
+
+
+def _pairwise_iou(boxes1: np.ndarray, boxes2: np.ndarray) -> np.ndarray:
+    from rotated_det.layers import pairwise_iou_rotated
+
+    iou = pairwise_iou_rotated(torch.from_numpy(boxes1), torch.from_numpy(boxes2))
+    return iou.numpy().astype(np.float64, copy=False)
+
+
+def best_gt_per_detection(
+    det_keys: np.ndarray,
+    det_boxes: np.ndarray,
+    gt_keys: np.ndarray,
+    gt_boxes: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """For every detection, the largest IoU with a GT of the same group, and that GT.
+
+    Groups are typically ``image_index * num_classes + class``: a detection is compared only with
+    the GT of its own image and class.
+
+    Args:
+        det_keys: int64 [D] group of each detection.
+        det_boxes: float64 [D, 5] rotated boxes (cx, cy, w, h, angle in degrees).
+        gt_keys: int64 [G] group of each GT.
+        gt_boxes: float64 [G, 5].
+
+    Returns:
+        ovmax: float64 [D], the largest IoU (``-inf`` when the group has no GT);
+        jmax: int64 [D], index into the GT arrays of the GT reaching it (first on ties; -1 when
+        the group has no GT).
+    """
+    num_dets = len(det_keys)
+    ovmax = np.full(num_dets, -np.inf)
+    jmax = np.full(num_dets, -1, dtype=np.int64)
+    if num_dets == 0 or len(gt_keys) == 0:
+        return ovmax, jmax
+    gt_order = np.argsort(gt_keys, kind="stable")
+    sorted_gt_keys = gt_keys[gt_order]
+    det_order = np.argsort(det_keys, kind="stable")
+    sorted_det_keys = det_keys[det_order]
+    # Each run of equal detection keys against its run of GT: one pairwise IoU matrix per group.
+    # Groups are gathered into calls of at most _MAX_PAIRS_PER_CALL pairs.
+    uniq, det_start, det_count = np.unique(sorted_det_keys, return_index=True, return_counts=True)
+    gt_start = np.searchsorted(sorted_gt_keys, uniq, side="left")
+    gt_count = np.searchsorted(sorted_gt_keys, uniq, side="right") - gt_start
+    has_gt = gt_count > 0
+    det_start, det_count = det_start[has_gt], det_count[has_gt]
+    gt_start, gt_count = gt_start[has_gt], gt_count[has_gt]
+    det_boxes_sorted = det_boxes[det_order]
+    gt_boxes_sorted = gt_boxes[gt_order]
+    for k in range(len(det_start)):
+        ds, dc, gs, gc = det_start[k], det_count[k], gt_start[k], gt_count[k]
+        iou = _pairwise_iou(det_boxes_sorted[ds : ds + dc], gt_boxes_sorted[gs : gs + gc])
+        best = iou.argmax(axis=1)
+        idx = det_order[ds : ds + dc]
+        ovmax[idx] = iou[np.arange(dc), best]
+        jmax[idx] = gt_order[gs + best]
+    return ovmax, jmax
+
+
+@dataclass
+class RotatedMAPResult:
+    """Per-class AP at each IoU threshold.
+
+    Attributes:
+        iou_thresholds: float64 [T].
+        ap: float64 [C, T]; NaN for classes without non-difficult GT.
+        num_gts: int64 [C], non-difficult GT per class (``npos``).
+        num_dets: int64 [C], detections per class.
+        recall: float64 [C, T], recall reached with all detections (NaN where ``num_gts == 0``).
+        curves: per class, ``(recall [D], precision [D])`` at ``iou_thresholds[0]`` in
+            decreasing-score order (empty arrays for a class without detections).
+        use_07_metric: which AP mode produced ``ap``.
+    """
+
+    iou_thresholds: np.ndarray
+    ap: np.ndarray
+    num_gts: np.ndarray
+    num_dets: np.ndarray
+    recall: np.ndarray
+    curves: list[tuple[np.ndarray, np.ndarray]] = field(repr=False)
+    use_07_metric: bool = False
+
+    def _column(self, iou_threshold: float | None) -> int:
+        if iou_threshold is None:
+            return 0
+        close = np.flatnonzero(np.isclose(self.iou_thresholds, iou_threshold, rtol=0, atol=1e-9))
+        if len(close) == 0:
+            raise KeyError(
+                f"IoU threshold {iou_threshold} was not evaluated; "
+                f"evaluated thresholds: {self.iou_thresholds.tolist()}"
+            )
+        return int(close[0])
+
+    def class_ap(self, iou_threshold: float | None = None) -> np.ndarray:
+        """float64 [C]: AP per class at ``iou_threshold`` (default: the first threshold)."""
+        return self.ap[:, self._column(iou_threshold)]
+
+    def mean_ap(self, iou_threshold: float | None = None) -> float:
+        """Mean over classes with GT of the AP at ``iou_threshold`` (default: the first).
+        NaN if no class has GT."""
+        aps = self.class_ap(iou_threshold)
+        valid = self.num_gts > 0
+        return float(aps[valid].mean()) if valid.any() else float("nan")
+
+    def mean_ap_over_thresholds(self) -> float:
+        """Mean over all evaluated thresholds of :meth:`mean_ap` (COCO-style mAP when the
+        thresholds are :data:`COCO_IOU_THRESHOLDS`)."""
+        return float(np.mean([self.mean_ap(float(t)) for t in self.iou_thresholds]))
+
+
+def _class_tp_fp(
+    ovmax: np.ndarray, jmax: np.ndarray, gt_difficult: np.ndarray, threshold: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """tp, fp (float64 [D], 0/1) for detections of one class already in score order."""
+    above = ovmax > threshold
+    j = np.where(above, jmax, 0)
+    ignored = above & gt_difficult[j] if len(gt_difficult) else np.zeros_like(above)
+    candidate = above & ~ignored
+    tp = np.zeros(len(ovmax))
+    cand_idx = np.flatnonzero(candidate)
+    # np.unique returns the first occurrence of each GT: the highest-scoring detection on it.
+    _, first = np.unique(jmax[cand_idx], return_index=True)
+    tp[cand_idx[first]] = 1.0
+    fp = (~above).astype(np.float64)
+    fp[cand_idx] = 1.0 - tp[cand_idx]
+    return tp, fp
+
+
+def rotated_voc_map(
+    det_image_ids,
+    det_boxes,
+    det_scores,
+    det_labels,
+    gt_image_ids,
+    gt_boxes,
+    gt_labels,
+    gt_difficult=None,
+    *,
+    num_classes: int | None = None,
+    iou_thresholds: Sequence[float] = (0.5,),
+    use_07_metric: bool = False,
+) -> RotatedMAPResult:
+    """Rotated VOC/DOTA mean AP of a whole dataset (see the module docstring for the rules).
+
+    Args:
+        det_image_ids: int [D], the image of each detection (any integers; equal = same image).
+        det_boxes: float [D, 5] (cx, cy, w, h, angle in degrees), numpy or torch.
+        det_scores: float [D].
+        det_labels: int [D] class index in ``[0, num_classes)``.
+        gt_image_ids: int [G], same id space as ``det_image_ids``.
+        gt_boxes: float [G, 5].
+        gt_labels: int [G].
+        gt_difficult: bool [G] or None (no difficult GT).
+        num_classes: number of classes C; default ``1 + max label``.
+        iou_thresholds: IoU thresholds; a detection matches when IoU > threshold.
+        use_07_metric: VOC2007 11-point AP instead of the area under the envelope.
+
+    Returns:
+        :class:`RotatedMAPResult`.
+    """
+    det_image_ids = _as_numpy(det_image_ids, np.int64).reshape(-1)
+    det_boxes = _as_numpy(det_boxes, np.float64).reshape(-1, 5)
+    det_scores = _as_numpy(det_scores, np.float64).reshape(-1)
+    det_labels = _as_numpy(det_labels, np.int64).reshape(-1)
+    gt_image_ids = _as_numpy(gt_image_ids, np.int64).reshape(-1)
+    gt_boxes = _as_numpy(gt_boxes, np.float64).reshape(-1, 5)
+    gt_labels = _as_numpy(gt_labels, np.int64).reshape(-1)
+    if gt_difficult is None:
+        gt_difficult = np.zeros(len(gt_labels), dtype=bool)
+    gt_difficult = _as_numpy(gt_difficult, bool).reshape(-1)
+    nd, ng = len(det_scores), len(gt_labels)
+    for name, arr, n in (
+        ("det_image_ids", det_image_ids, nd),
+        ("det_boxes", det_boxes, nd),
+        ("det_labels", det_labels, nd),
+        ("gt_image_ids", gt_image_ids, ng),
+        ("gt_boxes", gt_boxes, ng),
+        ("gt_difficult", gt_difficult, ng),
+    ):
+        if len(arr) != n:
+            raise ValueError(f"rotated_voc_map: {name} has {len(arr)} rows, expected {n}")
+    if num_classes is None:
+        num_classes = int(max(det_labels.max(initial=-1), gt_labels.max(initial=-1))) + 1
+    for name, labels in (("det_labels", det_labels), ("gt_labels", gt_labels)):
+        if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
+            raise ValueError(
+                f"rotated_voc_map: {name} must lie in [0, {num_classes}), "
+                f"got [{labels.min()}, {labels.max()}]"
+            )
+    if not np.isfinite(det_scores).all():
+        raise ValueError("rotated_voc_map: det_scores contains NaN or inf")
+    thresholds = np.asarray(iou_thresholds, dtype=np.float64).reshape(-1)
+    if len(thresholds) == 0:
+        raise ValueError("rotated_voc_map: iou_thresholds is empty")
+
+    # Images are compacted to 0..I-1 so that (image, class) fits one int64 key.
+    _, inverse = np.unique(np.concatenate([det_image_ids, gt_image_ids]), return_inverse=True)
+    det_keys = inverse[:nd].astype(np.int64) * num_classes + det_labels
+    gt_keys = inverse[nd:].astype(np.int64) * num_classes + gt_labels
+    ovmax, jmax = best_gt_per_detection(det_keys, det_boxes, gt_keys, gt_boxes)
+
+    # Global score order; stable, so tied scores keep the input order.
+    order = np.argsort(-det_scores, kind="stable")
+    sorted_labels = det_labels[order]
+    class_order = np.argsort(sorted_labels, kind="stable")  # per class, still in score order
+    class_bounds = np.searchsorted(sorted_labels[class_order], np.arange(num_classes + 1))
+    num_gts = np.bincount(gt_labels[~gt_difficult], minlength=num_classes).astype(np.int64)
+
+    num_t = len(thresholds)
+    ap = np.full((num_classes, num_t), np.nan)
+    recall_end = np.full((num_classes, num_t), np.nan)
+    num_dets = np.zeros(num_classes, dtype=np.int64)
+    curves = []
+    for c in range(num_classes):
+        idx = order[class_order[class_bounds[c] : class_bounds[c + 1]]]
+        num_dets[c] = len(idx)
+        npos = int(num_gts[c])
+        c_ovmax, c_jmax = ovmax[idx], jmax[idx]
+        first_curve = (np.zeros(0), np.zeros(0))
+        for ti, t in enumerate(thresholds):
+            tp, fp = _class_tp_fp(c_ovmax, c_jmax, gt_difficult, t)
+            tp, fp = np.cumsum(tp), np.cumsum(fp)
+            precision = tp / np.maximum(tp + fp, np.finfo(np.float64).eps)
+            if npos > 0:
+                recall = tp / float(npos)
+                ap[c, ti] = voc_ap(recall, precision, use_07_metric)
+                recall_end[c, ti] = recall[-1] if len(recall) else 0.0
+            else:
+                recall = np.full(len(tp), np.nan)
+            if ti == 0:
+                first_curve = (recall, precision)
+        curves.append(first_curve)
+    return RotatedMAPResult(
+        iou_thresholds=thresholds,
+        ap=ap,
+        num_gts=num_gts,
+        num_dets=num_dets,
+        recall=recall_end,
+        curves=curves,
+        use_07_metric=use_07_metric,
+    )
