@@ -1,1 +1,45 @@
+"""Box, instance and image-batch structures (Detectron2's names and semantics)."""
 
+from .boxes import (
+    Boxes,
+    BoxMode,
+    matched_pairwise_iou,
+    pairwise_intersection,
+    pairwise_ioa,
+    pairwise_iou,
+    pairwise_point_box_distance,
+)
+from .image_list import ImageList
+from .instances import Instances
+from .rotated_box_conversions import (
+    ANGLE_VERSIONS,
+    canonical_rbox,
+    normalize_rbox_angles,
+    poly_to_rbox,
+    rbox_corner_distance,
+    rbox_to_hbox,
+    rbox_to_poly,
+)
+from .rotated_boxes import RotatedBoxes
+from .rotated_boxes import pairwise_iou as pairwise_iou_rotated
+
+__all__ = [
+    "ANGLE_VERSIONS",
+    "BoxMode",
+    "Boxes",
+    "ImageList",
+    "Instances",
+    "RotatedBoxes",
+    "canonical_rbox",
+    "matched_pairwise_iou",
+    "normalize_rbox_angles",
+    "pairwise_intersection",
+    "pairwise_ioa",
+    "pairwise_iou",
+    "pairwise_iou_rotated",
+    "pairwise_point_box_distance",
+    "poly_to_rbox",
+    "rbox_corner_distance",
+    "rbox_to_hbox",
+    "rbox_to_poly",
+]

@@ -1,0 +1,305 @@
+"""
+Vectorized conversions between 4-point polygons, rotated boxes and horizontal boxes, and the
+angle normalisations ("angle versions") used for training targets.
+
+Box convention (fixed for the whole project)
+--------------------------------------------
+A rotated box is ``(cx, cy, w, h, angle)``: centre and side lengths in pixels, ``angle`` in
+DEGREES, counter-clockwise positive as seen on screen, where the image x axis points right and the
+y axis points DOWN (Detectron2's convention). In image coordinates the box's w-axis points along
+``u = (cos a, -sin a)`` and its h-axis along ``v = (sin a, cos a)``; the four corners are
+``(cx, cy) +- w/2 * u +- h/2 * v``. Examples:
+
+- ``(50, 50, 20, 6, 0)``: horizontal, 20 px wide and 6 px tall; x in [40, 60], y in [47, 53].
+- ``(50, 50, 20, 6, 90)``: the same box turned a quarter turn counter-clockwise on screen: the
+  w-axis points straight up, ``u = (0, -1)``; the box covers x in [47, 53], y in [40, 60].
+- ``(50, 50, 20, 6, 30)``: the long side rises to the right on screen (its right end is higher,
+  i.e. has a smaller y, than its left end).
+
+The same physical rectangle has many representations: ``(w, h, a)``, ``(w, h, a + 180)``,
+``(h, w, a + 90)`` and ``(h, w, a - 90)`` all describe one rectangle.
+
+Angle versions (``ANGLE_VERSIONS``)
+-----------------------------------
+``normalize_rbox_angles(boxes, version)`` picks one representation per rectangle. All three keep
+the centre and the physical rectangle; they differ in which side is called ``w`` and the angle
+range (ranges are half-open; every result satisfies them exactly, including the float rounding at
+the ends):
+
+``"le90"`` (long edge, 90):   ``w >= h`` and ``angle in [-90, 90)``.
+    The angle is that of the long side.
+    ``(0, 0, 6, 20, 0)`` (a tall box) -> ``(0, 0, 20, 6, -90)``;
+    ``(0, 0, 20, 6, 100)`` -> ``(0, 0, 20, 6, -80)``;
+    ``(0, 0, 20, 6, 90)`` -> ``(0, 0, 20, 6, -90)``;
+    ``(0, 0, 20, 6, -190)`` -> ``(0, 0, 20, 6, -10)``.
+``"le135"`` (long edge, 135): ``w >= h`` and ``angle in [-45, 135)``.
+    ``(0, 0, 6, 20, 0)`` -> ``(0, 0, 20, 6, 90)``; ``(0, 0, 20, 6, -80)`` -> ``(0, 0, 20, 6, 100)``;
+    ``(0, 0, 20, 6, -45)`` stays; ``(0, 0, 20, 6, 135)`` -> ``(0, 0, 20, 6, -45)``.
+``"oc"`` (OpenCV):           ``angle in [-90, 0)``, no order between ``w`` and ``h``.
+    This is OpenCV >= 4.5.1's ``cv2.minAreaRect`` convention (angle ``theta in (0, 90]``, clockwise
+    on screen, the "width" side along ``(cos theta, sin theta)``) written in our counter-clockwise
+    sign: ``angle = -theta``. ``w`` is the side whose direction, taken modulo 180 degrees, makes
+    a clockwise angle in (0, 90] with the x axis. An axis-aligned box 20 wide and 6 tall is
+    ``(cx, cy, 6, 20, -90)`` (cv2 >= 4.5.1 returns size (6, 20), angle 90);
+    ``(0, 0, 20, 6, 30)`` -> ``(0, 0, 6, 20, -60)``; ``(0, 0, 20, 6, -30)`` stays.
+    (OpenCV 5.x returns angles in [-90, 0) clockwise again, like OpenCV < 4.5.1: the same
+    rectangles, described by the other side. Our "oc" follows the 4.5.1 definition whatever
+    OpenCV is installed; the tests map cv2's output into it.)
+
+A square (``w == h``) has two valid "le90"/"le135" representations 90 degrees apart; the
+normalisations keep the one nearest to the input. ``canonical_rbox`` picks a unique one.
+
+Polygon to rotated box
+----------------------
+``poly_to_rbox(polys)`` returns the minimum-area rectangle enclosing the 4 points of each polygon,
+whatever their order: convex, self-intersecting ("bow tie"), with collinear or identical points.
+One side of a minimum-area enclosing rectangle lies along an edge of the points' convex hull; every
+hull edge of 4 points joins two of them, so the function measures the enclosing rectangle aligned
+with each of the 6 point pairs and keeps the smallest (ties: the first pair in the order
+(0,1), (0,2), (0,3), (1,2), (1,3), (2,3)). For a true rectangle it returns that rectangle to float
+precision. Collinear points give ``h == 0`` (a segment), identical points ``w == h == 0``. The
+result is normalised with ``version`` (default ``"le90"``: ``w >= h``, angle in [-90, 90)). Rows
+with NaN or infinite coordinates give NaN rows (no error, no hang).
+
+``rbox_to_poly(boxes)`` returns the corners in this order: ``(-w/2, -h/2), (+w/2, -h/2),
+(+w/2, +h/2), (-w/2, +h/2)`` in the box's (u, v) frame; for angle 0 that is top-left, top-right,
+bottom-right, bottom-left (clockwise on screen, DOTA's usual order).
+
+All functions take a torch tensor (float32 or float64; integer input is converted to float32) or a
+numpy array, with any number of leading dimensions, and return the same kind (numpy in, numpy out).
+They use only tensor operations (no per-box Python loops, no data-dependent Python branches), so
+they run on any device and trace with ``torch.jit.trace``.
+"""
+
+import math
+
+import numpy as np
+import torch
+
+__all__ = [
+    "ANGLE_VERSIONS",
+    "poly_to_rbox",
+    "rbox_to_poly",
+    "rbox_to_hbox",
+    "normalize_rbox_angles",
+    "canonical_rbox",
+    "rbox_corner_distance",
+]
+
+ANGLE_VERSIONS = ("le90", "le135", "oc")
+
+# The 6 point pairs whose directions are candidate sides of the minimum-area rectangle.
+_PAIR_I = (0, 0, 0, 1, 1, 2)
+_PAIR_J = (1, 2, 3, 2, 3, 3)
+
+
+def _to_tensor(x, last_dim: int, name: str):
+    """Returns (float tensor, was_numpy). Checks the last dimension."""
+    was_numpy = isinstance(x, np.ndarray)
+    if was_numpy:
+        x = torch.from_numpy(x)
+    elif not isinstance(x, torch.Tensor):
+        raise TypeError(f"{name}: expected a torch.Tensor or numpy array, got {type(x).__name__}")
+    if x.dim() == 0 or x.shape[-1] != last_dim:
+        raise ValueError(f"{name}: expected shape [..., {last_dim}], got {tuple(x.shape)}")
+    if not x.is_floating_point():
+        x = x.to(torch.float32)
+    return x, was_numpy
+
+
+def _back(x: torch.Tensor, was_numpy: bool):
+    return x.numpy() if was_numpy else x
+
+
+def _wrap(angle: torch.Tensor, low: float, period: float) -> torch.Tensor:
+    """Maps angles into [low, low + period) exactly (remainder can round up to `period`)."""
+    r = torch.remainder(angle - low, period) + low
+    return torch.where(r >= low + period, r - period, r)
+
+
+def _check_version(version: str) -> None:
+    if version not in ANGLE_VERSIONS:
+        raise ValueError(f"angle version must be one of {ANGLE_VERSIONS}, got {version!r}")
+
+
+def _normalize(boxes: torch.Tensor, version: str) -> torch.Tensor:
+    cx, cy, w, h, a = boxes.unbind(-1)
+    if version == "oc":
+        a = _wrap(a, -90.0, 180.0)
+        swap = a >= 0
+        # a in [0, 90) -> a - 90 in [-90, 0): describe the rectangle by its other side.
+        a = torch.where(swap, a - 90.0, a)
+    else:
+        swap = w < h
+        a = torch.where(swap, a + 90.0, a)
+        a = _wrap(a, -90.0 if version == "le90" else -45.0, 180.0)
+    w, h = torch.where(swap, h, w), torch.where(swap, w, h)
+    return torch.stack([cx, cy, w, h, a], dim=-1)
+
+
+def normalize_rbox_angles(boxes, version: str = "le90"):
+    """
+    Rewrite rotated boxes so that they meet the rules of an angle version (module docstring),
+    keeping every physical rectangle.
+
+    Args:
+        boxes: [..., 5] (cx, cy, w, h, angle in degrees), tensor or numpy array.
+        version: one of ``ANGLE_VERSIONS``: "le90", "le135" or "oc".
+
+    Returns:
+        [..., 5] new tensor/array of the same kind and dtype (the input is not modified).
+    """
+    _check_version(version)
+    t, was_numpy = _to_tensor(boxes, 5, "normalize_rbox_angles")
+    return _back(_normalize(t, version), was_numpy)
+
+
+def canonical_rbox(boxes):
+    """
+    A unique representation of each physical rectangle, so that two rotated boxes describe the
+    same rectangle iff their canonical forms are equal: "le90" (``w >= h``, angle in [-90, 90)),
+    and for squares (``w == h`` exactly) angle in [-45, 45).
+
+    The canonical form jumps where the angle crosses a range end, so compare boxes that went
+    through float arithmetic with ``rbox_corner_distance`` instead of ``==`` on this.
+
+    Args:
+        boxes: [..., 5] tensor or numpy array.
+    Returns:
+        [..., 5] of the same kind.
+    """
+    t, was_numpy = _to_tensor(boxes, 5, "canonical_rbox")
+    t = _normalize(t, "le90")
+    cx, cy, w, h, a = t.unbind(-1)
+    a = torch.where(w == h, _wrap(a, -45.0, 90.0), a)
+    return _back(torch.stack([cx, cy, w, h, a], dim=-1), was_numpy)
+
+
+def rbox_to_poly(boxes):
+    """
+    Corners of rotated boxes.
+
+    Args:
+        boxes: [..., 5] (cx, cy, w, h, angle in degrees), tensor or numpy array.
+    Returns:
+        [..., 8] (x1, y1, x2, y2, x3, y3, x4, y4): the corners at (-w/2, -h/2), (+w/2, -h/2),
+        (+w/2, +h/2), (-w/2, +h/2) in the box frame (top-left, top-right, bottom-right,
+        bottom-left when the angle is 0).
+    """
+    t, was_numpy = _to_tensor(boxes, 5, "rbox_to_poly")
+    cx, cy, w, h, a = t.unbind(-1)
+    rad = a * (math.pi / 180.0)
+    c, s = torch.cos(rad), torch.sin(rad)
+    # half-extent vectors: along u = (c, -s) and v = (s, c)
+    ux, uy = 0.5 * w * c, -0.5 * w * s
+    vx, vy = 0.5 * h * s, 0.5 * h * c
+    poly = torch.stack(
+        [
+            cx - ux - vx,
+            cy - uy - vy,
+            cx + ux - vx,
+            cy + uy - vy,
+            cx + ux + vx,
+            cy + uy + vy,
+            cx - ux + vx,
+            cy - uy + vy,
+        ],
+        dim=-1,
+    )
+    return _back(poly, was_numpy)
+
+
+def rbox_to_hbox(boxes):
+    """
+    The smallest horizontal box enclosing each rotated box.
+
+    Args:
+        boxes: [..., 5] (cx, cy, w, h, angle in degrees), tensor or numpy array.
+    Returns:
+        [..., 4] (x0, y0, x1, y1) in pixels, same kind and dtype.
+    """
+    t, was_numpy = _to_tensor(boxes, 5, "rbox_to_hbox")
+    cx, cy, w, h, a = t.unbind(-1)
+    rad = a * (math.pi / 180.0)
+    c, s = torch.cos(rad).abs(), torch.sin(rad).abs()
+    half_w = 0.5 * (c * w + s * h)
+    half_h = 0.5 * (s * w + c * h)
+    out = torch.stack([cx - half_w, cy - half_h, cx + half_w, cy + half_h], dim=-1)
+    return _back(out, was_numpy)
+
+
+def poly_to_rbox(polys, version: str = "le90"):
+    """
+    Minimum-area rotated rectangle enclosing each 4-point polygon (see the module docstring).
+
+    Args:
+        polys: [..., 8] (x1, y1, ..., x4, y4) in pixels, tensor or numpy array. The points may
+            come in any order; self-intersecting and degenerate (collinear, identical) point sets
+            are fine.
+        version: angle version of the result, one of ``ANGLE_VERSIONS``; default "le90"
+            (``w >= h``, angle in [-90, 90)).
+
+    Returns:
+        [..., 5] (cx, cy, w, h, angle in degrees), same kind and dtype as ``polys``.
+    """
+    _check_version(version)
+    t, was_numpy = _to_tensor(polys, 8, "poly_to_rbox")
+    lead = t.shape[:-1]
+    pts = t.reshape(-1, 4, 2)
+    # Work relative to the mean point: keeps float32 projections precise for large coordinates.
+    origin = pts.mean(dim=1, keepdim=True)
+    pts = pts - origin
+    px, py = pts[..., 0], pts[..., 1]  # [N, 4]
+
+    ii = torch.tensor(_PAIR_I, device=t.device)
+    jj = torch.tensor(_PAIR_J, device=t.device)
+    dx = px[:, jj] - px[:, ii]  # [N, 6]
+    dy = py[:, jj] - py[:, ii]
+    norm = torch.hypot(dx, dy)
+    ok = norm > 0
+    safe = torch.where(ok, norm, torch.ones_like(norm))
+    # identical points give no direction: use the x axis (a valid, maybe not minimal, candidate)
+    ux = torch.where(ok, dx / safe, torch.ones_like(dx))
+    uy = torch.where(ok, dy / safe, torch.zeros_like(dy))
+
+    # projections of the 4 points on u (w-axis) and v = (-uy, ux) (h-axis): [N, 6, 4]
+    s = px[:, None, :] * ux[:, :, None] + py[:, None, :] * uy[:, :, None]
+    q = py[:, None, :] * ux[:, :, None] - px[:, None, :] * uy[:, :, None]
+    s_min, s_max = s.aminmax(dim=-1)
+    q_min, q_max = q.aminmax(dim=-1)
+    area = (s_max - s_min) * (q_max - q_min)
+    best = area.argmin(dim=-1, keepdim=True)  # [N, 1]
+
+    def pick(x):
+        return x.gather(-1, best).squeeze(-1)
+
+    ux, uy = pick(ux), pick(uy)
+    s_min, s_max, q_min, q_max = pick(s_min), pick(s_max), pick(q_min), pick(q_max)
+    sc = 0.5 * (s_min + s_max)
+    qc = 0.5 * (q_min + q_max)
+    cx = sc * ux - qc * uy + origin[:, 0, 0]
+    cy = sc * uy + qc * ux + origin[:, 0, 1]
+    angle = torch.atan2(-uy, ux) * (180.0 / math.pi)
+    out = torch.stack([cx, cy, s_max - s_min, q_max - q_min, angle], dim=-1)
+    out = _normalize(out, version)
+    return _back(out.reshape(*lead, 5), was_numpy)
+
+
+def rbox_corner_distance(boxes1, boxes2):
+    """
+    How far apart two rotated boxes are as physical rectangles, whatever their representation:
+    the largest distance from a corner of one box to the nearest corner of the other (the
+    Hausdorff distance between the two corner sets). 0 iff both describe the same rectangle.
+
+    Args:
+        boxes1, boxes2: [..., 5], broadcastable, tensor or numpy array.
+    Returns:
+        [...] distances in pixels, same kind.
+    """
+    t1, was_numpy = _to_tensor(boxes1, 5, "rbox_corner_distance")
+    t2, _ = _to_tensor(boxes2, 5, "rbox_corner_distance")
+    c1 = rbox_to_poly(t1).unflatten(-1, (4, 2))
+    c2 = rbox_to_poly(t2).unflatten(-1, (4, 2))
+    d = torch.linalg.vector_norm(c1[..., :, None, :] - c2[..., None, :, :], dim=-1)  # [..., 4, 4]
+    out = torch.maximum(d.amin(dim=-1).amax(dim=-1), d.amin(dim=-2).amax(dim=-1))
+    return _back(out, was_numpy)
