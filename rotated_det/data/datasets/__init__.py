@@ -1,1 +1,34 @@
+"""Dataset loaders and the builtin dataset registrations."""
 
+from . import builtin as _builtin  # noqa: F401, I001  (registers the builtin datasets)
+from .dota import (
+    DOTA_V1_CLASSES,
+    DOTA_V2_CLASSES,
+    DOTA_V15_CLASSES,
+    load_dota_instances,
+    parse_dota_label_file,
+    register_dota_instances,
+)
+from .dota_patch_name import format_patch_name, is_patch_name, parse_patch_name
+from .hrsc import HRSC_FINE_CLASSES, load_hrsc_instances, register_hrsc_instances
+from .synthetic import SYNTHETIC_CLASSES, generate_synthetic_dataset
+from .yolo_obb import load_yolo_obb_instances, register_yolo_obb_instances
+
+__all__ = [
+    "DOTA_V1_CLASSES",
+    "DOTA_V2_CLASSES",
+    "DOTA_V15_CLASSES",
+    "load_dota_instances",
+    "parse_dota_label_file",
+    "register_dota_instances",
+    "format_patch_name",
+    "is_patch_name",
+    "parse_patch_name",
+    "HRSC_FINE_CLASSES",
+    "load_hrsc_instances",
+    "register_hrsc_instances",
+    "SYNTHETIC_CLASSES",
+    "generate_synthetic_dataset",
+    "load_yolo_obb_instances",
+    "register_yolo_obb_instances",
+]

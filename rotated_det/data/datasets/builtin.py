@@ -1,0 +1,216 @@
+"""Registration of the datasets in their standard layout under ``$ROTATED_DET_DATASETS``.
+
+The root defaults to ``./datasets`` (relative to the working directory). Layouts are described in
+``datasets/README.md``. Registering only records paths; nothing is read until
+``DatasetCatalog.get(name)``. The synthetic datasets are generated (and split) on first use.
+
+Registered names:
+
+- DOTA ``v1`` (15 classes), ``v15`` (16), ``v2`` (18): ``dota_{v}_train``, ``dota_{v}_val``,
+  ``dota_{v}_trainval``, ``dota_{v}_test`` (no labels) under ``DOTA-v1.0``, ``DOTA-v1.5``,
+  ``DOTA-v2.0``; their split variants ``dota_{v}_trainval_ss``, ``dota_{v}_test_ss`` (patches of
+  ``tools/split_dota.py --preset ss`` in ``split_ss/``) and ``..._ms`` (``split_ms/``).
+- HRSC2016: ``hrsc2016_trainval``, ``hrsc2016_test`` (one "ship" class) and
+  ``hrsc2016_trainval_fine``, ``hrsc2016_test_fine`` (fine-grained classes).
+- Synthetic: ``synthetic_train``, ``synthetic_val`` (full scenes) and ``synthetic_train_512``,
+  ``synthetic_val_512`` (512 px patches with a 128 px overlap).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+
+from rotated_det.data.catalog import DatasetCatalog, MetadataCatalog
+from rotated_det.data.datasets.dota import (
+    DOTA_V1_CLASSES,
+    DOTA_V2_CLASSES,
+    DOTA_V15_CLASSES,
+    load_dota_instances,
+)
+from rotated_det.data.datasets.hrsc import HRSC_FINE_CLASSES, load_hrsc_instances
+from rotated_det.data.datasets.synthetic import SYNTHETIC_CLASSES, SYNTHETIC_COLORS
+
+__all__ = ["get_datasets_root", "register_all", "prepare_synthetic", "SYNTHETIC_SPLIT"]
+
+logger = logging.getLogger(__name__)
+
+_DOTA_VERSIONS = {
+    "v1": ("DOTA-v1.0", DOTA_V1_CLASSES),
+    "v15": ("DOTA-v1.5", DOTA_V15_CLASSES),
+    "v2": ("DOTA-v2.0", DOTA_V2_CLASSES),
+}
+
+# How the synthetic scenes are cut into training patches.
+SYNTHETIC_SPLIT = dict(sizes=(512,), gaps=(128,), rates=(1.0,), iof_thr=0.7)
+SYNTHETIC_ARGS = dict(num_train=48, num_val=12, seed=0, image_size=640)
+
+
+def get_datasets_root() -> str:
+    """``$ROTATED_DET_DATASETS`` or ``./datasets``."""
+    return os.path.expanduser(os.environ.get("ROTATED_DET_DATASETS", "datasets"))
+
+
+def _dota_colors(n: int) -> list[tuple[int, int, int]]:
+    import colorsys
+
+    return [tuple(int(255 * c) for c in colorsys.hsv_to_rgb(i / n, 0.85, 0.95)) for i in range(n)]
+
+
+def _register(name, func, **metadata):
+    DatasetCatalog.register(name, func)
+    MetadataCatalog.get(name).set(**metadata)
+
+
+def _register_dota(root: str) -> None:
+    for ver, (folder, classes) in _DOTA_VERSIONS.items():
+        base = os.path.join(root, folder)
+        md = dict(
+            thing_classes=list(classes),
+            thing_colors=_dota_colors(len(classes)),
+            evaluator_type="dota",
+            dota_version=ver,
+        )
+
+        def loader(splits, labelled, name, base=base, classes=classes):
+            def f():
+                out = []
+                for s in splits:
+                    out += load_dota_instances(
+                        os.path.join(base, s, "images"),
+                        os.path.join(base, s, "labelTxt") if labelled else None,
+                        classes,
+                        dataset_name=name,
+                    )
+                return out
+
+            return f
+
+        for split, parts, labelled in (
+            ("train", ["train"], True),
+            ("val", ["val"], True),
+            ("trainval", ["train", "val"], True),
+            ("test", ["test"], False),
+        ):
+            name = f"dota_{ver}_{split}"
+            _register(
+                name,
+                loader(parts, labelled, name),
+                image_root=os.path.join(base, parts[0], "images"),
+                **md,
+            )
+        for mode in ("ss", "ms"):
+            for split, labelled in (("trainval", True), ("test", False)):
+                name = f"dota_{ver}_{split}_{mode}"
+                sub = os.path.join(f"split_{mode}", split)
+                _register(
+                    name,
+                    loader([sub], labelled, name),
+                    image_root=os.path.join(base, sub, "images"),
+                    full_image_root=os.path.join(base, split, "images")
+                    if split == "test"
+                    else None,
+                    split_preset=mode,
+                    **md,
+                )
+
+
+def _register_hrsc(root: str) -> None:
+    base = os.path.join(root, "HRSC2016")
+    for split in ("trainval", "test"):
+        for fine in (False, True):
+            name = f"hrsc2016_{split}" + ("_fine" if fine else "")
+            classes = list(HRSC_FINE_CLASSES) if fine else ["ship"]
+
+            def f(split=split, fine=fine, name=name):
+                return load_hrsc_instances(
+                    os.path.join(base, "FullDataSet", "AllImages"),
+                    os.path.join(base, "FullDataSet", "Annotations"),
+                    os.path.join(base, "ImageSets", f"{split}.txt"),
+                    fine_grained=fine,
+                    dataset_name=name,
+                )
+
+            _register(
+                name,
+                f,
+                thing_classes=classes,
+                evaluator_type="hrsc",
+                image_root=os.path.join(base, "FullDataSet", "AllImages"),
+            )
+
+
+def prepare_synthetic(root: str | None = None, split_patches: bool = True) -> str:
+    """Generate the default synthetic dataset (and its 512 px patches) under
+    ``root`` (default ``$ROTATED_DET_DATASETS/synthetic``) unless already there.
+    Safe to call from several processes at once (file lock). Returns ``root``."""
+    from rotated_det.data.datasets.synthetic import (
+        generate_synthetic_dataset,
+        synthetic_dataset_exists,
+    )
+
+    root = root or os.path.join(get_datasets_root(), "synthetic")
+    os.makedirs(root, exist_ok=True)
+    done = os.path.join(root, "split_512", "DONE")
+    if synthetic_dataset_exists(root) and (not split_patches or os.path.isfile(done)):
+        return root
+    import fcntl
+
+    with open(os.path.join(root, ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            generate_synthetic_dataset(root, **SYNTHETIC_ARGS)
+            if split_patches and not os.path.isfile(done):
+                from rotated_det.data.dota_split import split_dota
+
+                for split in ("train", "val"):
+                    split_dota(
+                        [os.path.join(root, split, "images")],
+                        os.path.join(root, "split_512", split),
+                        ann_dirs=[os.path.join(root, split, "labelTxt")],
+                        progress=False,
+                        **SYNTHETIC_SPLIT,
+                    )
+                with open(done, "w") as f:
+                    f.write("ok\n")
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+    return root
+
+
+def _register_synthetic(root: str) -> None:
+    base = os.path.join(root, "synthetic")
+    md = dict(
+        thing_classes=list(SYNTHETIC_CLASSES),
+        thing_colors=list(SYNTHETIC_COLORS),
+        evaluator_type="dota",
+    )
+    for split in ("train", "val"):
+        for patched in (False, True):
+            sub = os.path.join("split_512", split) if patched else split
+            name = f"synthetic_{split}" + ("_512" if patched else "")
+
+            def f(sub=sub, name=name, patched=patched):
+                prepare_synthetic(base, split_patches=patched)
+                return load_dota_instances(
+                    os.path.join(base, sub, "images"),
+                    os.path.join(base, sub, "labelTxt"),
+                    SYNTHETIC_CLASSES,
+                    dataset_name=name,
+                )
+
+            extra = {"full_image_root": os.path.join(base, split, "images")} if patched else {}
+            _register(name, f, image_root=os.path.join(base, sub, "images"), **md, **extra)
+
+
+def register_all(root: str | None = None) -> None:
+    """Register every builtin dataset under ``root`` (default :func:`get_datasets_root`)."""
+    root = root or get_datasets_root()
+    _register_dota(root)
+    _register_hrsc(root)
+    _register_synthetic(root)
+
+
+if __name__.endswith(".builtin"):
+    # Runs once on import of rotated_det.data (like Detectron2's builtin registrations).
+    register_all()

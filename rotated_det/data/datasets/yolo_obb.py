@@ -1,0 +1,164 @@
+"""Ultralytics YOLO-OBB label format, so that existing YOLO-OBB datasets load unchanged.
+
+Layout: ``images/<split>/<stem>.<ext>`` and ``labels/<split>/<stem>.txt``; each label line is
+``class_index x1 y1 x2 y2 x3 y3 x4 y4`` with coordinates normalised to [0, 1] by the image width
+(x) and height (y). Class names come from the dataset YAML's ``names`` (pass them as
+``class_names``, or use :func:`read_yolo_names`).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import time
+from collections.abc import Sequence
+
+import numpy as np
+
+from rotated_det.data.catalog import DatasetCatalog, MetadataCatalog
+from rotated_det.data.datasets.dota import IMAGE_EXTENSIONS, _image_size, polys_to_rboxes
+from rotated_det.structures import BoxMode
+
+__all__ = [
+    "parse_yolo_obb_text",
+    "load_yolo_obb_instances",
+    "register_yolo_obb_instances",
+    "read_yolo_names",
+]
+
+logger = logging.getLogger(__name__)
+
+
+def parse_yolo_obb_text(
+    text: str, num_classes: int, path: str = "<string>", skip_malformed: bool = False
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Parse a YOLO-OBB label file.
+
+    Returns:
+        ``(classes [N] int64, polys [N, 8] float64 normalised, num_malformed)``.
+    """
+    cls, polys = [], []
+    malformed = 0
+    for lineno, raw in enumerate(text.splitlines(), start=1):
+        parts = raw.split()
+        if not parts:
+            continue
+        err = None
+        if len(parts) != 9:
+            err = f"expected 9 values 'class x1 y1 x2 y2 x3 y3 x4 y4', got {len(parts)}"
+        else:
+            try:
+                c = int(parts[0])
+                p = [float(v) for v in parts[1:]]
+            except ValueError:
+                err = "non-numeric value"
+            else:
+                if not 0 <= c < num_classes:
+                    err = f"class index {c} outside [0, {num_classes})"
+                elif not np.isfinite(p).all():
+                    err = "non-finite coordinate"
+        if err is not None:
+            msg = f"{path}:{lineno}: malformed YOLO-OBB label line {raw!r}: {err}"
+            if skip_malformed:
+                logger.warning(msg + " -- skipped")
+                malformed += 1
+                continue
+            raise ValueError(msg)
+        cls.append(c)
+        polys.append(p)
+    return (
+        np.asarray(cls, dtype=np.int64),
+        np.asarray(polys, dtype=np.float64).reshape(-1, 8),
+        malformed,
+    )
+
+
+def read_yolo_names(yaml_path: str) -> list[str]:
+    """Class names from an Ultralytics dataset YAML (``names:`` as a list or an index map)."""
+    from omegaconf import OmegaConf
+
+    names = OmegaConf.to_container(OmegaConf.load(yaml_path)).get("names")
+    if names is None:
+        raise KeyError(f"{yaml_path} has no 'names' entry")
+    if isinstance(names, dict):
+        return [str(names[k]) for k in sorted(names, key=int)]
+    return [str(n) for n in names]
+
+
+def load_yolo_obb_instances(
+    image_dir: str,
+    label_dir: str | None,
+    class_names: Sequence[str],
+    skip_malformed: bool = False,
+    dataset_name: str | None = None,
+) -> list[dict]:
+    """Load a YOLO-OBB split as standard dataset dicts (format of
+    :mod:`rotated_det.data.datasets.dota`; ``poly`` in pixels). Images without a label file
+    have no objects (YOLO's convention), counted in the log."""
+    t0 = time.perf_counter()
+    if not os.path.isdir(image_dir):
+        raise FileNotFoundError(f"YOLO-OBB image directory {image_dir} does not exist")
+    files = sorted(f for f in os.listdir(image_dir) if f.lower().endswith(IMAGE_EXTENSIONS))
+    if not files:
+        raise FileNotFoundError(f"No images found in {image_dir}")
+    dicts, missing, malformed, n_obj = [], 0, 0, 0
+    for f in files:
+        path = os.path.join(image_dir, f)
+        h, w = _image_size(path)
+        stem = os.path.splitext(f)[0]
+        rec = {"file_name": path, "height": h, "width": w, "image_id": stem}
+        if label_dir is not None:
+            lpath = os.path.join(label_dir, stem + ".txt")
+            if os.path.isfile(lpath):
+                with open(lpath) as fh:
+                    cls, polys, bad = parse_yolo_obb_text(
+                        fh.read(), len(class_names), lpath, skip_malformed
+                    )
+                malformed += bad
+            else:
+                missing += 1
+                cls, polys = np.zeros(0, np.int64), np.zeros((0, 8))
+            polys = polys * np.array([w, h] * 4, dtype=np.float64)
+            boxes = polys_to_rboxes(polys)
+            rec["annotations"] = [
+                {
+                    "bbox": b,
+                    "bbox_mode": BoxMode.XYWHA_ABS,
+                    "category_id": c,
+                    "difficult": 0,
+                    "poly": p,
+                }
+                for b, c, p in zip(boxes.tolist(), cls.tolist(), polys.tolist())
+            ]
+            n_obj += len(cls)
+        dicts.append(rec)
+    logger.info(
+        f"Loaded {len(dicts)} images and {n_obj} objects in YOLO-OBB format from {image_dir} "
+        f"({dataset_name or label_dir}) in {time.perf_counter() - t0:.2f}s"
+    )
+    if missing:
+        logger.info(f"{missing} images in {image_dir} have no label file (no objects).")
+    if malformed:
+        logger.warning(f"{malformed} malformed label lines skipped in {label_dir}.")
+    return dicts
+
+
+def register_yolo_obb_instances(
+    name: str,
+    metadata: dict,
+    image_dir: str,
+    label_dir: str | None,
+    class_names: Sequence[str],
+    **kwargs,
+) -> None:
+    """Register a YOLO-OBB split (see :func:`load_yolo_obb_instances`)."""
+    class_names = list(class_names)
+    DatasetCatalog.register(
+        name,
+        lambda: load_yolo_obb_instances(
+            image_dir, label_dir, class_names, dataset_name=name, **kwargs
+        ),
+    )
+    md = {"thing_classes": class_names, "image_root": image_dir, "evaluator_type": "dota"}
+    md.update(metadata or {})
+    MetadataCatalog.get(name).set(**md)
