@@ -59,7 +59,7 @@ with each of the 6 point pairs and keeps the smallest (ties: the first pair in t
 (0,1), (0,2), (0,3), (1,2), (1,3), (2,3)). For a true rectangle it returns that rectangle to float
 precision. Collinear points give ``h == 0`` (a segment), identical points ``w == h == 0``. The
 result is normalised with ``version`` (default ``"le90"``: ``w >= h``, angle in [-90, 90)). Rows
-with NaN or infinite coordinates give NaN rows (no error, no hang).
+with NaN or infinite coordinates give all-NaN rows (no error, no hang).
 
 ``rbox_to_poly(boxes)`` returns the corners in this order: ``(-w/2, -h/2), (+w/2, -h/2),
 (+w/2, +h/2), (-w/2, +h/2)`` in the box's (u, v) frame; for angle 0 that is top-left, top-right,
@@ -89,8 +89,7 @@ __all__ = [
 ANGLE_VERSIONS = ("le90", "le135", "oc")
 
 # The 6 point pairs whose directions are candidate sides of the minimum-area rectangle.
-_PAIR_I = (0, 0, 0, 1, 1, 2)
-_PAIR_J = (1, 2, 3, 2, 3, 3)
+_PAIRS = ((0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3))
 
 
 def _to_tensor(x, last_dim: int, name: str):
@@ -100,7 +99,7 @@ def _to_tensor(x, last_dim: int, name: str):
         x = torch.from_numpy(x)
     elif not isinstance(x, torch.Tensor):
         raise TypeError(f"{name}: expected a torch.Tensor or numpy array, got {type(x).__name__}")
-    if x.dim() == 0 or x.shape[-1] != last_dim:
+    if not torch.jit.is_tracing() and (x.dim() == 0 or x.shape[-1] != last_dim):
         raise ValueError(f"{name}: expected shape [..., {last_dim}], got {tuple(x.shape)}")
     if not x.is_floating_point():
         x = x.to(torch.float32)
@@ -112,9 +111,15 @@ def _back(x: torch.Tensor, was_numpy: bool):
 
 
 def _wrap(angle: torch.Tensor, low: float, period: float) -> torch.Tensor:
-    """Maps angles into [low, low + period) exactly (remainder can round up to `period`)."""
+    """
+    Maps angles into [low, low + period). Angles already in range are returned bit-exact (so
+    normalising twice changes nothing); the others are wrapped, with a guard for the remainder
+    rounding up to ``period``.
+    """
+    high = low + period
     r = torch.remainder(angle - low, period) + low
-    return torch.where(r >= low + period, r - period, r)
+    r = torch.where(r >= high, r - period, r)
+    return torch.where((angle >= low) & (angle < high), angle, r)
 
 
 def _check_version(version: str) -> None:
@@ -251,10 +256,9 @@ def poly_to_rbox(polys, version: str = "le90"):
     pts = pts - origin
     px, py = pts[..., 0], pts[..., 1]  # [N, 4]
 
-    ii = torch.tensor(_PAIR_I, device=t.device)
-    jj = torch.tensor(_PAIR_J, device=t.device)
-    dx = px[:, jj] - px[:, ii]  # [N, 6]
-    dy = py[:, jj] - py[:, ii]
+    # [N, 6] differences over the point pairs (stack, not index tensors: nothing constant to trace)
+    dx = torch.stack([px[:, j] - px[:, i] for i, j in _PAIRS], dim=1)
+    dy = torch.stack([py[:, j] - py[:, i] for i, j in _PAIRS], dim=1)
     norm = torch.hypot(dx, dy)
     ok = norm > 0
     safe = torch.where(ok, norm, torch.ones_like(norm))
@@ -282,6 +286,9 @@ def poly_to_rbox(polys, version: str = "le90"):
     angle = torch.atan2(-uy, ux) * (180.0 / math.pi)
     out = torch.stack([cx, cy, s_max - s_min, q_max - q_min, angle], dim=-1)
     out = _normalize(out, version)
+    # make the whole row NaN, not only the parts that happened to see the NaN/inf
+    finite = torch.isfinite(t.reshape(-1, 8)).all(dim=-1, keepdim=True)
+    out = torch.where(finite, out, torch.full_like(out, float("nan")))
     return _back(out.reshape(*lead, 5), was_numpy)
 
 

@@ -10,9 +10,13 @@ __all__ = ["RotatedBoxes", "pairwise_iou", "pairwise_iou_rotated"]
 
 
 def _wrap_angles(angle: torch.Tensor) -> torch.Tensor:
-    """Angles in degrees mapped into [-180, 180) (exactly: remainder can round up to 360)."""
+    """
+    Angles in degrees mapped into [-180, 180); those already in range are kept bit-exact, and
+    the remainder rounding up to 360 is guarded against.
+    """
     r = torch.remainder(angle + 180.0, 360.0) - 180.0
-    return torch.where(r >= 180.0, r - 360.0, r)
+    r = torch.where(r >= 180.0, r - 360.0, r)
+    return torch.where((angle >= -180.0) & (angle < 180.0), angle, r)
 
 
 class RotatedBoxes(Boxes):
