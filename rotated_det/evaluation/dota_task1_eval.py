@@ -1,0 +1,132 @@
+"""Score DOTA Task1 result files against DOTA label files, locally (what the DOTA server does
+for the validation set): the engine of ``tools/eval_dota.py``.
+
+Ground-truth polygons become their minimum-area rotated rectangles and detections' polygons too
+(Task1 detections are rectangles already); IoU is the rotated-box IoU. For labelled quadrilaterals
+that are not rectangles this differs slightly from the DOTA kit, which intersects the raw polygons.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Sequence
+
+import numpy as np
+from tqdm import tqdm
+
+from rotated_det.evaluation.dota_submission import read_task1_results
+from rotated_det.evaluation.patch_merger import strip_image_extension
+from rotated_det.evaluation.rotated_map import RotatedMAPResult, rotated_voc_map
+
+__all__ = ["evaluate_task1_results", "read_imageset"]
+
+logger = logging.getLogger(__name__)
+
+
+def read_imageset(path: str) -> list[str]:
+    """Image names listed one per line (extensions and blank lines ignored)."""
+    with open(path, encoding="utf-8") as f:
+        names = [strip_image_extension(line.strip()) for line in f if line.strip()]
+    if not names:
+        raise ValueError(f"Image set file {path} lists no image")
+    return names
+
+
+def _default_class_order(found: set[str]) -> list[str]:
+    from rotated_det.data.datasets.dota import DOTA_V1_CLASSES, DOTA_V2_CLASSES, DOTA_V15_CLASSES
+
+    for classes in (DOTA_V1_CLASSES, DOTA_V15_CLASSES, DOTA_V2_CLASSES):
+        if found <= set(classes):
+            return list(classes)
+    return sorted(found)
+
+
+def evaluate_task1_results(
+    det_dir: str,
+    ann_dir: str,
+    image_names: Sequence[str] | None = None,
+    class_names: Sequence[str] | None = None,
+    iou_thresholds: Sequence[float] = (0.5,),
+    use_07_metric: bool = False,
+    show_progress: bool = True,
+) -> tuple[RotatedMAPResult, list[str]]:
+    """Rotated mAP of ``det_dir/Task1_<class>.txt`` against ``ann_dir/<image>.txt``.
+
+    Args:
+        det_dir: directory of Task1 files.
+        ann_dir: directory of DOTA label files.
+        image_names: images to evaluate (default: every label file in ``ann_dir``). Detections
+            on other images are dropped and counted in a warning.
+        class_names: evaluated classes (default: the DOTA v1.0 / v1.5 / v2.0 list that contains
+            every class found in the labels and result files, else their sorted union).
+        iou_thresholds, use_07_metric: see :func:`rotated_voc_map`.
+
+    Returns:
+        ``(result, class_names)``.
+    """
+    from rotated_det.data.datasets.dota import parse_dota_label_file, polys_to_rboxes
+
+    if image_names is None:
+        image_names = sorted(n[:-4] for n in os.listdir(ann_dir) if n.endswith(".txt"))
+        if not image_names:
+            raise FileNotFoundError(f"No DOTA label file (*.txt) in {ann_dir}")
+    image_names = list(image_names)
+    index = {n: i for i, n in enumerate(image_names)}
+    if len(index) != len(image_names):
+        raise ValueError("The image set lists an image twice")
+
+    labels = []
+    for name in tqdm(image_names, desc="labels", disable=not show_progress, unit="img"):
+        path = os.path.join(ann_dir, name + ".txt")
+        if not os.path.isfile(path):
+            raise FileNotFoundError(f"No DOTA label file for image '{name}': {path}")
+        labels.append(parse_dota_label_file(path))
+    dets = read_task1_results(det_dir)
+
+    found = {c for lab in labels for c in lab.class_names} | set(dets)
+    if class_names is None:
+        class_names = _default_class_order(found)
+    class_names = list(class_names)
+    cls_index = {c: i for i, c in enumerate(class_names)}
+    unknown = sorted(found - set(class_names))
+    if unknown:
+        raise ValueError(f"Classes {unknown} are not in the evaluated classes {class_names}")
+
+    gt_ids, gt_polys, gt_cls, gt_diff = [], [], [], []
+    for i, lab in enumerate(labels):
+        gt_ids.append(np.full(len(lab), i))
+        gt_polys.append(lab.polys)
+        gt_cls.append(np.array([cls_index[c] for c in lab.class_names], dtype=np.int64))
+        gt_diff.append(lab.difficult.astype(bool))
+
+    det_ids, det_polys, det_scores, det_cls = [], [], [], []
+    dropped = 0
+    for cname, d in dets.items():
+        ids = np.array([index.get(n, -1) for n in d["image_names"]], dtype=np.int64)
+        ok = ids >= 0
+        dropped += int((~ok).sum())
+        det_ids.append(ids[ok])
+        det_polys.append(d["polys"][ok])
+        det_scores.append(d["scores"][ok])
+        det_cls.append(np.full(int(ok.sum()), cls_index[cname], dtype=np.int64))
+    if dropped:
+        logger.warning(f"{dropped} detections are on images outside the evaluated set: dropped")
+
+    def cat(parts, shape):
+        return np.concatenate(parts) if parts else np.zeros(shape)
+
+    result = rotated_voc_map(
+        cat(det_ids, 0).astype(np.int64),
+        polys_to_rboxes(cat(det_polys, (0, 8))),
+        cat(det_scores, 0),
+        cat(det_cls, 0).astype(np.int64),
+        cat(gt_ids, 0).astype(np.int64),
+        polys_to_rboxes(cat(gt_polys, (0, 8))),
+        cat(gt_cls, 0).astype(np.int64),
+        cat(gt_diff, 0).astype(bool),
+        num_classes=len(class_names),
+        iou_thresholds=iou_thresholds,
+        use_07_metric=use_07_metric,
+    )
+    return result, class_names

@@ -1,0 +1,225 @@
+"""DOTAEvaluator / HRSCEvaluator end to end: dataset registration -> process -> evaluate, against
+the shapely reference; patch merging on P0706; Task1 submission files."""
+
+import importlib.util
+import os
+import uuid
+import zipfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from rotated_det.data import DatasetCatalog, MetadataCatalog
+from rotated_det.data.datasets.dota import parse_dota_label_file, polys_to_rboxes
+from rotated_det.data.datasets.dota_patch_name import format_patch_name
+from rotated_det.data.dota_split import assign_objects_to_windows, get_sliding_windows
+from rotated_det.evaluation.dota_evaluation import DOTAEvaluator
+from rotated_det.evaluation.dota_submission import read_task1_results
+from rotated_det.evaluation.hrsc_evaluation import HRSCEvaluator
+from rotated_det.structures import BoxMode, Instances, RotatedBoxes
+
+
+def _load_reference():
+    path = Path(__file__).with_name("dota_reference.py")
+    spec = importlib.util.spec_from_file_location("_dota_reference_for_eval_tests", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+ref = _load_reference()
+CLASSES = ["plane", "ship", "harbor"]
+SAMPLES = os.path.normpath(
+    os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data", "dota_samples")
+)
+
+
+def _register(dicts, classes=CLASSES, **meta):
+    name = f"_eval_test_{uuid.uuid4().hex[:8]}"
+    DatasetCatalog.register(name, lambda: dicts)
+    MetadataCatalog.get(name).set(thing_classes=list(classes), **meta)
+    return name
+
+
+def _random_dataset(seed, num_images=5):
+    rng = np.random.default_rng(seed)
+    dicts, preds = [], []
+    for i in range(num_images):
+        n = int(rng.integers(1, 10))
+        boxes = np.c_[
+            rng.uniform(0, 300, (n, 2)), rng.uniform(8, 50, (n, 2)), rng.uniform(-90, 90, n)
+        ]
+        cls = rng.integers(0, 3, n)
+        diff = rng.random(n) < 0.2
+        anns = [
+            {"bbox": b.tolist(), "bbox_mode": BoxMode.XYWHA_ABS, "category_id": int(c),
+             "difficult": int(d)}
+            for b, c, d in zip(boxes, cls, diff)
+        ]  # fmt: skip
+        dicts.append({"file_name": f"img{i}.png", "image_id": f"img{i}", "height": 300,
+                      "width": 300, "annotations": anns})  # fmt: skip
+        src = rng.integers(0, n, 2 * n)
+        pb = boxes[src] + rng.normal(0, 1, (2 * n, 5)) * [3, 3, 2, 2, 6]
+        pb[:, 2:4] = np.abs(pb[:, 2:4]) + 1
+        pc = np.where(rng.random(2 * n) < 0.9, cls[src], rng.integers(0, 3, 2 * n))
+        preds.append((pb, rng.random(2 * n), pc))
+    return dicts, preds
+
+
+def _outputs(boxes, scores, classes, size=(300, 300)):
+    inst = Instances(size)
+    inst.pred_boxes = RotatedBoxes(
+        torch.as_tensor(np.asarray(boxes), dtype=torch.float32).reshape(-1, 5)
+    )
+    inst.scores = torch.as_tensor(np.asarray(scores), dtype=torch.float32)
+    inst.pred_classes = torch.as_tensor(np.asarray(classes), dtype=torch.int64)
+    return {"instances": inst}
+
+
+def _run(evaluator, dicts, preds):
+    evaluator.reset()
+    for d, p in zip(dicts, preds):  # batches of one
+        evaluator.process(
+            [{"image_id": d["image_id"], "file_name": d["file_name"]}], [_outputs(*p)]
+        )
+    return evaluator.evaluate()
+
+
+def _reference_aps(dicts, preds, thr, use_07):
+    dets, gts = [], []
+    for i, (d, (b, s, c)) in enumerate(zip(dicts, preds)):
+        # Boxes and scores go through float32 in Instances: the reference sees the same values.
+        b32 = np.asarray(b, dtype=np.float32).astype(np.float64)
+        s32 = np.asarray(s, dtype=np.float32).astype(np.float64)
+        dets += [(i, int(k), float(sc), bb) for bb, sc, k in zip(b32, s32, c)]
+        gts += [(i, a["category_id"], a["bbox"], bool(a["difficult"])) for a in d["annotations"]]
+    return ref.dataset_aps_ref(dets, gts, len(CLASSES), thr, use_07)
+
+
+@pytest.mark.parametrize("use_07", [False, True])
+def test_dota_evaluator_matches_reference(tmp_path, use_07):
+    dicts, preds = _random_dataset(3)
+    name = _register(dicts)
+    ev = DOTAEvaluator(name, str(tmp_path), use_07_metric=use_07, distributed=False)
+    res = _run(ev, dicts, preds)["rbox"]
+    for thr, key in ((0.5, "AP50"), (0.75, "AP75")):
+        aps = _reference_aps(dicts, preds, thr, use_07)
+        assert res[key] == pytest.approx(100 * np.nanmean(aps), abs=1e-4)
+        if thr == 0.5:
+            for c, ap in zip(CLASSES, aps):
+                if np.isfinite(ap):
+                    assert res[f"AP-{c}"] == pytest.approx(100 * ap, abs=1e-4)
+    assert res["mAP"] == res["AP50"]
+    expected = np.mean(
+        [np.nanmean(_reference_aps(dicts, preds, t, use_07)) for t in np.arange(10) * 0.05 + 0.5]
+    )
+    assert res["mAP50-95"] == pytest.approx(100 * expected, abs=1e-4)
+    pngs = sorted(os.listdir(tmp_path / "pr_curves"))
+    assert "pr_all.png" in pngs and len(pngs) >= 2
+
+
+def test_perfect_and_shifted_predictions(tmp_path):
+    dicts, _ = _random_dataset(4)
+    name = _register(dicts)
+    perfect = [
+        ([a["bbox"] for a in d["annotations"]], [1.0] * len(d["annotations"]),
+         [a["category_id"] for a in d["annotations"]])
+        for d in dicts
+    ]  # fmt: skip
+    ev = DOTAEvaluator(name, None, distributed=False)
+    res = _run(ev, dicts, perfect)["rbox"]
+    assert res["mAP"] == pytest.approx(100.0) and res["mAP50-95"] == pytest.approx(100.0)
+    shifted = [([[b[0] + 400, b[1] + 400, *b[2:]] for b in p[0]], p[1], p[2]) for p in perfect]
+    res = _run(ev, dicts, shifted)["rbox"]
+    assert res["mAP"] == 0.0 and res["AP75"] == 0.0
+
+
+def _p0706_patches(size=512, gap=128):
+    labels = parse_dota_label_file(os.path.join(SAMPLES, "labelTxt", "P0706.txt"))
+    wins = get_sliding_windows(1111, 1182, (size,), (gap,))
+    wo = assign_objects_to_windows(labels.polys, wins, iof_thr=0.7)
+    patches, inside = [], set()
+    for w, (x0, y0, _, _) in enumerate(wins.tolist()):
+        sel = (wo.win_idx == w) & ~wo.clipped
+        patches.append((format_patch_name("P0706", 1.0, x0, y0), wo.obj_idx[sel],
+                        wo.polys[sel] - np.tile([x0, y0], 4)))  # fmt: skip
+        inside.update(wo.obj_idx[sel].tolist())
+    return labels, patches, sorted(inside)
+
+
+def test_merge_patches_p0706_through_evaluator(tmp_path):
+    assert os.path.isdir(SAMPLES), f"shared DOTA samples missing: expected {SAMPLES}"
+    labels, patches, inside = _p0706_patches()
+    classes = ["ship", "harbor"]
+    cls = np.array([classes.index(c) for c in labels.class_names])
+    # Full-image labels: the objects wholly inside some patch.
+    ann_dir = tmp_path / "labelTxt"
+    ann_dir.mkdir()
+    with open(ann_dir / "P0706.txt", "w") as f:
+        for k in inside:
+            coords = " ".join(f"{v:g}" for v in labels.polys[k])
+            f.write(f"{coords} {labels.class_names[k]} {labels.difficult[k]}\n")
+    patch_dicts = [{"file_name": f"/x/{n}.png", "image_id": n} for n, _, _ in patches]
+    name = _register(patch_dicts, classes)
+    ev = DOTAEvaluator(
+        name, str(tmp_path / "out"), merge_patches=True, ann_dir=str(ann_dir),
+        submission_dir=str(tmp_path / "task1"), distributed=False,
+    )  # fmt: skip
+    ev.reset()
+    for (_, obj, local), d in zip(patches, patch_dicts):
+        ev.process([d], [_outputs(polys_to_rboxes(local), np.ones(len(obj)), cls[obj])])
+    assert ev._merger.num_buffered_detections == 0  # released when its last patch arrived
+    res = ev.evaluate()["rbox"]
+    assert res["mAP"] == pytest.approx(100.0) and res["mAP50-95"] == pytest.approx(100.0)
+    # The submission holds each object once, in full-image coordinates.
+    sub = read_task1_results(str(tmp_path / "task1"))
+    assert sum(len(v["scores"]) for v in sub.values()) == len(inside)
+    assert set(sub["ship"]["image_names"]) == {"P0706"}
+    full = polys_to_rboxes(labels.polys[inside])
+    got = polys_to_rboxes(np.concatenate([sub[c]["polys"] for c in classes]))
+    np.testing.assert_allclose(np.sort(got[:, 0]), np.sort(full[:, 0]), atol=0.01)
+    with zipfile.ZipFile(str(tmp_path / "task1") + ".zip") as z:
+        assert sorted(z.namelist()) == ["Task1_harbor.txt", "Task1_ship.txt"]
+
+
+def test_submission_only_for_unlabelled_test_set(tmp_path):
+    dicts = [{"file_name": "a.png", "image_id": "a"}, {"file_name": "b.png", "image_id": "b"}]
+    name = _register(dicts)
+    preds = [
+        ([[10, 10, 5, 4, 0]], [0.5], [2]),
+        ([[1, 2, 3, 4, 90], [5, 6, 7, 8, -30]], [0.9, 0.1], [0, 0]),
+    ]
+    ev = DOTAEvaluator(
+        name, None, submission_dir=str(tmp_path / "t1"), compute_metrics=False, distributed=False
+    )
+    assert _run(ev, dicts, preds) == {}
+    sub = read_task1_results(str(tmp_path / "t1"))
+    assert list(sub["harbor"]["image_names"]) == ["a"]
+    assert list(sub["plane"]["image_names"]) == ["b", "b"]
+    np.testing.assert_allclose(sub["plane"]["scores"], [0.9, 0.1])
+    # Corners of (1, 2, 3, 4, 90deg): the w axis points along (0, -1) in image coordinates.
+    np.testing.assert_allclose(
+        sub["plane"]["polys"][0], [-1, 3.5, -1, 0.5, 3, 0.5, 3, 3.5], atol=0.01
+    )
+    assert len(sub["ship"]["scores"]) == 0
+
+
+def test_merge_without_labels_is_a_clear_error():
+    name = _register([{"file_name": "P1__1.0__0___0.png", "image_id": "x"}])
+    with pytest.raises(ValueError, match="full_dataset_name= or ann_dir="):
+        DOTAEvaluator(name, merge_patches=True)
+
+
+def test_hrsc_evaluator_reports_both_modes():
+    dicts, preds = _random_dataset(7)
+    name = _register(dicts)
+    res = _run(HRSCEvaluator(name, None, distributed=False), dicts, preds)["rbox"]
+    for suffix, use_07 in (("", False), ("-07", True)):
+        aps = _reference_aps(dicts, preds, 0.5, use_07)
+        assert res[f"AP50{suffix}"] == pytest.approx(100 * np.nanmean(aps), abs=1e-4)
+        assert res[f"AP75{suffix}"] == pytest.approx(
+            100 * np.nanmean(_reference_aps(dicts, preds, 0.75, use_07)), abs=1e-4
+        )
+    assert res["AP50"] != res["AP50-07"]  # the two modes differ on this data
