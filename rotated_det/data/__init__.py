@@ -1,6 +1,14 @@
 """Datasets, catalogs, mapping, augmentation, samplers and loaders."""
 
+from . import transforms  # noqa: F401
+from .build import (
+    build_detection_test_loader,
+    build_detection_train_loader,
+    get_detection_dataset_dicts,
+)
 from .catalog import DatasetCatalog, Metadata, MetadataCatalog
+from .common import AspectRatioGroupedDataset, DatasetFromList, MapDataset, ToIterableDataset
+from .dataset_mapper import DatasetMapper
 from .datasets import (
     DOTA_V1_CLASSES,
     DOTA_V2_CLASSES,
@@ -19,6 +27,15 @@ from .datasets import (
 )
 
 __all__ = [
+    "transforms",
+    "build_detection_test_loader",
+    "build_detection_train_loader",
+    "get_detection_dataset_dicts",
+    "AspectRatioGroupedDataset",
+    "DatasetFromList",
+    "MapDataset",
+    "ToIterableDataset",
+    "DatasetMapper",
     "DatasetCatalog",
     "Metadata",
     "MetadataCatalog",

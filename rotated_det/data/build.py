@@ -1,0 +1,247 @@
+"""Dataset dict assembly and the train / test data loader builders.
+
+Both builders take explicit arguments, so configs create them with ``LazyCall``::
+
+    dataloader.train = L(build_detection_train_loader)(
+        dataset=L(get_detection_dataset_dicts)(names="synthetic_train_512"),
+        mapper=L(DatasetMapper)(is_train=True, augmentations=[...]),
+        total_batch_size=4, num_workers=2)
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import Counter
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+import torch.utils.data as torchdata
+
+from rotated_det.data.catalog import DatasetCatalog, MetadataCatalog
+from rotated_det.data.common import (
+    AspectRatioGroupedDataset,
+    DatasetFromList,
+    MapDataset,
+    ToIterableDataset,
+)
+from rotated_det.data.dataset_mapper import DatasetMapper
+from rotated_det.data.samplers import InferenceSampler, TrainingSampler
+
+__all__ = [
+    "get_detection_dataset_dicts",
+    "build_detection_train_loader",
+    "build_detection_test_loader",
+    "trivial_batch_collator",
+    "worker_init_reset_seed",
+]
+
+logger = logging.getLogger(__name__)
+
+
+def _world_size() -> int:
+    import torch.distributed as dist
+
+    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+
+def filter_images_with_no_annotations(dataset_dicts: list[dict]) -> list[dict]:
+    """Drop images without annotations (logged with the count)."""
+    n = len(dataset_dicts)
+    out = [d for d in dataset_dicts if len(d.get("annotations", ())) > 0]
+    if n != len(out):
+        logger.info(f"Removed {n - len(out)} images with no annotations; {len(out)} remain.")
+    return out
+
+
+def _log_class_histogram(dataset_dicts: list[dict], class_names: Sequence[str] | None) -> None:
+    counts = Counter(a["category_id"] for d in dataset_dicts for a in d.get("annotations", ()))
+    if not counts:
+        return
+    names = list(class_names) if class_names else []
+    parts = [f"{names[c] if c < len(names) else c}: {counts[c]}" for c in sorted(counts)]
+    logger.info(f"Objects per category ({sum(counts.values())} in all): " + ", ".join(parts))
+
+
+def get_detection_dataset_dicts(
+    names: str | Sequence[str],
+    filter_empty: bool = True,
+    check_consistency: bool = True,
+) -> list[dict]:
+    """Load and concatenate registered datasets.
+
+    Args:
+        names: a dataset name or a list of names (see ``DatasetCatalog.list()``).
+        filter_empty: drop images without annotations (only if the datasets have annotations).
+        check_consistency: require the same ``thing_classes`` in every dataset's metadata.
+    """
+    if isinstance(names, str):
+        names = [names]
+    if not names:
+        raise ValueError("get_detection_dataset_dicts needs at least one dataset name")
+    all_dicts = []
+    for name in names:
+        dicts = DatasetCatalog.get(name)
+        if isinstance(dicts, torchdata.Dataset):
+            if len(names) > 1:
+                raise ValueError("A Dataset object cannot be concatenated with other datasets")
+            return dicts
+        if len(dicts) == 0:
+            raise ValueError(f"Dataset '{name}' is empty!")
+        all_dicts.append(dicts)
+    classes = None
+    if check_consistency:
+        cls = [MetadataCatalog.get(n).get("thing_classes") for n in names]
+        known = [c for c in cls if c is not None]
+        if any(list(c) != list(known[0]) for c in known):
+            raise ValueError(
+                f"Datasets {list(names)} have different thing_classes: {cls}; pass "
+                "check_consistency=False if that is intended"
+            )
+        classes = known[0] if known else None
+    dataset_dicts = [d for dicts in all_dicts for d in dicts]
+    has_instances = "annotations" in dataset_dicts[0]
+    if filter_empty and has_instances:
+        dataset_dicts = filter_images_with_no_annotations(dataset_dicts)
+        if not dataset_dicts:
+            raise ValueError(f"No image with annotations left in {list(names)}")
+    if has_instances:
+        _log_class_histogram(dataset_dicts, classes)
+    return dataset_dicts
+
+
+def trivial_batch_collator(batch: list) -> list:
+    """A batch is the list of the mapped dicts."""
+    return batch
+
+
+def worker_init_reset_seed(worker_id: int) -> None:
+    """Seed numpy and ``random`` in each DataLoader worker from torch's per-worker seed, so that
+    workers draw different (and reproducible) augmentations."""
+    import random
+
+    seed = torch.initial_seed() % 2**31
+    np.random.seed(seed)
+    random.seed(seed)
+
+
+def _as_dataset(dataset, serialize: bool):
+    if isinstance(dataset, str) or (
+        isinstance(dataset, Sequence) and dataset and isinstance(dataset[0], str)
+    ):
+        dataset = get_detection_dataset_dicts(dataset)
+    if isinstance(dataset, list):
+        dataset = DatasetFromList(dataset, copy=False, serialize=serialize)
+    return dataset
+
+
+def build_detection_train_loader(
+    dataset,
+    *,
+    mapper: Callable | None = None,
+    sampler: torchdata.Sampler | None = None,
+    total_batch_size: int,
+    aspect_ratio_grouping: bool = True,
+    num_workers: int = 0,
+    collate_fn: Callable | None = None,
+    serialize: bool = True,
+    seed: int | None = None,
+):
+    """An infinite training loader yielding lists of mapped dicts (``total_batch_size`` summed
+    over all ranks).
+
+    Args:
+        dataset: list of dataset dicts, a dataset name / list of names, or a torch Dataset.
+        mapper: dict -> model input; default ``DatasetMapper(is_train=True)``.
+        sampler: default :class:`TrainingSampler` over the dataset (seeded by ``seed``).
+        total_batch_size: images per iteration over all ranks (divisible by the world size).
+        aspect_ratio_grouping: batch landscape and portrait images separately.
+        num_workers: DataLoader worker processes.
+        collate_fn: default :func:`trivial_batch_collator` (a list of dicts).
+        serialize: store the dataset list as a serialised numpy buffer.
+    """
+    world = _world_size()
+    if total_batch_size <= 0 or total_batch_size % world != 0:
+        raise ValueError(
+            f"total_batch_size ({total_batch_size}) must be a positive multiple of the number "
+            f"of processes ({world})"
+        )
+    batch_size = total_batch_size // world
+    dataset = _as_dataset(dataset, serialize)
+    if mapper is None:
+        mapper = DatasetMapper(is_train=True)
+    dataset = MapDataset(dataset, mapper)
+    if sampler is None:
+        sampler = TrainingSampler(len(dataset), seed=seed)
+    dataset = ToIterableDataset(dataset, sampler)
+    if aspect_ratio_grouping:
+        loader = torchdata.DataLoader(
+            dataset,
+            batch_size=None,
+            num_workers=num_workers,
+            collate_fn=_identity,
+            worker_init_fn=worker_init_reset_seed,
+        )
+        loader = AspectRatioGroupedDataset(loader, batch_size)
+        if collate_fn is None:
+            return loader
+        return _MapBatches(loader, collate_fn)
+    return torchdata.DataLoader(
+        dataset,
+        batch_size=batch_size,
+        drop_last=True,
+        num_workers=num_workers,
+        collate_fn=trivial_batch_collator if collate_fn is None else collate_fn,
+        worker_init_fn=worker_init_reset_seed,
+    )
+
+
+def _identity(x):
+    return x
+
+
+class _MapBatches(torchdata.IterableDataset):
+    def __init__(self, loader, fn):
+        self.loader, self.fn = loader, fn
+
+    def __iter__(self):
+        for b in self.loader:
+            yield self.fn(b)
+
+
+def build_detection_test_loader(
+    dataset,
+    *,
+    mapper: Callable | None = None,
+    sampler: torchdata.Sampler | None = None,
+    batch_size: int = 1,
+    num_workers: int = 0,
+    collate_fn: Callable | None = None,
+    serialize: bool = True,
+) -> torchdata.DataLoader:
+    """A finite loader over every image once (sharded across ranks by :class:`InferenceSampler`),
+    yielding lists of ``batch_size`` mapped dicts in dataset order.
+
+    Args:
+        dataset: list of dataset dicts, a dataset name / list of names (loaded with
+            ``filter_empty=False``), or a torch Dataset.
+        mapper: default ``DatasetMapper(is_train=False)``.
+    """
+    if isinstance(dataset, str) or (
+        isinstance(dataset, Sequence) and dataset and isinstance(dataset[0], str)
+    ):
+        dataset = get_detection_dataset_dicts(dataset, filter_empty=False)
+    dataset = _as_dataset(dataset, serialize)
+    if mapper is None:
+        mapper = DatasetMapper(is_train=False)
+    dataset = MapDataset(dataset, mapper)
+    if sampler is None:
+        sampler = InferenceSampler(len(dataset))
+    batch_sampler = torchdata.BatchSampler(sampler, batch_size, drop_last=False)
+    return torchdata.DataLoader(
+        dataset,
+        num_workers=num_workers,
+        batch_sampler=batch_sampler,
+        collate_fn=trivial_batch_collator if collate_fn is None else collate_fn,
+        worker_init_fn=worker_init_reset_seed,
+    )

@@ -1,0 +1,143 @@
+"""Helpers shared by the mappers: image reading, annotation transforms, box clipping/filtering."""
+
+from __future__ import annotations
+
+import logging
+
+import cv2
+import numpy as np
+import torch
+
+from rotated_det.data.polygon_ops import (
+    clip_polygons_to_rects,
+    min_area_rect_corners,
+    polygon_areas,
+)
+from rotated_det.structures import (
+    BoxMode,
+    Instances,
+    RotatedBoxes,
+    poly_to_rbox,
+    rbox_to_poly,
+)
+
+__all__ = [
+    "read_image",
+    "check_image_size",
+    "annotations_to_arrays",
+    "clip_rotated_boxes",
+    "arrays_to_instances",
+    "SUPPORTED_IMAGE_FORMATS",
+]
+
+logger = logging.getLogger(__name__)
+
+SUPPORTED_IMAGE_FORMATS = ("BGR", "RGB", "L")
+
+
+def read_image(file_name: str, format: str = "BGR") -> np.ndarray:
+    """Read an image as ``H x W x C`` uint8 (``C = 3`` for "BGR"/"RGB", 1 for "L").
+
+    Raises:
+        OSError: naming the path, if the file is missing or cannot be decoded.
+    """
+    if format not in SUPPORTED_IMAGE_FORMATS:
+        raise ValueError(f"image format must be one of {SUPPORTED_IMAGE_FORMATS}, got {format!r}")
+    flag = cv2.IMREAD_GRAYSCALE if format == "L" else cv2.IMREAD_COLOR
+    img = cv2.imread(file_name, flag)
+    if img is None:
+        import os
+
+        why = "does not exist" if not os.path.exists(file_name) else "cannot be decoded"
+        raise OSError(f"Cannot read image {file_name}: the file {why}")
+    if format == "RGB":
+        img = img[:, :, ::-1]
+    elif format == "L":
+        img = img[:, :, None]
+    return img
+
+
+def check_image_size(dataset_dict: dict, image: np.ndarray) -> None:
+    """Raise if the dict's ``height``/``width`` disagree with the image read from disk."""
+    h, w = image.shape[:2]
+    exp = (dataset_dict.get("height", h), dataset_dict.get("width", w))
+    if exp != (h, w):
+        raise ValueError(
+            f"Image {dataset_dict.get('file_name', '?')} is {h}x{w} (HxW) but its dataset dict "
+            f"says {exp[0]}x{exp[1]}"
+        )
+
+
+def annotations_to_arrays(annos: list[dict]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``annotations`` of a dataset dict -> ``(boxes [N, 5] float64 XYWHA_ABS, classes [N] int64,
+    difficult [N] int64)``. Boxes in other modes (XYXY_ABS, XYWH_ABS) are converted."""
+    if not annos:
+        return np.zeros((0, 5)), np.zeros(0, np.int64), np.zeros(0, np.int64)
+    boxes = np.empty((len(annos), 5), dtype=np.float64)
+    for i, a in enumerate(annos):
+        mode = a.get("bbox_mode", BoxMode.XYWHA_ABS)
+        if mode == BoxMode.XYWHA_ABS:
+            boxes[i] = a["bbox"]
+        else:
+            boxes[i] = BoxMode.convert(list(a["bbox"]), mode, BoxMode.XYWHA_ABS)
+    classes = np.fromiter((a["category_id"] for a in annos), dtype=np.int64, count=len(annos))
+    diff = np.fromiter((a.get("difficult", 0) for a in annos), dtype=np.int64, count=len(annos))
+    return boxes, classes, diff
+
+
+def clip_rotated_boxes(
+    boxes: np.ndarray,
+    image_size: tuple[int, int],
+    min_visible_fraction: float = 0.5,
+    tolerance: float = 1.0,
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """Clip boxes that leave an image, drop those mostly outside.
+
+    A box whose corners all lie within ``tolerance`` px of the image is unchanged. Otherwise its
+    polygon is clipped to the image; if the visible area is less than ``min_visible_fraction`` of
+    the box, it is dropped, else replaced by the minimum-area rectangle of the visible part.
+
+    Args:
+        boxes: ``[N, 5]`` XYWHA_ABS; image_size: ``(height, width)``.
+    Returns:
+        ``(boxes [M, 5], keep [N] bool, num_clipped)``.
+    """
+    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 5)
+    h, w = image_size
+    keep = np.ones(len(b), dtype=bool)
+    if len(b) == 0:
+        return b, keep, 0
+    corners = np.asarray(rbox_to_poly(b), dtype=np.float64).reshape(-1, 4, 2)
+    lo, hi = corners.min(axis=1), corners.max(axis=1)
+    out = (lo < -tolerance).any(1) | (hi[:, 0] > w + tolerance) | (hi[:, 1] > h + tolerance)
+    idx = np.nonzero(out)[0]
+    if len(idx) == 0:
+        return b, keep, 0
+    clipped = clip_polygons_to_rects(corners[idx], np.array([0.0, 0.0, w, h]))
+    area = b[idx, 2] * b[idx, 3]
+    frac = np.where(area > 0, polygon_areas(clipped) / np.maximum(area, 1e-12), 0.0)
+    visible = frac >= min_visible_fraction
+    keep[idx[~visible]] = False
+    fix = idx[visible]
+    b = b.copy()
+    if len(fix):
+        rect = min_area_rect_corners(clipped[visible]).reshape(-1, 8)
+        b[fix] = np.asarray(poly_to_rbox(rect), dtype=np.float64)
+    return b[keep], keep, len(fix)
+
+
+def arrays_to_instances(
+    image_size: tuple[int, int],
+    boxes: np.ndarray,
+    classes: np.ndarray,
+    difficult: np.ndarray | None = None,
+) -> Instances:
+    """Build ``Instances(gt_boxes=RotatedBoxes, gt_classes=int64 [, gt_difficult])``."""
+    inst = Instances(image_size)
+    inst.gt_boxes = RotatedBoxes(
+        torch.as_tensor(np.asarray(boxes, dtype=np.float32).reshape(-1, 5))
+    )
+    inst.gt_classes = torch.as_tensor(np.asarray(classes, dtype=np.int64).reshape(-1))
+    if difficult is not None:
+        inst.gt_difficult = torch.as_tensor(np.asarray(difficult, dtype=np.int64).reshape(-1))
+    return inst
