@@ -1,0 +1,140 @@
+"""DefaultPredictor: one image in, rotated detections out, from a LazyConfig."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import numpy as np
+import torch
+
+__all__ = ["DefaultPredictor", "build_test_augmentations", "config_input_format"]
+
+logger = logging.getLogger(__name__)
+
+
+def _select(cfg: Any, dotted: str) -> Any:
+    """``cfg.a.b.c`` or None when any part is missing (works on DictConfig and plain dicts)."""
+    node = cfg
+    for key in dotted.split("."):
+        if node is None:
+            return None
+        if not (isinstance(node, dict) or hasattr(node, "keys")) or key not in node:
+            return None
+        node = node[key]
+    return node
+
+
+def build_test_augmentations(cfg: Any) -> list:
+    """The test-time augmentations of a LazyConfig, instantiated.
+
+    Read from ``cfg.dataloader.test.mapper.augmentations`` (the test loader's mapper, as in
+    ``configs/common/data``); an empty list when the config has none (images are then fed at their
+    own size, which a warning says).
+    """
+    from rotated_det.config import instantiate
+
+    augs = _select(cfg, "dataloader.test.mapper.augmentations")
+    if augs is None:
+        logger.warning(
+            "The config has no dataloader.test.mapper.augmentations: images are run at their "
+            "own size, without the test-time resize."
+        )
+        return []
+    return [instantiate(a) for a in augs]
+
+
+def config_input_format(cfg: Any, model: torch.nn.Module | None = None) -> str:
+    """Channel order the model takes: the model's ``input_format`` attribute, else
+    ``cfg.model.input_format``, else the test mapper's ``image_format``, else "BGR"."""
+    for value in (
+        getattr(model, "input_format", None) if model is not None else None,
+        _select(cfg, "model.input_format"),
+        _select(cfg, "dataloader.test.mapper.image_format"),
+    ):
+        if isinstance(value, str) and value:
+            return value.upper()
+    return "BGR"
+
+
+class DefaultPredictor:
+    """Builds a model from a LazyConfig, loads its weights and runs it on single images.
+
+    What it does, in order: instantiate ``cfg.model``, put it in eval mode on ``cfg.train.device``
+    (default: CUDA when available, else CPU), load ``cfg.train.init_checkpoint`` with
+    :class:`DetectionCheckpointer`; then for each image: convert its channels to the model's
+    input format, apply the test-time augmentations (the resize of the config's test loader),
+    run the model with ``height``/``width`` set to the original size so that the detections come
+    back in the image's own pixels.
+
+    Example::
+
+        cfg = LazyConfig.load("configs/DOTA-Rotated/rotated_retinanet_r50_fpn_1x.py")
+        cfg.train.init_checkpoint = "model_final.pth"
+        predictor = DefaultPredictor(cfg)
+        instances = predictor(cv2.imread("P0706.png"))  # Instances(pred_boxes, scores, ...)
+
+    Args:
+        cfg: a LazyConfig (see :func:`build_test_augmentations`, :func:`config_input_format`).
+        image_format: channel order of the images passed to :meth:`__call__` ("BGR" as returned
+            by ``cv2.imread``, or "RGB").
+    """
+
+    def __init__(self, cfg: Any, image_format: str = "BGR"):
+        from rotated_det.checkpoint import DetectionCheckpointer
+        from rotated_det.config import instantiate
+
+        self.cfg = cfg
+        self.model = instantiate(cfg.model)
+        self.model.eval()
+        device = _select(cfg, "train.device") or ("cuda" if torch.cuda.is_available() else "cpu")
+        self.model.to(device)
+        self.device = torch.device(device)
+        weights = _select(cfg, "train.init_checkpoint")
+        if weights:
+            DetectionCheckpointer(self.model).load(weights)
+        else:
+            logger.warning(
+                "cfg.train.init_checkpoint is empty: the predictor runs randomly initialised "
+                "weights."
+            )
+        self.augmentations = build_test_augmentations(cfg)
+        self.image_format = image_format.upper()
+        self.input_format = config_input_format(cfg, self.model)
+        for fmt in (self.image_format, self.input_format):
+            if fmt not in ("BGR", "RGB"):
+                raise ValueError(f"DefaultPredictor supports BGR or RGB images, got {fmt!r}")
+
+    def preprocess(self, original_image: np.ndarray) -> dict:
+        """The model input dict for an (H, W, C) uint8 image: ``image`` float32 (C, H', W')
+        after the test-time resize, ``height`` = H, ``width`` = W."""
+        from rotated_det.data.transforms import apply_augmentations
+
+        if not isinstance(original_image, np.ndarray) or original_image.ndim != 3:
+            raise ValueError(
+                "DefaultPredictor takes an (H, W, C) numpy image, got "
+                f"{type(original_image).__name__} of shape {getattr(original_image, 'shape', '?')}"
+            )
+        height, width = original_image.shape[:2]
+        image = original_image
+        if self.image_format != self.input_format:
+            image = image[:, :, ::-1]
+        image = np.ascontiguousarray(image)
+        if self.augmentations:
+            image, _ = apply_augmentations(self.augmentations, image)
+        tensor = torch.as_tensor(np.ascontiguousarray(image.astype("float32").transpose(2, 0, 1)))
+        return {"image": tensor.to(self.device), "height": height, "width": width}
+
+    def __call__(self, original_image: np.ndarray):
+        """Detect on one image.
+
+        Args:
+            original_image: (H, W, C) uint8 array in ``image_format`` channel order.
+
+        Returns:
+            Instances of size (H, W): ``pred_boxes`` (RotatedBoxes in the image's pixels),
+            ``scores``, ``pred_classes``.
+        """
+        inputs = self.preprocess(original_image)
+        with torch.no_grad():
+            return self.model([inputs])[0]["instances"]
