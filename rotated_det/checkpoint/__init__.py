@@ -1,1 +1,5 @@
+"""Checkpointing: DetectionCheckpointer (atomic saves, resume, load reports)."""
 
+from .detection_checkpoint import DetectionCheckpointer, IncompatibleCheckpointError
+
+__all__ = ["DetectionCheckpointer", "IncompatibleCheckpointError"]

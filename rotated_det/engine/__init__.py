@@ -1,1 +1,21 @@
+"""Training engine: trainers, hooks, DefaultTrainer, launch and command-line helpers."""
 
+from . import hooks
+from .default_trainer import DefaultTrainer
+from .defaults import create_ddp_model, default_argument_parser, default_setup
+from .hooks import HookBase
+from .launch import launch
+from .train_loop import AMPTrainer, SimpleTrainer, TrainerBase
+
+__all__ = [
+    "hooks",
+    "HookBase",
+    "TrainerBase",
+    "SimpleTrainer",
+    "AMPTrainer",
+    "DefaultTrainer",
+    "default_argument_parser",
+    "default_setup",
+    "create_ddp_model",
+    "launch",
+]

@@ -1,0 +1,262 @@
+"""DefaultTrainer: model, data, optimizer, schedule, checkpoints and hooks from a LazyConfig."""
+
+import copy
+import logging
+import os
+import weakref
+from collections.abc import Mapping
+from typing import Any
+
+import torch
+from omegaconf import DictConfig
+
+from rotated_det.checkpoint import DetectionCheckpointer
+from rotated_det.config import instantiate
+from rotated_det.evaluation.evaluator import inference_on_dataset
+from rotated_det.solver import LRMultiplier
+from rotated_det.utils import comm
+from rotated_det.utils.events import CommonMetricPrinter, JSONWriter, TensorboardXWriter
+from rotated_det.utils.logger import setup_logger
+
+from . import hooks
+from .defaults import _get, create_ddp_model
+from .train_loop import AMPTrainer, SimpleTrainer, TrainerBase
+
+__all__ = ["DefaultTrainer"]
+
+logger = logging.getLogger(__name__)
+
+
+def _default_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _put_model_in_optimizer_cfg(opt_cfg: Any, model: torch.nn.Module) -> Any:
+    """Return a copy of the optimizer config whose parameters come from ``model``:
+    ``params.model = model`` when ``params`` is a LazyCall (e.g. get_default_optimizer_params),
+    ``params = model.parameters()`` when it is missing/None; wrappers (an ``optimizer`` key,
+    e.g. maybe_add_gradient_clipping) are followed."""
+    opt_cfg = copy.deepcopy(opt_cfg)
+    node = opt_cfg
+    while "params" not in node and isinstance(node.get("optimizer"), (Mapping, DictConfig)):
+        node = node["optimizer"]
+    params = node.get("params", None)
+    if isinstance(params, (Mapping, DictConfig)) and "_target_" in params:
+        params["model"] = model
+    elif params is None:
+        node["params"] = list(model.parameters())
+    else:
+        raise ValueError(
+            "optimizer.params must be a LazyCall taking `model` (e.g. "
+            "get_default_optimizer_params) or null, got " + repr(params)
+        )
+    return opt_cfg
+
+
+class DefaultTrainer(TrainerBase):
+    """
+    A trainer with the standard behaviour, built from a LazyConfig with keys:
+
+    * ``model``: the model (LazyCall); moved to ``train.device`` (default: cuda if available).
+    * ``dataloader.train``, ``dataloader.test``, ``dataloader.evaluator``.
+    * ``optimizer``: its ``params`` (LazyCall of get_default_optimizer_params, or null) gets
+      the model.
+    * ``lr_multiplier``: an fvcore ParamScheduler over training progress, e.g.
+      ``L(multistep_with_warmup)(...)``.
+    * ``train``: ``output_dir``, ``init_checkpoint``, ``max_iter``, ``amp.enabled``, ``ddp``
+      (DDP kwargs), ``checkpointer.period/max_to_keep``, ``eval_period``, ``log_period``,
+      ``device``, ``seed`` (used by default_setup), optional ``best_checkpointer``
+      (``val_metric``, ``mode``), ``precise_bn`` (``enabled``, ``num_iter``),
+      ``tensorboard`` (bool).
+
+    Hooks: IterationTimer, LRScheduler, [PreciseBN], PeriodicCheckpointer (main process),
+    EvalHook, [BestCheckpointer], PeriodicWriter (console, metrics.json, TensorBoard).
+
+    Usage::
+
+        trainer = DefaultTrainer(cfg)
+        trainer.resume_or_load(resume=args.resume)
+        trainer.train()
+    """
+
+    def __init__(self, cfg: DictConfig):
+        super().__init__()
+        if not logging.getLogger("rotated_det").handlers:
+            setup_logger()
+        self.cfg = cfg
+        model = self.build_model(cfg)
+        optimizer = self.build_optimizer(cfg, model)
+        data_loader = self.build_train_loader(cfg)
+        ddp_kwargs = dict(_get(cfg, "train.ddp", None) or {})
+        ddp_kwargs.setdefault("broadcast_buffers", False)
+        model = create_ddp_model(model, **ddp_kwargs)
+        if _get(cfg, "train.amp.enabled", False):
+            self._trainer: SimpleTrainer = AMPTrainer(model, data_loader, optimizer)
+        else:
+            self._trainer = SimpleTrainer(model, data_loader, optimizer)
+        self.scheduler = self.build_lr_scheduler(cfg, optimizer)
+        self.checkpointer = DetectionCheckpointer(
+            model,
+            cfg.train.output_dir,
+            optimizer=optimizer,
+            trainer=weakref.proxy(self),
+        )
+        self.start_iter = 0
+        self.max_iter = int(cfg.train.max_iter)
+        self._last_eval_results: dict = {}
+        self.register_hooks(self.build_hooks())
+
+    # --------------------------------------------------------------- building blocks
+    @classmethod
+    def build_model(cls, cfg: DictConfig) -> torch.nn.Module:
+        model = instantiate(cfg.model)
+        device = _get(cfg, "train.device", None) or _default_device()
+        model.to(device)
+        logger.info("Model:\n%s", model)
+        return model
+
+    @classmethod
+    def build_optimizer(cls, cfg: DictConfig, model: torch.nn.Module) -> torch.optim.Optimizer:
+        return instantiate(_put_model_in_optimizer_cfg(cfg.optimizer, model))
+
+    @classmethod
+    def build_train_loader(cls, cfg: DictConfig):
+        return instantiate(cfg.dataloader.train)
+
+    @classmethod
+    def build_lr_scheduler(cls, cfg: DictConfig, optimizer: torch.optim.Optimizer):
+        multiplier = _get(cfg, "lr_multiplier", None)
+        if multiplier is None:
+            from fvcore.common.param_scheduler import ConstantParamScheduler
+
+            multiplier = ConstantParamScheduler(1.0)
+        else:
+            multiplier = instantiate(multiplier)
+        return LRMultiplier(optimizer, multiplier=multiplier, max_iter=int(cfg.train.max_iter))
+
+    def build_writers(self) -> list:
+        out = self.cfg.train.output_dir
+        writers = [
+            CommonMetricPrinter(self.max_iter),
+            JSONWriter(os.path.join(out, "metrics.json")),
+        ]
+        if _get(self.cfg, "train.tensorboard", True):
+            writers.append(TensorboardXWriter(out))
+        return writers
+
+    def build_hooks(self) -> list[hooks.HookBase]:
+        cfg = self.cfg
+        eval_period = int(_get(cfg, "train.eval_period", 0) or 0)
+        ret: list = [hooks.IterationTimer(), hooks.LRScheduler(scheduler=self.scheduler)]
+        if _get(cfg, "train.precise_bn.enabled", False):
+            ret.append(
+                hooks.PreciseBN(
+                    eval_period,
+                    self.model,
+                    self.build_train_loader(cfg),
+                    int(_get(cfg, "train.precise_bn.num_iter", 200)),
+                )
+            )
+        if comm.is_main_process():
+            ret.append(
+                hooks.PeriodicCheckpointer(
+                    self.checkpointer,
+                    period=int(_get(cfg, "train.checkpointer.period", 5000)),
+                    max_iter=self.max_iter,
+                    max_to_keep=_get(cfg, "train.checkpointer.max_to_keep", None),
+                )
+            )
+        ret.append(hooks.EvalHook(eval_period, self._eval_and_remember))
+        val_metric = _get(cfg, "train.best_checkpointer.val_metric", None)
+        if val_metric and comm.is_main_process():
+            ret.append(
+                hooks.BestCheckpointer(
+                    eval_period,
+                    self.checkpointer,
+                    val_metric,
+                    mode=_get(cfg, "train.best_checkpointer.mode", "max"),
+                )
+            )
+        if comm.is_main_process():
+            period = int(_get(cfg, "train.log_period", 20))
+            ret.append(hooks.PeriodicWriter(self.build_writers(), period=period))
+        return ret
+
+    def _eval_and_remember(self) -> dict:
+        self._last_eval_results = self.test(self.cfg, self.model)
+        return self._last_eval_results
+
+    # --------------------------------------------------------------- running
+    @property
+    def model(self) -> torch.nn.Module:
+        return self._trainer.model
+
+    @property
+    def optimizer(self) -> torch.optim.Optimizer:
+        return self._trainer.optimizer
+
+    @property
+    def data_loader(self):
+        return self._trainer.data_loader
+
+    def resume_or_load(self, resume: bool = True) -> None:
+        """
+        With ``resume`` and a ``last_checkpoint`` in ``train.output_dir``: restore model,
+        optimizer, scheduler, iteration, RNG and data loader state (if it has one) and continue
+        at the next iteration. Otherwise load only weights from ``train.init_checkpoint``.
+        """
+        had = resume and self.checkpointer.has_checkpoint()
+        self.checkpointer.resume_or_load(
+            _get(self.cfg, "train.init_checkpoint", "") or "", resume=resume
+        )
+        if had:
+            self.start_iter = self.iter + 1
+            logger.info("Resuming at iteration %d", self.start_iter)
+
+    def train(self) -> dict:
+        """Train from ``start_iter`` to ``train.max_iter``; returns the last eval results."""
+        super().train(self.start_iter, self.max_iter)
+        return self._last_eval_results
+
+    def run_step(self) -> None:
+        self._trainer.iter = self.iter
+        self._trainer.run_step()
+
+    def state_dict(self) -> dict:
+        ret = self._trainer.state_dict()
+        ret.update(super().state_dict())
+        return ret
+
+    def load_state_dict(self, state_dict: Mapping) -> None:
+        super().load_state_dict(state_dict)
+        self._trainer.load_state_dict(state_dict)
+
+    @classmethod
+    def test(cls, cfg: DictConfig, model: torch.nn.Module) -> dict:
+        """
+        Evaluate ``model`` on ``dataloader.test`` with ``dataloader.evaluator``; return the
+        results (on the main process; ``{}`` if the config has no test loader/evaluator).
+        """
+        dl = _get(cfg, "dataloader", None)
+        if dl is None or "test" not in dl or "evaluator" not in dl:
+            logger.warning("No dataloader.test / dataloader.evaluator in the config; skip eval.")
+            return {}
+        data_loader = instantiate(dl.test)
+        evaluator = instantiate(dl.evaluator)
+        results = inference_on_dataset(model, data_loader, evaluator)
+        if comm.is_main_process() and results:
+            logger.info("Evaluation results:\n%s", _format_results(results))
+        return results
+
+
+def _format_results(results: Mapping, indent: int = 0) -> str:
+    lines = []
+    for k, v in results.items():
+        if isinstance(v, Mapping):
+            lines.append(" " * indent + f"{k}:")
+            lines.append(_format_results(v, indent + 2))
+        elif isinstance(v, float):
+            lines.append(" " * indent + f"{k}: {v:.4f}")
+        else:
+            lines.append(" " * indent + f"{k}: {v}")
+    return "\n".join(lines)

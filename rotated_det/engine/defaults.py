@@ -1,0 +1,145 @@
+"""Command-line entry helpers: argument parser, process setup, DDP wrapping."""
+
+import argparse
+import logging
+import os
+import sys
+from typing import Any
+
+import torch
+from torch.nn.parallel import DistributedDataParallel
+
+from rotated_det.config import LazyConfig
+from rotated_det.utils import comm
+from rotated_det.utils.collect_env import collect_env_info
+from rotated_det.utils.env import seed_all_rng
+from rotated_det.utils.file_io import PathManager
+from rotated_det.utils.logger import setup_logger
+
+__all__ = ["default_argument_parser", "default_setup", "create_ddp_model"]
+
+
+def default_argument_parser(epilog: str | None = None) -> argparse.ArgumentParser:
+    """
+    The common command line of the tools::
+
+        --config-file FILE [--resume] [--eval-only] [--num-gpus N] [--num-machines M]
+        [--machine-rank R] [--dist-url URL] [key=value overrides ...]
+
+    Overrides use Hydra's grammar (``train.max_iter=300 optimizer.lr=0.01``).
+    """
+    parser = argparse.ArgumentParser(
+        epilog=epilog
+        or (
+            "Examples:\n"
+            "  Train on 1 machine with 8 GPUs:\n"
+            "    $ tools/lazyconfig_train_net.py --num-gpus 8 --config-file cfg.py\n"
+            "  Evaluate a model:\n"
+            "    $ tools/lazyconfig_train_net.py --config-file cfg.py --eval-only "
+            "train.init_checkpoint=/path/to/model.pth\n"
+            "  Two machines:\n"
+            "    (machine0)$ tools/lazyconfig_train_net.py --machine-rank 0 --num-machines 2 "
+            "--dist-url tcp://MACHINE0:PORT [...]\n"
+            "    (machine1)$ tools/lazyconfig_train_net.py --machine-rank 1 --num-machines 2 "
+            "--dist-url tcp://MACHINE0:PORT [...]\n"
+        ),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--config-file", default="", metavar="FILE", help="path to config file")
+    parser.add_argument(
+        "--resume",
+        action="store_true",
+        help="continue from the last checkpoint in train.output_dir (if any); otherwise "
+        "start from train.init_checkpoint",
+    )
+    parser.add_argument("--eval-only", action="store_true", help="only evaluate")
+    parser.add_argument(
+        "--num-gpus",
+        type=int,
+        default=1,
+        help="processes per machine (one GPU each; on a CPU-only machine, CPU processes)",
+    )
+    parser.add_argument("--num-machines", type=int, default=1, help="total number of machines")
+    parser.add_argument(
+        "--machine-rank", type=int, default=0, help="the rank of this machine (unique per machine)"
+    )
+    parser.add_argument(
+        "--dist-url",
+        default="auto",
+        help="initialization URL for torch.distributed, e.g. tcp://HOST:PORT; 'auto' picks a "
+        "free local port (single machine only)",
+    )
+    parser.add_argument(
+        "opts",
+        help="config overrides in Hydra's grammar, e.g. train.max_iter=300 optimizer.lr=0.01",
+        default=None,
+        nargs=argparse.REMAINDER,
+    )
+    return parser
+
+
+def _get(cfg: Any, dotted: str, default: Any = None) -> Any:
+    node = cfg
+    for part in dotted.split("."):
+        try:
+            if part not in node:
+                return default
+            node = node[part]
+        except TypeError:
+            return default
+    return node
+
+
+def default_setup(cfg: Any, args: argparse.Namespace | None = None) -> None:
+    """
+    Prepare a run: create ``train.output_dir``, log to ``log.txt`` there (rank 0 also to the
+    console), log the environment, command line and config, save the config
+    (``config.yaml``), and seed all RNGs with ``train.seed`` (+ rank; a negative or missing
+    seed draws one).
+    """
+    output_dir = _get(cfg, "train.output_dir")
+    rank = comm.get_rank()
+    if comm.is_main_process() and output_dir:
+        PathManager.mkdirs(output_dir)
+    setup_logger(output_dir, distributed_rank=rank, name="fvcore")
+    logger = setup_logger(output_dir, distributed_rank=rank)
+    logger.info("Rank of current process: %d. World size: %d", rank, comm.get_world_size())
+    logger.info("Environment info:\n%s", collect_env_info())
+    logger.info("Command line: %s", " ".join(sys.argv))
+    if args is not None:
+        logger.info("Command line arguments: %s", args)
+        if getattr(args, "config_file", ""):
+            with PathManager.open(args.config_file, "r") as f:
+                logger.info("Contents of config file %s:\n%s", args.config_file, f.read())
+    if comm.is_main_process() and output_dir:
+        path = LazyConfig.save(cfg, os.path.join(output_dir, "config.yaml"))
+        logger.info("Full config saved to %s", path)
+    seed = _get(cfg, "train.seed", -1)
+    seed_all_rng(None if seed is None or seed < 0 else seed + rank)
+    cudnn_benchmark = _get(cfg, "train.cudnn_benchmark", False)
+    if not (args is not None and getattr(args, "eval_only", False)):
+        torch.backends.cudnn.benchmark = bool(cudnn_benchmark)
+
+
+def create_ddp_model(
+    model: torch.nn.Module, *, fp16_compression: bool = False, **kwargs: Any
+) -> torch.nn.Module:
+    """
+    Wrap ``model`` in DistributedDataParallel when running distributed (else return it).
+
+    Args:
+        fp16_compression: compress gradients to float16 for the all-reduce (NCCL).
+        kwargs: passed to DistributedDataParallel (e.g. ``find_unused_parameters``,
+            ``broadcast_buffers``).
+    """
+    if comm.get_world_size() == 1:
+        return model
+    if "device_ids" not in kwargs and torch.cuda.is_available():
+        kwargs["device_ids"] = [comm.get_local_rank()]
+    ddp = DistributedDataParallel(model, **kwargs)
+    if fp16_compression:
+        from torch.distributed.algorithms.ddp_comm_hooks import default_hooks
+
+        ddp.register_comm_hook(state=None, hook=default_hooks.fp16_compress_hook)
+    logging.getLogger(__name__).info("Model wrapped in DistributedDataParallel (%s)", kwargs)
+    return ddp

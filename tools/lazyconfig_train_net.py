@@ -1,0 +1,74 @@
+#!/usr/bin/env python
+"""
+Train or evaluate a model described by a LazyConfig file.
+
+    tools/lazyconfig_train_net.py --config-file configs/X.py [overrides ...]
+    tools/lazyconfig_train_net.py --config-file configs/X.py --eval-only train.init_checkpoint=W
+    tools/lazyconfig_train_net.py --config-file configs/X.py --resume    # continue in output_dir
+    tools/lazyconfig_train_net.py --config-file configs/X.py --num-gpus 8
+
+Overrides use Hydra's grammar: `train.max_iter=300 optimizer.lr=0.01 train.device=cpu`.
+The config needs `model`, `dataloader.train/test/evaluator`, `optimizer`, `lr_multiplier` and
+`train` (see configs/common/train.py).
+"""
+
+import logging
+import os
+import sys
+
+# allow running from a source checkout without installing
+sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+from rotated_det.checkpoint import DetectionCheckpointer  # noqa: E402
+from rotated_det.config import LazyConfig  # noqa: E402
+from rotated_det.engine import (  # noqa: E402
+    DefaultTrainer,
+    create_ddp_model,
+    default_argument_parser,
+    default_setup,
+    launch,
+)
+from rotated_det.utils import comm  # noqa: E402
+
+logger = logging.getLogger("rotated_det")
+
+
+def do_test(cfg):
+    model = DefaultTrainer.build_model(cfg)
+    model = create_ddp_model(model)
+    init = cfg.train.init_checkpoint
+    if not init:
+        logger.warning("--eval-only without train.init_checkpoint: evaluating random weights")
+    DetectionCheckpointer(model).load(init)
+    return DefaultTrainer.test(cfg, model)
+
+
+def main(args):
+    cfg = LazyConfig.load(args.config_file)
+    cfg = LazyConfig.apply_overrides(cfg, args.opts or [])
+    default_setup(cfg, args)
+    if args.eval_only:
+        results = do_test(cfg)
+    else:
+        trainer = DefaultTrainer(cfg)
+        trainer.resume_or_load(resume=args.resume)
+        results = trainer.train()
+    if comm.is_main_process():
+        logger.info("Final results: %s", results)
+    return results
+
+
+def invoke_main() -> None:
+    args = default_argument_parser().parse_args()
+    launch(
+        main,
+        args.num_gpus,
+        num_machines=args.num_machines,
+        machine_rank=args.machine_rank,
+        dist_url=args.dist_url,
+        args=(args,),
+    )
+
+
+if __name__ == "__main__":
+    invoke_main()
