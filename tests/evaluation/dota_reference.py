@@ -84,10 +84,24 @@ def class_ap_ref(dets, gts, ovthresh=0.5, use_07_metric=False):
         R = class_recs.get(img, {"polys": [], "difficult": np.zeros(0, bool), "det": []})
         ovmax = -np.inf
         jmax = -1
-        for j, g in enumerate(R["polys"]):
-            ov = poly_iou_ref(poly, g)
-            if ov > ovmax:
-                ovmax, jmax = ov, j
+        if len(R["polys"]):
+            # As the kit: polygon IoU only with GT whose horizontal boxes meet the detection's.
+            if "hbb" not in R:
+                g = np.asarray(R["polys"], dtype=np.float64).reshape(-1, 4, 2)
+                R["hbb"] = np.concatenate([g.min(1), g.max(1)], axis=1)
+            p = np.asarray(poly, dtype=np.float64).reshape(4, 2)
+            lo, hi = p.min(0), p.max(0)
+            hbb = R["hbb"]
+            meet = (
+                (hbb[:, 0] <= hi[0])
+                & (hbb[:, 2] >= lo[0])
+                & (hbb[:, 1] <= hi[1])
+                & (hbb[:, 3] >= lo[1])
+            )
+            for j in np.flatnonzero(meet):
+                ov = poly_iou_ref(poly, R["polys"][j])
+                if ov > ovmax:
+                    ovmax, jmax = ov, j
         if ovmax > ovthresh:
             if not R["difficult"][jmax]:
                 if not R["det"][jmax]:

@@ -1,0 +1,129 @@
+"""tools/eval_dota.py: Task1 files vs DOTA label files (shared samples), against the reference."""
+
+import importlib.util
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from rotated_det.data.datasets.dota import (
+    DOTA_V1_CLASSES,
+    parse_dota_label_file,
+    polys_to_rboxes,
+)
+from rotated_det.evaluation.dota_submission import Task1Writer, read_task1_results
+
+REPO = Path(__file__).resolve().parents[2]
+LABELS = (REPO / ".." / "shared" / "data" / "dota_samples" / "labelTxt").resolve()
+IMAGES = ["P0706", "P1888", "P2709"]
+
+
+def _load(path, name):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+ref = _load(Path(__file__).with_name("dota_reference.py"), "_dota_reference_for_tool_tests")
+tool = _load(REPO / "tools" / "eval_dota.py", "_eval_dota_tool")
+
+
+def _labels():
+    assert LABELS.is_dir(), f"shared DOTA samples missing: expected {LABELS}"
+    return {n: parse_dota_label_file(str(LABELS / f"{n}.txt")) for n in IMAGES}
+
+
+def _write(det_dir, per_image):
+    with Task1Writer(str(det_dir), DOTA_V1_CLASSES, zip_path="") as w:
+        for name, (boxes, scores, classes) in per_image.items():
+            w.add(name, boxes, scores, classes)
+
+
+def _imageset(tmp_path, names):
+    path = tmp_path / "set.txt"
+    path.write_text("".join(f"{n}.png\n" for n in names))
+    return str(path)
+
+
+def test_perfect_and_shifted(tmp_path, capsys):
+    labels = _labels()
+    idx = {c: i for i, c in enumerate(DOTA_V1_CLASSES)}
+    perfect, shifted = {}, {}
+    for n, lab in labels.items():
+        boxes = polys_to_rboxes(lab.polys)
+        cls = np.array([idx[c] for c in lab.class_names])
+        perfect[n] = (boxes, np.ones(len(cls)), cls)
+        far = boxes.copy()
+        far[:, 0] += 3000
+        shifted[n] = (far, np.ones(len(cls)), cls)
+    _write(tmp_path / "perfect", perfect)
+    _write(tmp_path / "shifted", shifted)
+    argv = ["--ann-dir", str(LABELS), "--imageset", _imageset(tmp_path, IMAGES), "--quiet"]
+    out = tool.main(["--det-dir", str(tmp_path / "perfect"), *argv, "--coco-thresholds"])
+    assert out["mAP"]["0.5"] == pytest.approx(1.0) and out["mAP"]["0.5:0.95"] > 0.99
+    printed = capsys.readouterr().out
+    assert "small-vehicle" in printed and "mAP@0.5: 100.00" in printed
+    out = tool.main(["--det-dir", str(tmp_path / "shifted"), *argv, "--use-07-metric"])
+    assert out["mAP"]["0.5"] == 0.0
+
+
+@pytest.mark.parametrize("use_07", [False, True])
+def test_random_detections_against_reference(tmp_path, use_07):
+    labels = _labels()
+    idx = {c: i for i, c in enumerate(DOTA_V1_CLASSES)}
+    rng = np.random.default_rng(11)
+    per_image = {}
+    for n, lab in labels.items():
+        boxes = polys_to_rboxes(lab.polys)
+        cls = np.array([idx[c] for c in lab.class_names])
+        src = rng.integers(0, len(boxes), 2 * len(boxes))
+        b = boxes[src] + rng.normal(0, 1, (len(src), 5)) * [2, 2, 1.5, 1.5, 5]
+        b[:, 2:4] = np.abs(b[:, 2:4]) + 1
+        c = np.where(rng.random(len(src)) < 0.9, cls[src], idx["plane"])
+        per_image[n] = (b, rng.random(len(src)), c)
+    per_image["NOT_IN_SET"] = (np.array([[5.0, 5, 4, 4, 0]]), np.array([0.99]), np.array([0]))
+    det_dir = tmp_path / "dets"
+    _write(det_dir, per_image)
+    json_path = tmp_path / "res.json"
+    tool.main([
+        "--det-dir", str(det_dir), "--ann-dir", str(LABELS), "--imageset",
+        _imageset(tmp_path, IMAGES), "--iou-thr", "0.5", "0.7", "--quiet",
+        "--output-json", str(json_path), *(["--use-07-metric"] if use_07 else []),
+    ])  # fmt: skip
+    out = json.loads(json_path.read_text())
+    # Reference on what the files hold (rounded coordinates and scores), same box conversion.
+    files = read_task1_results(str(det_dir))
+    dets, gts = [], []
+    for cname, d in files.items():
+        for img, s, box in zip(d["image_names"], d["scores"], polys_to_rboxes(d["polys"])):
+            if img in labels:
+                dets.append((img, idx[cname], s, box))
+    for n, lab in labels.items():
+        for box, c, diff in zip(polys_to_rboxes(lab.polys), lab.class_names, lab.difficult):
+            gts.append((n, idx[c], box, bool(diff)))
+    for thr in (0.5, 0.7):
+        aps = ref.dataset_aps_ref(dets, gts, len(DOTA_V1_CLASSES), thr, use_07)
+        assert out["mAP"][f"{thr:g}"] == pytest.approx(np.nanmean(aps), abs=1e-6)
+        for c, ap in out["AP"][f"{thr:g}"].items():
+            assert ap == pytest.approx(aps[idx[c]], abs=1e-6)
+        # plane has detections but no GT: it is not averaged.
+        assert "plane" not in out["AP"][f"{thr:g}"]
+
+
+def test_bad_files_name_file_and_line(tmp_path):
+    det_dir = tmp_path / "d"
+    det_dir.mkdir()
+    (det_dir / "Task1_ship.txt").write_text("P0706 0.9 1 2 3 4 5 6 7 8\nP0706 0.8 1 2 3\n")
+    with pytest.raises(ValueError, match=r"Task1_ship.txt:2: expected"):
+        read_task1_results(str(det_dir))
+    with pytest.raises(FileNotFoundError, match="No Task1_"):
+        read_task1_results(str(tmp_path))
+    (det_dir / "Task1_ship.txt").write_text("P0706 0.9 1 2 3 4 5 6 7 8\n")
+    (det_dir / "Task1_zeppelin.txt").write_text("")
+    with pytest.raises(ValueError, match="zeppelin"):
+        tool.main(["--det-dir", str(det_dir), "--ann-dir", str(LABELS), "--quiet",
+                   "--classes", "ship,harbor", "--imageset", _imageset(tmp_path, ["P0706"])])  # fmt: skip
+    assert os.path.exists(det_dir / "Task1_ship.txt")
