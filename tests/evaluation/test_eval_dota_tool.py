@@ -124,6 +124,7 @@ def test_bad_files_name_file_and_line(tmp_path):
     (det_dir / "Task1_ship.txt").write_text("P0706 0.9 1 2 3 4 5 6 7 8\n")
     (det_dir / "Task1_zeppelin.txt").write_text("")
     with pytest.raises(ValueError, match="zeppelin"):
+        imageset = _imageset(tmp_path, ["P0706"])
         tool.main(["--det-dir", str(det_dir), "--ann-dir", str(LABELS), "--quiet",
-                   "--classes", "ship,harbor", "--imageset", _imageset(tmp_path, ["P0706"])])  # fmt: skip
+                   "--classes", "ship,harbor", "--imageset", imageset])  # fmt: skip
     assert os.path.exists(det_dir / "Task1_ship.txt")
