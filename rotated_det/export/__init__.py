@@ -1,1 +1,27 @@
+"""Export of detectors for deployment: tracing adapter, TorchScript (tracing), torch.export."""
 
+from .torch_export import TorchExport, export_torch_export, rotated_det_ops_in_exported_program
+from .torchscript import (
+    FixedInputSize,
+    TorchScriptExport,
+    export_torchscript_tracing,
+    rotated_det_ops_in_torchscript,
+)
+from .tracing_adapter import TracingAdapter, outputs_to_instances
+from .verification import ResolutionCheck, check_resolution, compare_detections, other_resolution
+
+__all__ = [
+    "FixedInputSize",
+    "ResolutionCheck",
+    "TorchExport",
+    "TorchScriptExport",
+    "TracingAdapter",
+    "check_resolution",
+    "compare_detections",
+    "export_torch_export",
+    "export_torchscript_tracing",
+    "other_resolution",
+    "outputs_to_instances",
+    "rotated_det_ops_in_exported_program",
+    "rotated_det_ops_in_torchscript",
+]
