@@ -11,7 +11,8 @@ project convention (counter-clockwise positive on screen, w-axis along ``(cos a,
 Box transforms are exact for every transform that maps rectangles to rectangles: flips, rotations
 by any angle, crops, padding and uniform resizing. A resize with different x and y factors maps a
 rotated rectangle to a parallelogram; ``ResizeTransform.apply_rotated_box`` then returns the
-rectangle spanned by the images of the box's two axes (exact when the angle is a multiple of 90).
+rectangle with the parallelogram's area and principal axes (:func:`affine_rotated_boxes`), which
+is exact when the box angle is a multiple of 90 degrees.
 """
 
 from __future__ import annotations
@@ -43,25 +44,46 @@ __all__ = [
 def affine_rotated_boxes(boxes: np.ndarray, A: np.ndarray, t: np.ndarray) -> np.ndarray:
     """Map rotated boxes through ``p -> A @ p + t`` (continuous coordinates).
 
-    The centre is mapped exactly; the new w (h) axis is the image of the old w (h) axis. Exact for
-    similarity transforms (rotation, reflection, uniform scale).
+    The centre is mapped exactly. The image of a rectangle under a general affine map is a
+    parallelogram; it is replaced by the rectangle with the same second moments (hence the same
+    area and principal axes). For similarity transforms (rotation, reflection, uniform scale) and
+    for axis-aligned scalings of axis-aligned boxes this is the exact image.
 
     Args:
         boxes: ``[N, 5]``.
         A: ``[2, 2]``; t: ``[2]``.
     Returns:
-        ``[N, 5]`` float64 boxes, angle in ``[-180, 180)``.
+        ``[N, 5]`` float64 boxes, angle in ``[-180, 180)``; the output w side is the one closest
+        in direction to the image of the input w side.
     """
     b = np.asarray(boxes, dtype=np.float64).reshape(-1, 5)
     A = np.asarray(A, dtype=np.float64)
     out = np.empty_like(b)
     out[:, :2] = b[:, :2] @ A.T + np.asarray(t, dtype=np.float64)
     a = np.radians(b[:, 4])
-    u = np.stack([np.cos(a), -np.sin(a)], axis=1) @ A.T
+    u = np.stack([np.cos(a), -np.sin(a)], axis=1) @ A.T  # image of the unit w-axis
     v = np.stack([np.sin(a), np.cos(a)], axis=1) @ A.T
-    out[:, 2] = b[:, 2] * np.hypot(u[:, 0], u[:, 1])
-    out[:, 3] = b[:, 3] * np.hypot(v[:, 0], v[:, 1])
-    ang = np.degrees(np.arctan2(-u[:, 1], u[:, 0]))
+    wu, hv = u * b[:, 2:3], v * b[:, 3:4]
+    # second-moment matrix (up to a constant factor) of the parallelogram spanned by wu, hv
+    sxx = wu[:, 0] ** 2 + hv[:, 0] ** 2
+    syy = wu[:, 1] ** 2 + hv[:, 1] ** 2
+    sxy = wu[:, 0] * wu[:, 1] + hv[:, 0] * hv[:, 1]
+    mean, diff = (sxx + syy) / 2, np.hypot((sxx - syy) / 2, sxy)
+    lam1, lam2 = mean + diff, np.maximum(mean - diff, 0.0)
+    theta = 0.5 * np.arctan2(2 * sxy, sxx - syy)
+    e1 = np.stack([np.cos(theta), np.sin(theta)], axis=1)
+    e2 = np.stack([-e1[:, 1], e1[:, 0]], axis=1)
+    un = u / np.maximum(np.linalg.norm(u, axis=1, keepdims=True), 1e-300)
+    use_e1 = np.abs((un * e1).sum(1)) >= np.abs((un * e2).sum(1))
+    direction = np.where(use_e1[:, None], e1, e2)
+    w_new = np.sqrt(np.where(use_e1, lam1, lam2))
+    h_new = np.sqrt(np.where(use_e1, lam2, lam1))
+    # isotropic moments (a square under a similarity): any axis works, keep the image of w
+    iso = diff <= 1e-12 * np.maximum(mean, 1e-300)
+    direction = np.where(iso[:, None], un, direction)
+    direction = np.where(((direction * u).sum(1) < 0)[:, None], -direction, direction)
+    out[:, 2], out[:, 3] = w_new, h_new
+    ang = np.degrees(np.arctan2(-direction[:, 1], direction[:, 0]))
     out[:, 4] = (ang + 180.0) % 360.0 - 180.0
     return out
 

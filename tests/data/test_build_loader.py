@@ -1,0 +1,128 @@
+import itertools
+import logging
+import uuid
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+import rotated_det.data.transforms as T
+from rotated_det.data import (
+    DatasetCatalog,
+    DatasetFromList,
+    DatasetMapper,
+    MetadataCatalog,
+    build_detection_test_loader,
+    build_detection_train_loader,
+    get_detection_dataset_dicts,
+)
+from rotated_det.structures import BoxMode
+
+
+@pytest.fixture(scope="module")
+def toy(tmp_path_factory):
+    """8 images (5 landscape, 3 portrait), image 7 without objects; registered as a dataset."""
+    root = tmp_path_factory.mktemp("toy")
+    dicts = []
+    for i in range(8):
+        h, w = (60, 90) if i < 5 else (90, 60)
+        p = root / f"{i}.png"
+        cv2.imwrite(str(p), np.full((h, w, 3), i * 20, np.uint8))
+        annos = (
+            []
+            if i == 7
+            else [
+                {
+                    "bbox": [30.0, 30.0, 20.0, 8.0, 10.0 * i],
+                    "bbox_mode": BoxMode.XYWHA_ABS,
+                    "category_id": i % 2,
+                    "difficult": 0,
+                }
+            ]
+        )
+        dicts.append(
+            {"file_name": str(p), "height": h, "width": w, "image_id": i, "annotations": annos}
+        )
+    name = f"toy_{uuid.uuid4().hex[:6]}"
+    DatasetCatalog.register(name, lambda: [dict(d) for d in dicts])
+    MetadataCatalog.get(name).thing_classes = ["a", "b"]
+    yield name, dicts
+    DatasetCatalog.remove(name)
+
+
+def test_dataset_from_list_serialises_exactly(toy):
+    _, dicts = toy
+    ds = DatasetFromList(dicts, copy=False, serialize=True)
+    assert len(ds) == 8 and all(ds[i] == dicts[i] for i in range(8)) and ds[-1] == dicts[-1]
+    assert isinstance(ds._buf, np.ndarray) and ds._buf.dtype == np.uint8
+    plain = DatasetFromList(dicts, copy=True, serialize=False)
+    assert plain[3] == dicts[3] and plain[3] is not dicts[3]
+
+
+def test_get_detection_dataset_dicts(toy, caplog):
+    name, _ = toy
+    with caplog.at_level(logging.INFO):
+        d = get_detection_dataset_dicts(name)
+    assert len(d) == 7 and "Removed 1 images with no annotations" in caplog.text
+    assert "a: 4, b: 3" in caplog.text
+    assert len(get_detection_dataset_dicts([name], filter_empty=False)) == 8
+    assert len(get_detection_dataset_dicts([name, name])) == 14
+    with pytest.raises(KeyError, match="not registered"):
+        get_detection_dataset_dicts("no_such_dataset_abc")
+    other = f"toy_other_{uuid.uuid4().hex[:6]}"
+    DatasetCatalog.register(other, lambda: get_detection_dataset_dicts(name))
+    MetadataCatalog.get(other).thing_classes = ["x"]
+    try:
+        with pytest.raises(ValueError, match="different thing_classes"):
+            get_detection_dataset_dicts([name, other])
+    finally:
+        DatasetCatalog.remove(other)
+    empty = f"toy_empty_{uuid.uuid4().hex[:6]}"
+    DatasetCatalog.register(empty, lambda: [])
+    try:
+        with pytest.raises(ValueError, match=f"Dataset '{empty}' is empty"):
+            get_detection_dataset_dicts(empty)
+    finally:
+        DatasetCatalog.remove(empty)
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_train_loader_batches_with_aspect_grouping(toy, num_workers):
+    name, _ = toy
+    loader = build_detection_train_loader(
+        get_detection_dataset_dicts(name),
+        mapper=DatasetMapper(is_train=True, augmentations=[T.RandomFlip()]),
+        total_batch_size=2,
+        num_workers=num_workers,
+        seed=0,
+    )
+    seen = set()
+    for batch in itertools.islice(loader, 12):
+        assert len(batch) == 2
+        shapes = [tuple(x["image"].shape[1:]) for x in batch]
+        assert len({h > w for h, w in shapes}) == 1  # landscape and portrait never mixed
+        for x in batch:
+            assert x["image"].dtype == torch.uint8 and len(x["instances"]) == 1
+            seen.add(x["image_id"])
+    assert seen == set(range(7))  # the empty image was filtered, all others appear
+
+
+def test_train_loader_without_grouping_and_bad_batch(toy):
+    name, _ = toy
+    loader = build_detection_train_loader(
+        name, total_batch_size=3, aspect_ratio_grouping=False, seed=1
+    )
+    batch = next(iter(loader))
+    assert isinstance(batch, list) and len(batch) == 3
+    with pytest.raises(ValueError, match="total_batch_size"):
+        build_detection_train_loader(name, total_batch_size=0)
+
+
+def test_test_loader_visits_every_image_once_in_order(toy):
+    name, dicts = toy
+    loader = build_detection_test_loader(name, batch_size=3)
+    ids = [x["image_id"] for batch in loader for x in batch]
+    assert ids == list(range(8))
+    first = next(iter(build_detection_test_loader(dicts, num_workers=2)))[0]
+    assert "instances" not in first and first["image"].shape == (3, 60, 90)

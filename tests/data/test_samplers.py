@@ -1,0 +1,70 @@
+import itertools
+from collections import Counter
+
+import pytest
+import torch
+
+from rotated_det.data.samplers import (
+    InferenceSampler,
+    RepeatFactorTrainingSampler,
+    TrainingSampler,
+    repeat_factors_from_category_frequency,
+)
+
+
+def _take(sampler, n):
+    return list(itertools.islice(iter(sampler), n))
+
+
+def test_training_sampler_is_seeded_and_infinite():
+    a, b, c = TrainingSampler(10, seed=1), TrainingSampler(10, seed=1), TrainingSampler(10, seed=2)
+    assert _take(a, 35) == _take(b, 35) != _take(c, 35)
+    s = _take(a, 30)
+    for e in range(3):  # every epoch is a permutation
+        assert sorted(s[e * 10 : (e + 1) * 10]) == list(range(10))
+    assert s[:10] != s[10:20]
+    assert _take(TrainingSampler(4, shuffle=False, seed=0), 9) == [0, 1, 2, 3, 0, 1, 2, 3, 0]
+    with pytest.raises(ValueError):
+        TrainingSampler(0)
+
+
+def test_training_sampler_shards_across_ranks():
+    world = 3
+    shards = []
+    for r in range(world):
+        s = TrainingSampler(12, seed=5)
+        s._rank, s._world_size = r, world
+        shards.append(_take(s, 4))
+    merged = sorted(i for sh in shards for i in sh)
+    assert merged == list(range(12))  # one epoch split over the ranks, no overlap
+
+
+def test_inference_sampler_covers_each_index_once():
+    for size, world in [(10, 3), (2, 4), (0, 2), (7, 1)]:
+        got = []
+        for r in range(world):
+            idx = InferenceSampler._get_local_indices(size, world, r)
+            assert len(idx) in (size // world, size // world + 1)
+            got += list(idx)
+        assert got == list(range(size))
+    assert list(InferenceSampler(5)) == [0, 1, 2, 3, 4] and len(InferenceSampler(5)) == 5
+
+
+def test_repeat_factors_hand_worked():
+    # category 0 in 3 of 4 images (f = 0.75), category 1 in 1 of 4 (f = 0.25)
+    dicts = [{"annotations": [{"category_id": 0}]}] * 3 + [{"annotations": [{"category_id": 1}]}]
+    rf = repeat_factors_from_category_frequency(dicts + [{"annotations": []}], repeat_thresh=0.5)
+    # with the empty image: f0 = 3/5, f1 = 1/5 -> r1 = sqrt(0.5 / 0.2) = 1.581
+    assert rf.tolist() == pytest.approx([1, 1, 1, (0.5 / 0.2) ** 0.5, 1])
+
+
+def test_repeat_factor_sampler_repeats_in_expectation():
+    rf = torch.tensor([1.0, 2.5, 0.0, 1.0])
+    s = RepeatFactorTrainingSampler(rf, seed=0)
+    counts = Counter(_take(s, 4500))  # about 1000 epochs of 4.5 items
+    assert counts[2] == 0
+    assert counts[1] / counts[0] == pytest.approx(2.5, rel=0.08)
+    assert counts[3] / counts[0] == pytest.approx(1.0, rel=0.08)
+    assert _take(RepeatFactorTrainingSampler(rf, seed=3), 50) == _take(
+        RepeatFactorTrainingSampler(rf, seed=3), 50
+    )
