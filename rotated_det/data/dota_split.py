@@ -9,9 +9,10 @@ saved as ``save_dir/images/NAME__RATE__X___Y<ext>`` (see
 ``padding_value`` unless ``no_padding``, and its objects as ``save_dir/labelTxt/<same stem>.txt``.
 
 An object goes into a window when ``iof = area(object inside window) / area(object)`` is at least
-``iof_thr``. Objects wholly inside keep their polygon exactly (translated); objects cut by the
-window border are clipped to the window and replaced by the minimum-area rectangle of the clipped
-polygon (which is the clipped polygon itself when a rectangle is cut by a straight border).
+``iof_thr``, the window being cut to the image first (objects in a patch's padding do not count).
+Objects wholly inside keep their polygon exactly (translated); objects cut by the window border
+are clipped to the window and replaced by the minimum-area rectangle of the clipped polygon (which
+is the clipped polygon itself when a rectangle is cut by a straight border).
 Polygons are written in the coordinates of the patch: ``(x_orig * rate - X, y_orig * rate - Y)``.
 
 The object/window assignment is vectorised over all (object, window) pairs whose horizontal
@@ -121,11 +122,30 @@ class WindowObjects:
 
 
 def assign_objects_to_windows(
-    polys: np.ndarray, windows: np.ndarray, iof_thr: float = 0.7
+    polys: np.ndarray,
+    windows: np.ndarray,
+    iof_thr: float = 0.7,
+    image_size: tuple[int, int] | None = None,
 ) -> WindowObjects:
-    """Assign polygons ``[N, 8]`` to windows ``[K, 4]`` by iof (see module doc)."""
+    """Assign polygons ``[N, 8]`` to windows ``[K, 4]`` by iof (see module doc).
+
+    Args:
+        image_size: ``(height, width)``; if given, each window is first cut to the image, so that
+            objects lying in a patch's padding (outside the image) are not assigned to it.
+    """
     polys = np.asarray(polys, dtype=np.float64).reshape(-1, 8)
     windows = np.asarray(windows, dtype=np.float64).reshape(-1, 4)
+    if image_size is not None:
+        h, w = image_size
+        windows = np.stack(
+            [
+                np.maximum(windows[:, 0], 0),
+                np.maximum(windows[:, 1], 0),
+                np.minimum(windows[:, 2], w),
+                np.minimum(windows[:, 3], h),
+            ],
+            axis=1,
+        )
     xs, ys = polys[:, 0::2], polys[:, 1::2]
     hb = np.stack([xs.min(1), ys.min(1), xs.max(1), ys.max(1)], axis=1)
     meet = (
@@ -222,7 +242,9 @@ def split_image(
         h, w = im.shape[:2]
         windows = get_sliding_windows(w, h, sizes, gaps, img_rate_thr)
         if labels is not None:
-            assigned = assign_objects_to_windows(labels.polys * rate, windows, iof_thr)
+            assigned = assign_objects_to_windows(
+                labels.polys * rate, windows, iof_thr, image_size=(h, w)
+            )
             seen[assigned.obj_idx] = True
             bounds = np.searchsorted(assigned.win_idx, np.arange(len(windows) + 1))
         for k, (x0, y0, x1, y1) in enumerate(windows.tolist()):
