@@ -9,6 +9,7 @@ from .evaluator import (
 
 # EVAL's exports (metrics, evaluators) go in one block below.
 # isort: split
+from .build import EVALUATOR_TYPES, build_evaluator  # noqa: F401
 from .dota_evaluation import DOTAEvaluator, RotatedGroundTruth, format_class_table  # noqa: F401
 from .dota_submission import Task1Writer, read_task1_results  # noqa: F401
 from .dota_task1_eval import evaluate_task1_results  # noqa: F401

@@ -52,9 +52,6 @@ COCO_IOU_THRESHOLDS: tuple[float, ...] = tuple(
     float(t) for t in np.round(np.arange(10) * 0.05 + 0.5, 2)
 )
 
-# Largest number of (detection, GT) pairs handed to the IoU operator at once (bounds memory).
-_MAX_PAIRS_PER_CALL = 1 << 21
-
 
 def voc_ap(recall: np.ndarray, precision: np.ndarray, use_07_metric: bool = False) -> float:
     """Average precision from a precision-recall curve, as in the PASCAL VOC / DOTA kits.
@@ -99,6 +96,13 @@ def _pairwise_iou(boxes1: np.ndarray, boxes2: np.ndarray) -> np.ndarray:
     return iou.numpy().astype(np.float64, copy=False)
 
 
+def _group_order(keys: np.ndarray) -> np.ndarray:
+    """A stable argsort of non-negative integer keys; radix sort when they fit 16 bits."""
+    if len(keys) and keys.max() < (1 << 16):
+        return np.argsort(keys.astype(np.uint16), kind="stable")
+    return np.argsort(keys, kind="stable")
+
+
 def best_gt_per_detection(
     det_keys: np.ndarray,
     det_boxes: np.ndarray,
@@ -126,13 +130,14 @@ def best_gt_per_detection(
     jmax = np.full(num_dets, -1, dtype=np.int64)
     if num_dets == 0 or len(gt_keys) == 0:
         return ovmax, jmax
-    gt_order = np.argsort(gt_keys, kind="stable")
+    gt_order = _group_order(gt_keys)
     sorted_gt_keys = gt_keys[gt_order]
-    det_order = np.argsort(det_keys, kind="stable")
+    det_order = _group_order(det_keys)
     sorted_det_keys = det_keys[det_order]
     # Each run of equal detection keys against its run of GT: one pairwise IoU matrix per group.
-    # Groups are gathered into calls of at most _MAX_PAIRS_PER_CALL pairs.
-    uniq, det_start, det_count = np.unique(sorted_det_keys, return_index=True, return_counts=True)
+    det_start = np.concatenate([[0], np.flatnonzero(np.diff(sorted_det_keys)) + 1])
+    det_count = np.diff(np.append(det_start, num_dets))
+    uniq = sorted_det_keys[det_start]
     gt_start = np.searchsorted(sorted_gt_keys, uniq, side="left")
     gt_count = np.searchsorted(sorted_gt_keys, uniq, side="right") - gt_start
     has_gt = gt_count > 0
@@ -286,17 +291,19 @@ def rotated_voc_map(
     if len(thresholds) == 0:
         raise ValueError("rotated_voc_map: iou_thresholds is empty")
 
-    # Images are compacted to 0..I-1 so that (image, class) fits one int64 key.
-    _, inverse = np.unique(np.concatenate([det_image_ids, gt_image_ids]), return_inverse=True)
-    det_keys = inverse[:nd].astype(np.int64) * num_classes + det_labels
-    gt_keys = inverse[nd:].astype(np.int64) * num_classes + gt_labels
+    # (image, class) groups as one non-negative int64 key; image ids are compacted to 0..I-1
+    # unless they already are small non-negative integers.
+    all_ids = np.concatenate([det_image_ids, gt_image_ids])
+    if len(all_ids) and (all_ids.min() < 0 or all_ids.max() > len(all_ids)):
+        all_ids = np.unique(all_ids, return_inverse=True)[1].reshape(-1).astype(np.int64)
+    det_keys = all_ids[:nd] * num_classes + det_labels
+    gt_keys = all_ids[nd:] * num_classes + gt_labels
     ovmax, jmax = best_gt_per_detection(det_keys, det_boxes, gt_keys, gt_boxes)
 
-    # Global score order; stable, so tied scores keep the input order.
-    order = np.argsort(-det_scores, kind="stable")
-    sorted_labels = det_labels[order]
-    class_order = np.argsort(sorted_labels, kind="stable")  # per class, still in score order
-    class_bounds = np.searchsorted(sorted_labels[class_order], np.arange(num_classes + 1))
+    # Per class (input order kept), then by decreasing score; stable, so tied scores keep the
+    # input order.
+    by_class = _group_order(det_labels)
+    class_bounds = np.searchsorted(det_labels[by_class], np.arange(num_classes + 1))
     num_gts = np.bincount(gt_labels[~gt_difficult], minlength=num_classes).astype(np.int64)
 
     num_t = len(thresholds)
@@ -305,7 +312,8 @@ def rotated_voc_map(
     num_dets = np.zeros(num_classes, dtype=np.int64)
     curves = []
     for c in range(num_classes):
-        idx = order[class_order[class_bounds[c] : class_bounds[c + 1]]]
+        idx = by_class[class_bounds[c] : class_bounds[c + 1]]
+        idx = idx[np.argsort(-det_scores[idx], kind="stable")]
         num_dets[c] = len(idx)
         npos = int(num_gts[c])
         c_ovmax, c_jmax = ovmax[idx], jmax[idx]

@@ -15,9 +15,12 @@ from rotated_det.data import DatasetCatalog, MetadataCatalog
 from rotated_det.data.datasets.dota import parse_dota_label_file, polys_to_rboxes
 from rotated_det.data.datasets.dota_patch_name import format_patch_name
 from rotated_det.data.dota_split import assign_objects_to_windows, get_sliding_windows
+from rotated_det.evaluation.build import build_evaluator
 from rotated_det.evaluation.dota_evaluation import DOTAEvaluator
 from rotated_det.evaluation.dota_submission import read_task1_results
 from rotated_det.evaluation.hrsc_evaluation import HRSCEvaluator
+from rotated_det.evaluation.patch_merger import MergedDetections
+from rotated_det.evaluation.rotated_coco_evaluation import RotatedCOCOEvaluator
 from rotated_det.structures import BoxMode, Instances, RotatedBoxes
 
 
@@ -149,7 +152,8 @@ def _p0706_patches(size=512, gap=128):
     return labels, patches, sorted(inside)
 
 
-def test_merge_patches_p0706_through_evaluator(tmp_path):
+@pytest.mark.parametrize("gt_source", ["ann_dir", "full_dataset_name"])
+def test_merge_patches_p0706_through_evaluator(tmp_path, gt_source):
     assert os.path.isdir(SAMPLES), f"shared DOTA samples missing: expected {SAMPLES}"
     labels, patches, inside = _p0706_patches()
     classes = ["ship", "harbor"]
@@ -163,8 +167,19 @@ def test_merge_patches_p0706_through_evaluator(tmp_path):
             f.write(f"{coords} {labels.class_names[k]} {labels.difficult[k]}\n")
     patch_dicts = [{"file_name": f"/x/{n}.png", "image_id": n} for n, _, _ in patches]
     name = _register(patch_dicts, classes)
+    if gt_source == "ann_dir":
+        source = {"ann_dir": str(ann_dir)}
+    else:
+        boxes = polys_to_rboxes(labels.polys)
+        anns = [{"bbox": boxes[k].tolist(), "bbox_mode": BoxMode.XYWHA_ABS,
+                 "category_id": int(cls[k]), "difficult": int(labels.difficult[k])}
+                for k in inside]  # fmt: skip
+        full = _register(
+            [{"file_name": "/full/P0706.png", "image_id": "P0706", "annotations": anns}]
+        )
+        source = {"full_dataset_name": full}
     ev = DOTAEvaluator(
-        name, str(tmp_path / "out"), merge_patches=True, ann_dir=str(ann_dir),
+        name, str(tmp_path / "out"), merge_patches=True, **source,
         submission_dir=str(tmp_path / "task1"), distributed=False,
     )  # fmt: skip
     ev.reset()
@@ -223,3 +238,31 @@ def test_hrsc_evaluator_reports_both_modes():
             100 * np.nanmean(_reference_aps(dicts, preds, 0.75, use_07)), abs=1e-4
         )
     assert res["AP50"] != res["AP50-07"]  # the two modes differ on this data
+
+
+def test_combine_ranks_merges_an_image_split_across_ranks():
+    name = _register([{"file_name": "P1__1.0__0___0.png", "image_id": "x"}])
+    ev = DOTAEvaluator(name, merge_patches=True, ann_dir="unused", distributed=False)
+    box = [[50.0, 50.0, 20.0, 10.0, 0.0]]
+    part0 = {"P1": MergedDetections(np.array(box, np.float32), np.array([0.9], np.float32),
+                                    np.array([1]))}  # fmt: skip
+    part1 = {
+        "P1": MergedDetections(np.array(box * 2, np.float32), np.array([0.8, 0.7], np.float32),
+                               np.array([1, 2])),
+        "P2": MergedDetections.empty(),
+    }  # fmt: skip
+    out = ev._combine_ranks([part0, part1])
+    assert sorted(out) == ["P1", "P2"]
+    # The copy of class 1 seen by the second rank is suppressed; class 2 stays.
+    np.testing.assert_allclose(out["P1"].scores, [0.9, 0.7])
+    np.testing.assert_array_equal(out["P1"].classes, [1, 2])
+
+
+def test_build_evaluator_from_metadata():
+    dicts, _ = _random_dataset(1)
+    for kind, cls in (("dota", DOTAEvaluator), ("hrsc", HRSCEvaluator),
+                      ("rotated_coco", RotatedCOCOEvaluator)):  # fmt: skip
+        ev = build_evaluator(_register(dicts, evaluator_type=kind), None, distributed=False)
+        assert type(ev) is cls
+    with pytest.raises(ValueError, match="evaluator_type None"):
+        build_evaluator(_register(dicts))
