@@ -5,6 +5,7 @@ from .default_trainer import DefaultTrainer
 from .defaults import create_ddp_model, default_argument_parser, default_setup
 from .hooks import HookBase
 from .launch import launch
+from .predictor import DefaultPredictor
 from .train_loop import AMPTrainer, SimpleTrainer, TrainerBase
 
 __all__ = [
@@ -14,6 +15,7 @@ __all__ = [
     "SimpleTrainer",
     "AMPTrainer",
     "DefaultTrainer",
+    "DefaultPredictor",
     "default_argument_parser",
     "default_setup",
     "create_ddp_model",
