@@ -56,7 +56,9 @@ whatever their order: convex, self-intersecting ("bow tie"), with collinear or i
 One side of a minimum-area enclosing rectangle lies along an edge of the points' convex hull; every
 hull edge of 4 points joins two of them, so the function measures the enclosing rectangle aligned
 with each of the 6 point pairs and keeps the smallest (ties: the first pair in the order
-(0,1), (0,2), (0,3), (1,2), (1,3), (2,3)). For a true rectangle it returns that rectangle to float
+(0,1), (0,2), (0,3), (1,2), (1,3), (2,3)). Ties are common: every side of an acute triangle, or
+two hull edges that see the same farthest point, give minimal rectangles of equal area; any of
+them is a correct answer. For a true rectangle it returns that rectangle to float
 precision. Collinear points give ``h == 0`` (a segment), identical points ``w == h == 0``. The
 result is normalised with ``version`` (default ``"le90"``: ``w >= h``, angle in [-90, 90)). Rows
 with NaN or infinite coordinates give all-NaN rows (no error, no hang).
@@ -88,8 +90,25 @@ __all__ = [
 
 ANGLE_VERSIONS = ("le90", "le135", "oc")
 
-# The 6 point pairs whose directions are candidate sides of the minimum-area rectangle.
-_PAIRS = ((0, 1), (0, 2), (0, 3), (1, 2), (1, 3), (2, 3))
+# The 6 point pairs (i, j) whose directions are candidate sides of the minimum-area rectangle,
+# each followed by the two other points (k, l).
+_PAIRS = ((0, 1, 2, 3), (0, 2, 1, 3), (0, 3, 1, 2), (1, 2, 0, 3), (1, 3, 0, 2), (2, 3, 0, 1))
+_PAIR_TABLE = torch.tensor(_PAIRS)
+
+
+def _perm_sign(seq) -> int:
+    inversions = sum(1 for a in range(3) for b in range(a + 1, 3) if seq[a] > seq[b])
+    return -1 if inversions % 2 else 1
+
+
+# For a triple of point indices: the sorted triple (key of the triangle area) and the sign of
+# the permutation from it; (Pj - Pi) x (Pk - Pi) == sign * area(sorted triple).
+_TRI_OF = {}
+_PERM_SIGN = {}
+for _i, _j, _k, _l in _PAIRS:
+    for _c in (_k, _l):
+        _TRI_OF[_i, _j, _c] = tuple(sorted((_i, _j, _c)))
+        _PERM_SIGN[_i, _j, _c] = _perm_sign((_i, _j, _c))
 
 
 def _to_tensor(x, last_dim: int, name: str):
@@ -233,6 +252,81 @@ def rbox_to_hbox(boxes):
     return _back(out, was_numpy)
 
 
+def _pair_frame(pi, pj, pk, pl):
+    """
+    The rectangle along the direction d = pj - pi enclosing the 4 points, in pi's frame with
+    unnormalised axes d and (-dy, dx): returns dx, dy, |d|^2 and the extents s_min, s_max (along
+    d) and q_min, q_max (across), all scaled by |d|. Each argument is an (x, y) pair of [N].
+    """
+    dx, dy = pj[0] - pi[0], pj[1] - pi[1]
+    rkx, rky = pk[0] - pi[0], pk[1] - pi[1]
+    rlx, rly = pl[0] - pi[0], pl[1] - pi[1]
+    nn = dx * dx
+    nn.addcmul_(dy, dy)
+    sk = rkx * dx
+    sk.addcmul_(rky, dy)
+    sl = rlx * dx
+    sl.addcmul_(rly, dy)
+    qk = rky * dx
+    qk.addcmul_(rkx, dy, value=-1)
+    ql = rly * dx
+    ql.addcmul_(rlx, dy, value=-1)
+    # pi projects to 0 on both axes, pj to (|d|^2, 0)
+    s_max = torch.maximum(torch.maximum(sk, sl), nn)
+    s_min = torch.minimum(sk, sl).clamp_(max=0)
+    q_max = torch.maximum(qk, ql).clamp_(min=0)
+    q_min = torch.minimum(qk, ql).clamp_(max=0)
+    return dx, dy, nn, s_min, s_max, q_min, q_max
+
+
+def _min_area_pair(x, y) -> torch.Tensor:
+    """
+    Index (into _PAIRS) of the point pair whose direction gives the smallest enclosing
+    rectangle. x, y: 4 rows of [N] coordinates. Only cheap shared quantities per pair: the 6
+    point differences, dot products, and the 4 doubled signed triangle areas (the "across"
+    coordinates of the two other points relative to a pair are +- those areas).
+    """
+    diff = {}
+    for a in range(4):
+        for b in range(a + 1, 4):
+            diff[a, b] = (x[b] - x[a], y[b] - y[a])
+    tri = {}  # tri[a, b, c] = (Pb - Pa) x (Pc - Pa), a < b < c
+    for a, b, c in ((0, 1, 2), (0, 1, 3), (0, 2, 3), (1, 2, 3)):
+        (ux, uy), (vx, vy) = diff[a, b], diff[a, c]
+        t = ux * vy
+        t.addcmul_(uy, vx, value=-1)
+        tri[a, b, c] = t
+
+    best_area = best_idx = None
+    for idx, (i, j, k, l) in enumerate(_PAIRS):
+        dx, dy = diff[i, j]
+        nn = dx * dx
+        nn.addcmul_(dy, dy)
+        # along d: the other points at (Pk - Pi).d; "i < k" decides the sign of the difference
+        sk = diff[i, k][0] * dx if i < k else diff[k, i][0] * (-dx)
+        sk.addcmul_(diff[i, k][1] if i < k else diff[k, i][1], dy, value=1 if i < k else -1)
+        sl = diff[i, l][0] * dx if i < l else diff[l, i][0] * (-dx)
+        sl.addcmul_(diff[i, l][1] if i < l else diff[l, i][1], dy, value=1 if i < l else -1)
+        s_ext = torch.maximum(torch.maximum(sk, sl), nn)
+        s_ext.sub_(torch.minimum(sk, sl).clamp_(max=0))
+        # across d: the signed areas of triangles (i, j, k) and (i, j, l); only their relative
+        # sign matters for the extent, so flip one when the two index permutations differ
+        qa, qb = tri[_TRI_OF[i, j, k]], tri[_TRI_OF[i, j, l]]
+        if _PERM_SIGN[i, j, k] != _PERM_SIGN[i, j, l]:
+            qb = torch.neg(qb)
+        q_ext = torch.maximum(qa, qb).clamp_(min=0)
+        q_ext.sub_(torch.minimum(qa, qb).clamp_(max=0))
+        area = s_ext.mul_(q_ext).div_(nn)  # NaN for identical points: never selected below
+        if best_area is None:
+            best_area = area.nan_to_num_(nan=float("inf"))
+            best_idx = torch.zeros_like(area, dtype=torch.uint8)
+        else:
+            better = area < best_area
+            best_area = torch.where(better, area, best_area)
+            best_idx = torch.where(better, idx, best_idx)
+    return best_idx
+
+
 def poly_to_rbox(polys, version: str = "le90"):
     """
     Minimum-area rotated rectangle enclosing each 4-point polygon (see the module docstring).
@@ -250,44 +344,30 @@ def poly_to_rbox(polys, version: str = "le90"):
     _check_version(version)
     t, was_numpy = _to_tensor(polys, 8, "poly_to_rbox")
     lead = t.shape[:-1]
-    pts = t.reshape(-1, 4, 2)
-    # Work relative to the mean point: keeps float32 projections precise for large coordinates.
-    origin = pts.mean(dim=1, keepdim=True)
-    pts = pts - origin
-    px, py = pts[..., 0], pts[..., 1]  # [N, 4]
+    flat = t.reshape(-1, 8)
+    rows = flat.T.contiguous()  # [8, N]: contiguous coordinate rows for fast elementwise work
+    best = _min_area_pair(rows[0::2], rows[1::2])
 
-    # [N, 6] differences over the point pairs (stack, not index tensors: nothing constant to trace)
-    dx = torch.stack([px[:, j] - px[:, i] for i, j in _PAIRS], dim=1)
-    dy = torch.stack([py[:, j] - py[:, i] for i, j in _PAIRS], dim=1)
-    norm = torch.hypot(dx, dy)
-    ok = norm > 0
-    safe = torch.where(ok, norm, torch.ones_like(norm))
-    # identical points give no direction: use the x axis (a valid, maybe not minimal, candidate)
-    ux = torch.where(ok, dx / safe, torch.ones_like(dx))
-    uy = torch.where(ok, dy / safe, torch.zeros_like(dy))
-
-    # projections of the 4 points on u (w-axis) and v = (-uy, ux) (h-axis): [N, 6, 4]
-    s = px[:, None, :] * ux[:, :, None] + py[:, None, :] * uy[:, :, None]
-    q = py[:, None, :] * ux[:, :, None] - px[:, None, :] * uy[:, :, None]
-    s_min, s_max = s.aminmax(dim=-1)
-    q_min, q_max = q.aminmax(dim=-1)
-    area = (s_max - s_min) * (q_max - q_min)
-    best = area.argmin(dim=-1, keepdim=True)  # [N, 1]
-
-    def pick(x):
-        return x.gather(-1, best).squeeze(-1)
-
-    ux, uy = pick(ux), pick(uy)
-    s_min, s_max, q_min, q_max = pick(s_min), pick(s_max), pick(q_min), pick(q_max)
-    sc = 0.5 * (s_min + s_max)
-    qc = 0.5 * (q_min + q_max)
-    cx = sc * ux - qc * uy + origin[:, 0, 0]
-    cy = sc * uy + qc * ux + origin[:, 0, 1]
+    # Recompute the winning pair's rectangle, with the points reordered as (i, j, k, l).
+    order = _PAIR_TABLE.to(t.device)[best.long()]  # [N, 4]
+    pts = flat.view(-1, 4, 2).gather(1, order[:, :, None].expand(-1, -1, 2))
+    p = [pt.unbind(-1) for pt in pts.unbind(1)]
+    dx, dy, nn, s_min, s_max, q_min, q_max = _pair_frame(*p)
+    xi, yi = p[0]
+    ok = nn > 0  # False only when all 4 points coincide (or NaN)
+    norm = torch.where(ok, nn.sqrt(), torch.ones_like(nn))
+    ux = torch.where(ok, dx / norm, torch.ones_like(dx))
+    uy = torch.where(ok, dy / norm, torch.zeros_like(dy))
+    sc = (s_max + s_min) / (2 * norm)
+    qc = (q_max + q_min) / (2 * norm)
+    # the h-axis of our convention is v = (-uy, ux) for the w-axis u
+    cx = xi + sc * ux - qc * uy
+    cy = yi + sc * uy + qc * ux
     angle = torch.atan2(-uy, ux) * (180.0 / math.pi)
-    out = torch.stack([cx, cy, s_max - s_min, q_max - q_min, angle], dim=-1)
+    out = torch.stack([cx, cy, (s_max - s_min) / norm, (q_max - q_min) / norm, angle], dim=-1)
     out = _normalize(out, version)
     # make the whole row NaN, not only the parts that happened to see the NaN/inf
-    finite = torch.isfinite(t.reshape(-1, 8)).all(dim=-1, keepdim=True)
+    finite = torch.isfinite(flat).all(dim=-1, keepdim=True)
     out = torch.where(finite, out, torch.full_like(out, float("nan")))
     return _back(out.reshape(*lead, 5), was_numpy)
 
