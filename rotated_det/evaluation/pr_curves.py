@@ -44,14 +44,15 @@ def save_pr_curves(
     for name, (rec, prec), ap in zip(class_names, curves, aps):
         if not np.isfinite(ap):
             continue
-        # Plot the curve with the envelope used by the area metric, starting at recall 0.
+        # The raw curve and the envelope the area metric integrates: on (r[i-1], r[i]] the
+        # precision is the largest precision at recall >= r[i] (hence steps "pre").
         r = np.concatenate(([0.0], rec))
-        p = np.concatenate(([1.0 if len(prec) else 0.0], prec))
+        p = np.concatenate(([prec[0] if len(prec) else 0.0], prec))
         env = np.maximum.accumulate(p[::-1])[::-1]
         fig = Figure(figsize=(5, 4.5))
         ax = fig.subplots()
         ax.plot(r, p, lw=1, alpha=0.5, label="precision")
-        ax.step(r, env, where="post", lw=1.5, label="envelope")
+        ax.step(r, env, where="pre", lw=1.5, label="envelope")
         ax.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="recall", ylabel="precision")
         ax.set_title(f"{name}: AP{iou_threshold * 100:.0f} = {ap:.4f}")
         ax.grid(alpha=0.3)
@@ -59,7 +60,7 @@ def save_pr_curves(
         path = os.path.join(output_dir, f"pr_{_safe(name)}.png")
         fig.savefig(path, dpi=80, bbox_inches="tight")
         paths.append(path)
-        ax_all.plot(r, env, lw=1.2, label=f"{name} ({ap:.3f})")
+        ax_all.step(r, env, where="pre", lw=1.2, label=f"{name} ({ap:.3f})")
     ax_all.set(xlim=(0, 1), ylim=(0, 1.02), xlabel="recall", ylabel="precision")
     ax_all.set_title(f"Precision-recall envelopes at IoU {iou_threshold:g}")
     ax_all.grid(alpha=0.3)
