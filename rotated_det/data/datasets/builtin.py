@@ -4,12 +4,16 @@ The root defaults to ``./datasets`` (relative to the working directory). Layouts
 ``datasets/README.md``. Registering only records paths; nothing is read until
 ``DatasetCatalog.get(name)``. The synthetic datasets are generated (and split) on first use.
 
+Metadata (``image_root``, ...) records the root at import time; the loaders read
+``$ROTATED_DET_DATASETS`` again when a dataset is loaded.
+
 Registered names:
 
 - DOTA ``v1`` (15 classes), ``v15`` (16), ``v2`` (18): ``dota_{v}_train``, ``dota_{v}_val``,
   ``dota_{v}_trainval``, ``dota_{v}_test`` (no labels) under ``DOTA-v1.0``, ``DOTA-v1.5``,
-  ``DOTA-v2.0``; their split variants ``dota_{v}_trainval_ss``, ``dota_{v}_test_ss`` (patches of
-  ``tools/split_dota.py --preset ss`` in ``split_ss/``) and ``..._ms`` (``split_ms/``).
+  ``DOTA-v2.0``; their split variants ``dota_{v}_{train,val,trainval,test}_ss`` (patches of
+  ``tools/split_dota.py --preset ss`` in ``split_ss/<split>``) and ``..._ms`` (``split_ms/``),
+  whose metadata ``full_dataset_name`` names the dataset of the full images.
 - HRSC2016: ``hrsc2016_trainval``, ``hrsc2016_test`` (one "ship" class) and
   ``hrsc2016_trainval_fine``, ``hrsc2016_test_fine`` (fine-grained classes).
 - Synthetic: ``synthetic_train``, ``synthetic_val`` (full scenes) and ``synthetic_train_512``,
@@ -72,8 +76,9 @@ def _register_dota(root: str) -> None:
             dota_version=ver,
         )
 
-        def loader(splits, labelled, name, base=base, classes=classes):
+        def loader(splits, labelled, name, folder=folder, classes=classes):
             def f():
+                base = os.path.join(get_datasets_root(), folder)
                 out = []
                 for s in splits:
                     out += load_dota_instances(
@@ -100,16 +105,14 @@ def _register_dota(root: str) -> None:
                 **md,
             )
         for mode in ("ss", "ms"):
-            for split, labelled in (("trainval", True), ("test", False)):
+            for split in ("train", "val", "trainval", "test"):
                 name = f"dota_{ver}_{split}_{mode}"
                 sub = os.path.join(f"split_{mode}", split)
                 _register(
                     name,
-                    loader([sub], labelled, name),
+                    loader([sub], split != "test", name),
                     image_root=os.path.join(base, sub, "images"),
-                    full_image_root=os.path.join(base, split, "images")
-                    if split == "test"
-                    else None,
+                    full_dataset_name=f"dota_{ver}_{split}",
                     split_preset=mode,
                     **md,
                 )
@@ -123,6 +126,7 @@ def _register_hrsc(root: str) -> None:
             classes = list(HRSC_FINE_CLASSES) if fine else ["ship"]
 
             def f(split=split, fine=fine, name=name):
+                base = os.path.join(get_datasets_root(), "HRSC2016")
                 return load_hrsc_instances(
                     os.path.join(base, "FullDataSet", "AllImages"),
                     os.path.join(base, "FullDataSet", "Annotations"),
@@ -140,10 +144,15 @@ def _register_hrsc(root: str) -> None:
             )
 
 
-def prepare_synthetic(root: str | None = None, split_patches: bool = True) -> str:
+def prepare_synthetic(
+    root: str | None = None, split_patches: bool = True, generator_args: dict | None = None
+) -> str:
     """Generate the default synthetic dataset (and its 512 px patches) under
     ``root`` (default ``$ROTATED_DET_DATASETS/synthetic``) unless already there.
-    Safe to call from several processes at once (file lock). Returns ``root``."""
+
+    Safe to call from several processes at once (file lock). ``generator_args`` override
+    :data:`SYNTHETIC_ARGS` (the arguments of ``generate_synthetic_dataset``). Returns ``root``.
+    """
     from rotated_det.data.datasets.synthetic import (
         generate_synthetic_dataset,
         synthetic_dataset_exists,
@@ -159,7 +168,9 @@ def prepare_synthetic(root: str | None = None, split_patches: bool = True) -> st
     with open(os.path.join(root, ".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            generate_synthetic_dataset(root, **SYNTHETIC_ARGS)
+            if not synthetic_dataset_exists(root):
+                logger.info(f"Generating the synthetic dataset in {root} (first use)")
+                generate_synthetic_dataset(root, **{**SYNTHETIC_ARGS, **(generator_args or {})})
             if split_patches and not os.path.isfile(done):
                 from rotated_det.data.dota_split import split_dota
 
@@ -179,7 +190,6 @@ def prepare_synthetic(root: str | None = None, split_patches: bool = True) -> st
 
 
 def _register_synthetic(root: str) -> None:
-    base = os.path.join(root, "synthetic")
     md = dict(
         thing_classes=list(SYNTHETIC_CLASSES),
         thing_colors=list(SYNTHETIC_COLORS),
@@ -191,6 +201,9 @@ def _register_synthetic(root: str) -> None:
             name = f"synthetic_{split}" + ("_512" if patched else "")
 
             def f(sub=sub, name=name, patched=patched):
+                # The root is read when the dataset is loaded, so $ROTATED_DET_DATASETS may be
+                # set after import.
+                base = os.path.join(get_datasets_root(), "synthetic")
                 prepare_synthetic(base, split_patches=patched)
                 return load_dota_instances(
                     os.path.join(base, sub, "images"),
@@ -199,6 +212,7 @@ def _register_synthetic(root: str) -> None:
                     dataset_name=name,
                 )
 
+            base = os.path.join(root, "synthetic")
             extra = {"full_image_root": os.path.join(base, split, "images")} if patched else {}
             _register(name, f, image_root=os.path.join(base, sub, "images"), **md, **extra)
 

@@ -439,7 +439,8 @@ def load_dota_instances(
         ("missing", "images without a label file treated as empty"),
     ):
         if counts[key]:
-            logger.warning(f"{tag}: {counts[key]} {msg}.")
+            level = logging.INFO if key == "outside_clipped" else logging.WARNING
+            logger.log(level, f"{tag}: {counts[key]} {msg}.")
     return dicts
 
 
