@@ -4,6 +4,7 @@
     python tools/eval_dota.py --det-dir work/task1 --ann-dir DOTA/val/labelTxt
     python tools/eval_dota.py --det-dir D --ann-dir A --imageset val.txt --iou-thr 0.5 0.75
     python tools/eval_dota.py --det-dir D --ann-dir A --use-07-metric --coco-thresholds
+    python tools/eval_dota.py --det-dir patch_results --ann-dir A --merge-patches
 
 ``--det-dir`` holds ``Task1_<class>.txt`` files (``image score x1 y1 ... x4 y4`` per line, as
 written by rotated_det's DOTA submission writer, MMRotate or the DOTA kit's merge scripts);
@@ -37,6 +38,12 @@ def get_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--use-07-metric", action="store_true", help="VOC2007 11-point AP")
     p.add_argument("--classes", help="comma-separated class list (default: DOTA v1/1.5/2 order)")
+    p.add_argument(
+        "--merge-patches",
+        action="store_true",
+        help="the Task1 files are on split patches (NAME__RATE__X___Y): merge them first",
+    )
+    p.add_argument("--merge-iou", type=float, default=0.1, help="NMS IoU of --merge-patches")
     p.add_argument("--output-json", help="write the results to this JSON file")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
@@ -56,6 +63,8 @@ def main(argv=None) -> dict:
         iou_thresholds=thresholds,
         use_07_metric=args.use_07_metric,
         show_progress=not args.quiet,
+        merge_patches=args.merge_patches,
+        merge_iou_threshold=args.merge_iou,
     )
     mode = "VOC07 11-point" if args.use_07_metric else "area (all-point)"
     print(f"AP mode: {mode}")

@@ -16,10 +16,10 @@ import numpy as np
 from tqdm import tqdm
 
 from rotated_det.evaluation.dota_submission import read_task1_results
-from rotated_det.evaluation.patch_merger import strip_image_extension
+from rotated_det.evaluation.patch_merger import PatchMerger, strip_image_extension
 from rotated_det.evaluation.rotated_map import RotatedMAPResult, rotated_voc_map
 
-__all__ = ["evaluate_task1_results", "read_imageset"]
+__all__ = ["evaluate_task1_results", "merge_task1_patch_results", "read_imageset"]
 
 logger = logging.getLogger(__name__)
 
@@ -42,6 +42,52 @@ def _default_class_order(found: set[str]) -> list[str]:
     return sorted(found)
 
 
+def merge_task1_patch_results(
+    dets: dict[str, dict[str, np.ndarray]], iou_threshold: float = 0.1
+) -> dict[str, dict[str, np.ndarray]]:
+    """Merge Task1 results made on split patches (image names ``NAME__RATE__X___Y``) into
+    results on the full images: boxes mapped back and merged by class-wise rotated NMS.
+
+    Args:
+        dets: as returned by :func:`read_task1_results` (class -> image_names, scores, polys).
+        iou_threshold: NMS IoU threshold (the DOTA kit merges with 0.1).
+
+    Returns:
+        The same structure with full-image names and polygons.
+    """
+    from rotated_det.data.datasets.dota import polys_to_rboxes
+    from rotated_det.structures import rbox_to_poly
+
+    class_names = list(dets)
+    names = np.concatenate([d["image_names"] for d in dets.values()]).astype(str)
+    scores = np.concatenate([d["scores"] for d in dets.values()])
+    boxes = polys_to_rboxes(np.concatenate([d["polys"] for d in dets.values()]).reshape(-1, 8))
+    classes = np.concatenate([np.full(len(d["scores"]), k) for k, d in enumerate(dets.values())])
+    order = np.argsort(names, kind="stable")
+    names, scores, boxes, classes = names[order], scores[order], boxes[order], classes[order]
+    starts = np.flatnonzero(np.r_[True, names[1:] != names[:-1]]) if len(names) else []
+    ends = np.r_[starts[1:], len(names)] if len(names) else []
+    merger = PatchMerger(iou_threshold)
+    for a, b in zip(starts, ends):
+        merger.add(names[a], boxes[a:b], scores[a:b], classes[a:b])
+    merged = merger.finish()
+    out = {}
+    for k, cname in enumerate(class_names):
+        imgs, sc, polys = [], [], []
+        for img in sorted(merged):
+            m = merged[img]
+            sel = m.classes == k
+            imgs += [img] * int(sel.sum())
+            sc.append(m.scores[sel].astype(np.float64))
+            polys.append(rbox_to_poly(m.boxes[sel].astype(np.float64)).reshape(-1, 8))
+        out[cname] = {
+            "image_names": np.asarray(imgs, dtype=object),
+            "scores": np.concatenate(sc) if sc else np.zeros(0),
+            "polys": np.concatenate(polys) if polys else np.zeros((0, 8)),
+        }
+    return out
+
+
 def evaluate_task1_results(
     det_dir: str,
     ann_dir: str,
@@ -50,6 +96,8 @@ def evaluate_task1_results(
     iou_thresholds: Sequence[float] = (0.5,),
     use_07_metric: bool = False,
     show_progress: bool = True,
+    merge_patches: bool = False,
+    merge_iou_threshold: float = 0.1,
 ) -> tuple[RotatedMAPResult, list[str]]:
     """Rotated mAP of ``det_dir/Task1_<class>.txt`` against ``ann_dir/<image>.txt``.
 
@@ -61,6 +109,9 @@ def evaluate_task1_results(
         class_names: evaluated classes (default: the DOTA v1.0 / v1.5 / v2.0 list that contains
             every class found in the labels and result files, else their sorted union).
         iou_thresholds, use_07_metric: see :func:`rotated_voc_map`.
+        merge_patches: the result files are on split patches: merge them into the full images
+            first (:func:`merge_task1_patch_results`).
+        merge_iou_threshold: IoU threshold of that merge.
 
     Returns:
         ``(result, class_names)``.
@@ -83,6 +134,8 @@ def evaluate_task1_results(
             raise FileNotFoundError(f"No DOTA label file for image '{name}': {path}")
         labels.append(parse_dota_label_file(path))
     dets = read_task1_results(det_dir)
+    if merge_patches:
+        dets = merge_task1_patch_results(dets, merge_iou_threshold)
 
     found = {c for lab in labels for c in lab.class_names} | set(dets)
     if class_names is None:

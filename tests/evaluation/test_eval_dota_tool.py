@@ -128,3 +128,37 @@ def test_bad_files_name_file_and_line(tmp_path):
         tool.main(["--det-dir", str(det_dir), "--ann-dir", str(LABELS), "--quiet",
                    "--classes", "ship,harbor", "--imageset", imageset])  # fmt: skip
     assert os.path.exists(det_dir / "Task1_ship.txt")
+
+
+def test_merge_patches_option(tmp_path):
+    """Task1 files on P0706's patches (each patch's objects wholly inside it) -> --merge-patches
+    -> mAP 1 against the full image's labels of those objects."""
+    from rotated_det.data.datasets.dota_patch_name import format_patch_name
+    from rotated_det.data.dota_split import assign_objects_to_windows, get_sliding_windows
+
+    lab = _labels()["P0706"]
+    idx = {c: i for i, c in enumerate(DOTA_V1_CLASSES)}
+    wins = get_sliding_windows(1111, 1182, (512,), (128,))
+    wo = assign_objects_to_windows(lab.polys, wins, iof_thr=0.7)
+    per_patch, inside = {}, set()
+    for w, (x0, y0, _, _) in enumerate(wins.tolist()):
+        sel = (wo.win_idx == w) & ~wo.clipped
+        obj = wo.obj_idx[sel]
+        inside.update(obj.tolist())
+        boxes = polys_to_rboxes(wo.polys[sel] - np.tile([x0, y0], 4))
+        cls = np.array([idx[lab.class_names[k]] for k in obj], dtype=np.int64)
+        per_patch[format_patch_name("P0706", 1.0, x0, y0)] = (boxes, np.ones(len(obj)), cls)
+    _write(tmp_path / "patches", per_patch)
+    ann = tmp_path / "ann"
+    ann.mkdir()
+    (ann / "P0706.txt").write_text(
+        "".join(
+            " ".join(f"{v:g}" for v in lab.polys[k]) + f" {lab.class_names[k]} {lab.difficult[k]}\n"
+            for k in sorted(inside)
+        )
+    )
+    argv = ["--det-dir", str(tmp_path / "patches"), "--ann-dir", str(ann), "--quiet"]
+    out = tool.main([*argv, "--merge-patches", "--coco-thresholds"])
+    assert out["mAP"]["0.5"] == pytest.approx(1.0) and out["mAP"]["0.5:0.95"] == pytest.approx(1.0)
+    # Without merging, the patch names are not images of the set: nothing is detected.
+    assert tool.main(argv)["mAP"]["0.5"] == 0.0
