@@ -271,7 +271,11 @@ class DOTAEvaluator(DatasetEvaluator):
             for k, v in part.items():
                 if k in out and self._merge:
                     # One full image split across ranks: merge the two partial results again.
-                    m = PatchMerger(self._merge_iou, parse_name=lambda n: (n, 1.0, 0, 0))
+                    m = PatchMerger(
+                        self._merge_iou,
+                        max_dets_per_image=self._max_dets,
+                        parse_name=lambda n: (n, 1.0, 0, 0),
+                    )
                     m.add(k, out[k].boxes, out[k].scores, out[k].classes)
                     m.add(k, v.boxes, v.scores, v.classes)
                     v = m.finish()[k]
