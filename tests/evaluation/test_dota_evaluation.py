@@ -266,3 +266,27 @@ def test_build_evaluator_from_metadata():
         assert type(ev) is cls
     with pytest.raises(ValueError, match="evaluator_type None"):
         build_evaluator(_register(dicts))
+
+
+class _EchoModel(torch.nn.Module):
+    """Returns each input's stored predictions (a stand-in detector)."""
+
+    def __init__(self, preds):
+        super().__init__()
+        self.preds = preds
+
+    def forward(self, batch):
+        return [_outputs(*self.preds[d["image_id"]]) for d in batch]
+
+
+def test_through_inference_on_dataset():
+    from rotated_det.evaluation import inference_on_dataset
+
+    dicts, preds = _random_dataset(9, num_images=6)
+    name = _register(dicts, evaluator_type="dota")
+    model = _EchoModel({d["image_id"]: p for d, p in zip(dicts, preds)})
+    loader = [[{"image_id": d["image_id"], "file_name": d["file_name"]} for d in dicts[i : i + 2]]
+              for i in range(0, len(dicts), 2)]  # fmt: skip
+    res = inference_on_dataset(model, loader, build_evaluator(name, None, distributed=False))
+    expected = _reference_aps(dicts, preds, 0.5, False)
+    assert res["rbox"]["AP50"] == pytest.approx(100 * np.nanmean(expected), abs=1e-4)
