@@ -202,3 +202,23 @@ def test_loader_reproducible():
     for _ in range(3):
         xa, xb = next(ia), next(ib)
         torch.testing.assert_close(xa[0]["x"], xb[0]["x"])
+
+
+def test_default_trainer_amp_and_clipped_optimizer_from_config(tmp_path):
+    from rotated_det.config import L
+    from rotated_det.solver import maybe_add_gradient_clipping
+
+    cfg = tiny_config(str(tmp_path), max_iter=3, eval_period=0)
+    cfg.train.amp.enabled = True
+    cfg.optimizer = L(maybe_add_gradient_clipping)(
+        optimizer=cfg.optimizer, clip_type="norm", clip_value=0.01
+    )
+    trainer = DefaultTrainer(cfg)
+    assert isinstance(trainer._trainer, AMPTrainer)
+    assert trainer._trainer.precision == torch.bfloat16
+    before = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+    trainer.train()
+    # every step moved the weights by at most lr * clip_value (+ momentum build-up)
+    delta = torch.cat([(trainer.model.state_dict()[k] - v).flatten() for k, v in before.items()])
+    assert 0 < delta.norm() <= 3 * 3 * 0.05 * 0.01
+    assert type(trainer.optimizer).__name__ == "SGDWithGradientClip"
