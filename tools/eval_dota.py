@@ -5,6 +5,7 @@
     python tools/eval_dota.py --det-dir D --ann-dir A --imageset val.txt --iou-thr 0.5 0.75
     python tools/eval_dota.py --det-dir D --ann-dir A --use-07-metric --coco-thresholds
     python tools/eval_dota.py --det-dir patch_results --ann-dir A --merge-patches
+    python tools/eval_dota.py --det-dir D --ann-dir A --polygon-iou   # the kit's exact geometry
 
 ``--det-dir`` holds ``Task1_<class>.txt`` files (``image score x1 y1 ... x4 y4`` per line, as
 written by rotated_det's DOTA submission writer, MMRotate or the DOTA kit's merge scripts);
@@ -27,6 +28,35 @@ from rotated_det.evaluation.dota_task1_eval import evaluate_task1_results, read_
 from rotated_det.evaluation.rotated_map import COCO_IOU_THRESHOLDS
 
 
+def polygon_iou(polys1: np.ndarray, polys2: np.ndarray) -> np.ndarray:
+    """IoU [N, M] of polygons [N, 8] and [M, 8] with shapely, computed only where the polygons'
+    horizontal boxes meet (as the DOTA kit does). Self-intersecting point orders are repaired
+    with ``buffer(0)``."""
+    from shapely.geometry import Polygon
+
+    def shapes(polys):
+        out = []
+        for p in polys:
+            g = Polygon(p.reshape(4, 2))
+            out.append(g if g.is_valid else g.buffer(0))
+        return out
+
+    iou = np.zeros((len(polys1), len(polys2)))
+    if len(polys1) == 0 or len(polys2) == 0:
+        return iou
+    lo1, hi1 = polys1.reshape(-1, 4, 2).min(1), polys1.reshape(-1, 4, 2).max(1)
+    lo2, hi2 = polys2.reshape(-1, 4, 2).min(1), polys2.reshape(-1, 4, 2).max(1)
+    meet = np.all((lo1[:, None] <= hi2[None]) & (lo2[None] <= hi1[:, None]), axis=-1)  # [N, M]
+    if not meet.any():
+        return iou
+    a, b = shapes(polys1), shapes(polys2)
+    for i, j in zip(*np.nonzero(meet)):
+        inter = a[i].intersection(b[j]).area
+        union = a[i].area + b[j].area - inter
+        iou[i, j] = inter / union if union > 0 else 0.0
+    return iou
+
+
 def get_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--det-dir", required=True, help="directory of Task1_<class>.txt files")
@@ -44,6 +74,12 @@ def get_parser() -> argparse.ArgumentParser:
         help="the Task1 files are on split patches (NAME__RATE__X___Y): merge them first",
     )
     p.add_argument("--merge-iou", type=float, default=0.1, help="NMS IoU of --merge-patches")
+    p.add_argument(
+        "--polygon-iou",
+        action="store_true",
+        help="IoU of the polygons as written (the DOTA kit's geometry; shapely, slower) instead\n"
+        "of the rotated IoU of their minimum-area rectangles",
+    )
     p.add_argument("--output-json", help="write the results to this JSON file")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     return p
@@ -65,6 +101,7 @@ def main(argv=None) -> dict:
         show_progress=not args.quiet,
         merge_patches=args.merge_patches,
         merge_iou_threshold=args.merge_iou,
+        polygon_iou_fn=polygon_iou if args.polygon_iou else None,
     )
     mode = "VOC07 11-point" if args.use_07_metric else "area (all-point)"
     print(f"AP mode: {mode}")

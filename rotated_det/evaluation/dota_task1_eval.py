@@ -1,9 +1,11 @@
 """Score DOTA Task1 result files against DOTA label files, locally (what the DOTA server does
 for the validation set): the engine of ``tools/eval_dota.py``.
 
-Ground-truth polygons become their minimum-area rotated rectangles and detections' polygons too
-(Task1 detections are rectangles already); IoU is the rotated-box IoU. For labelled quadrilaterals
-that are not rectangles this differs slightly from the DOTA kit, which intersects the raw polygons.
+By default ground-truth polygons become their minimum-area rotated rectangles and detections'
+polygons too (Task1 detections are rectangles already), and IoU is the compiled rotated-box IoU.
+For labelled quadrilaterals that are not rectangles this differs slightly from the DOTA kit, which
+intersects the raw polygons; ``polygon_iou_fn`` (``tools/eval_dota.py --polygon-iou``) scores the
+polygons as written instead.
 """
 
 from __future__ import annotations
@@ -98,6 +100,7 @@ def evaluate_task1_results(
     show_progress: bool = True,
     merge_patches: bool = False,
     merge_iou_threshold: float = 0.1,
+    polygon_iou_fn=None,
 ) -> tuple[RotatedMAPResult, list[str]]:
     """Rotated mAP of ``det_dir/Task1_<class>.txt`` against ``ann_dir/<image>.txt``.
 
@@ -112,6 +115,9 @@ def evaluate_task1_results(
         merge_patches: the result files are on split patches: merge them into the full images
             first (:func:`merge_task1_patch_results`).
         merge_iou_threshold: IoU threshold of that merge.
+        polygon_iou_fn: if given, ``(polys1 [N, 8], polys2 [M, 8]) -> IoU [N, M]`` applied to
+            the polygons as written in the files (the DOTA kit's geometry) instead of the
+            rotated-box IoU of their minimum-area rectangles.
 
     Returns:
         ``(result, class_names)``.
@@ -169,17 +175,21 @@ def evaluate_task1_results(
     def cat(parts, shape):
         return np.concatenate(parts) if parts else np.zeros(shape)
 
+    det_geom, gt_geom = cat(det_polys, (0, 8)), cat(gt_polys, (0, 8))
+    if polygon_iou_fn is None:
+        det_geom, gt_geom = polys_to_rboxes(det_geom), polys_to_rboxes(gt_geom)
     result = rotated_voc_map(
         cat(det_ids, 0).astype(np.int64),
-        polys_to_rboxes(cat(det_polys, (0, 8))),
+        det_geom,
         cat(det_scores, 0),
         cat(det_cls, 0).astype(np.int64),
         cat(gt_ids, 0).astype(np.int64),
-        polys_to_rboxes(cat(gt_polys, (0, 8))),
+        gt_geom,
         cat(gt_cls, 0).astype(np.int64),
         cat(gt_diff, 0).astype(bool),
         num_classes=len(class_names),
         iou_thresholds=iou_thresholds,
         use_07_metric=use_07_metric,
+        iou_fn=polygon_iou_fn,
     )
     return result, class_names

@@ -33,7 +33,7 @@ Conventions of this implementation where the kit leaves a choice:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -108,6 +108,7 @@ def best_gt_per_detection(
     det_boxes: np.ndarray,
     gt_keys: np.ndarray,
     gt_boxes: np.ndarray,
+    iou_fn: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """For every detection, the largest IoU with a GT of the same group, and that GT.
 
@@ -119,12 +120,15 @@ def best_gt_per_detection(
         det_boxes: float64 [D, 5] rotated boxes (cx, cy, w, h, angle in degrees).
         gt_keys: int64 [G] group of each GT.
         gt_boxes: float64 [G, 5].
+        iou_fn: ``(boxes1 [N, K], boxes2 [M, K]) -> IoU [N, M]`` for other box kinds (e.g.
+            polygons, K = 8); default the compiled rotated IoU.
 
     Returns:
         ovmax: float64 [D], the largest IoU (``-inf`` when the group has no GT);
         jmax: int64 [D], index into the GT arrays of the GT reaching it (first on ties; -1 when
         the group has no GT).
     """
+    iou_fn = _pairwise_iou if iou_fn is None else iou_fn
     num_dets = len(det_keys)
     ovmax = np.full(num_dets, -np.inf)
     jmax = np.full(num_dets, -1, dtype=np.int64)
@@ -147,7 +151,10 @@ def best_gt_per_detection(
     gt_boxes_sorted = gt_boxes[gt_order]
     for k in range(len(det_start)):
         ds, dc, gs, gc = det_start[k], det_count[k], gt_start[k], gt_count[k]
-        iou = _pairwise_iou(det_boxes_sorted[ds : ds + dc], gt_boxes_sorted[gs : gs + gc])
+        iou = np.asarray(
+            iou_fn(det_boxes_sorted[ds : ds + dc], gt_boxes_sorted[gs : gs + gc]),
+            dtype=np.float64,
+        ).reshape(dc, gc)
         best = iou.argmax(axis=1)
         idx = det_order[ds : ds + dc]
         ovmax[idx] = iou[np.arange(dc), best]
@@ -237,6 +244,7 @@ def rotated_voc_map(
     num_classes: int | None = None,
     iou_thresholds: Sequence[float] = (0.5,),
     use_07_metric: bool = False,
+    iou_fn: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
 ) -> RotatedMAPResult:
     """Rotated VOC/DOTA mean AP of a whole dataset (see the module docstring for the rules).
 
@@ -252,16 +260,23 @@ def rotated_voc_map(
         num_classes: number of classes C; default ``1 + max label``.
         iou_thresholds: IoU thresholds; a detection matches when IoU > threshold.
         use_07_metric: VOC2007 11-point AP instead of the area under the envelope.
+        iou_fn: optional ``(boxes1 [N, K], boxes2 [M, K]) -> IoU [N, M]`` replacing the rotated
+            IoU, for boxes of another kind (then ``det_boxes`` / ``gt_boxes`` are [D, K] / [G, K],
+            e.g. polygons with K = 8).
 
     Returns:
         :class:`RotatedMAPResult`.
     """
     det_image_ids = _as_numpy(det_image_ids, np.int64).reshape(-1)
-    det_boxes = _as_numpy(det_boxes, np.float64).reshape(-1, 5)
+    box_dim = 5
+    if iou_fn is not None:  # the boxes' own width (e.g. 8 for polygons)
+        dims = [np.ndim(b) == 2 and np.shape(b)[1] for b in (det_boxes, gt_boxes)]
+        box_dim = next((d for d in dims if d), 8)
+    det_boxes = _as_numpy(det_boxes, np.float64).reshape(-1, box_dim)
     det_scores = _as_numpy(det_scores, np.float64).reshape(-1)
     det_labels = _as_numpy(det_labels, np.int64).reshape(-1)
     gt_image_ids = _as_numpy(gt_image_ids, np.int64).reshape(-1)
-    gt_boxes = _as_numpy(gt_boxes, np.float64).reshape(-1, 5)
+    gt_boxes = _as_numpy(gt_boxes, np.float64).reshape(-1, box_dim)
     gt_labels = _as_numpy(gt_labels, np.int64).reshape(-1)
     if gt_difficult is None:
         gt_difficult = np.zeros(len(gt_labels), dtype=bool)
@@ -298,7 +313,7 @@ def rotated_voc_map(
         all_ids = np.unique(all_ids, return_inverse=True)[1].reshape(-1).astype(np.int64)
     det_keys = all_ids[:nd] * num_classes + det_labels
     gt_keys = all_ids[nd:] * num_classes + gt_labels
-    ovmax, jmax = best_gt_per_detection(det_keys, det_boxes, gt_keys, gt_boxes)
+    ovmax, jmax = best_gt_per_detection(det_keys, det_boxes, gt_keys, gt_boxes, iou_fn)
 
     # Per class (input order kept), then by decreasing score; stable, so tied scores keep the
     # input order.
