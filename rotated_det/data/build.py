@@ -175,17 +175,16 @@ def build_detection_train_loader(
         sampler = TrainingSampler(len(dataset), seed=seed)
     dataset = ToIterableDataset(dataset, sampler)
     if aspect_ratio_grouping:
+        # Grouping runs inside each worker, so that a whole batch crosses the process boundary
+        # in one message instead of one message per image.
         loader = torchdata.DataLoader(
-            dataset,
+            AspectRatioGroupedDataset(dataset, batch_size),
             batch_size=None,
             num_workers=num_workers,
-            collate_fn=_identity,
+            collate_fn=_identity if collate_fn is None else collate_fn,
             worker_init_fn=worker_init_reset_seed,
         )
-        loader = AspectRatioGroupedDataset(loader, batch_size)
-        if collate_fn is None:
-            return loader
-        return _MapBatches(loader, collate_fn)
+        return loader
     return torchdata.DataLoader(
         dataset,
         batch_size=batch_size,
@@ -198,15 +197,6 @@ def build_detection_train_loader(
 
 def _identity(x):
     return x
-
-
-class _MapBatches(torchdata.IterableDataset):
-    def __init__(self, loader, fn):
-        self.loader, self.fn = loader, fn
-
-    def __iter__(self):
-        for b in self.loader:
-            yield self.fn(b)
 
 
 def build_detection_test_loader(

@@ -12,14 +12,10 @@ from rotated_det.data.polygon_ops import (
     clip_polygons_to_rects,
     min_area_rect_corners,
     polygon_areas,
+    rboxes_to_corners,
+    rect_corners_to_rboxes,
 )
-from rotated_det.structures import (
-    BoxMode,
-    Instances,
-    RotatedBoxes,
-    poly_to_rbox,
-    rbox_to_poly,
-)
+from rotated_det.structures import BoxMode, Instances, RotatedBoxes
 
 __all__ = [
     "read_image",
@@ -107,7 +103,7 @@ def clip_rotated_boxes(
     keep = np.ones(len(b), dtype=bool)
     if len(b) == 0:
         return b, keep, 0
-    corners = np.asarray(rbox_to_poly(b), dtype=np.float64).reshape(-1, 4, 2)
+    corners = rboxes_to_corners(b)
     lo, hi = corners.min(axis=1), corners.max(axis=1)
     out = (lo < -tolerance).any(1) | (hi[:, 0] > w + tolerance) | (hi[:, 1] > h + tolerance)
     idx = np.nonzero(out)[0]
@@ -121,8 +117,7 @@ def clip_rotated_boxes(
     fix = idx[visible]
     b = b.copy()
     if len(fix):
-        rect = min_area_rect_corners(clipped[visible]).reshape(-1, 8)
-        b[fix] = np.asarray(poly_to_rbox(rect), dtype=np.float64)
+        b[fix] = rect_corners_to_rboxes(min_area_rect_corners(clipped[visible]))
     return b[keep], keep, len(fix)
 
 

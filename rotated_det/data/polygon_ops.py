@@ -15,6 +15,8 @@ __all__ = [
     "polygon_areas",
     "clip_polygons_to_rects",
     "min_area_rect_corners",
+    "rboxes_to_corners",
+    "rect_corners_to_rboxes",
 ]
 
 
@@ -134,3 +136,31 @@ def min_area_rect_corners(polys: np.ndarray) -> np.ndarray:
         axis=1,
     )
     return corners
+
+
+def rboxes_to_corners(boxes: np.ndarray) -> np.ndarray:
+    """``[N, 5]`` XYWHA_ABS boxes -> ``[N, 4, 2]`` corners (numpy fast path of
+    ``rotated_det.structures.rbox_to_poly``, same corner order)."""
+    b = np.asarray(boxes, dtype=np.float64).reshape(-1, 5)
+    a = np.radians(b[:, 4])
+    c, s = np.cos(a), np.sin(a)
+    u = np.stack([c, -s], axis=1) * (b[:, 2:3] / 2)
+    v = np.stack([s, c], axis=1) * (b[:, 3:4] / 2)
+    ctr = b[:, :2]
+    return np.stack([ctr - u - v, ctr + u - v, ctr + u + v, ctr - u + v], axis=1)
+
+
+def rect_corners_to_rboxes(corners: np.ndarray) -> np.ndarray:
+    """Corners of rectangles in order around them (``[N, 4, 2]``, e.g. from
+    :func:`min_area_rect_corners`) -> ``[N, 5]`` XYWHA_ABS boxes with ``w`` along corner 0 -> 1
+    and the angle in ``[-180, 180)``."""
+    q = np.asarray(corners, dtype=np.float64).reshape(-1, 4, 2)
+    e1 = q[:, 1] - q[:, 0]
+    e2 = q[:, 3] - q[:, 0]
+    out = np.empty((len(q), 5))
+    out[:, :2] = q.mean(axis=1)
+    out[:, 2] = np.hypot(e1[:, 0], e1[:, 1])
+    out[:, 3] = np.hypot(e2[:, 0], e2[:, 1])
+    out[:, 4] = np.degrees(np.arctan2(-e1[:, 1], e1[:, 0]))
+    out[:, 4] = (out[:, 4] + 180.0) % 360.0 - 180.0
+    return out

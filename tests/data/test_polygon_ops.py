@@ -43,3 +43,24 @@ def test_min_area_rect_matches_shapely():
     np.testing.assert_allclose(polygon_areas(rect), ref, rtol=1e-9, atol=1e-9)
     for r, p in zip(rect[:20], pts[:20]):
         assert sg.Polygon(r).buffer(1e-6).contains(sg.MultiPoint(p))
+
+
+def test_numpy_box_corner_helpers_match_structures():
+    from rotated_det.data.polygon_ops import rboxes_to_corners, rect_corners_to_rboxes
+    from rotated_det.structures import rbox_to_poly
+
+    rng = np.random.default_rng(2)
+    boxes = np.concatenate(
+        [
+            rng.uniform(0, 100, (50, 2)),
+            rng.uniform(1, 40, (50, 2)),
+            rng.uniform(-180, 180, (50, 1)),
+        ],
+        axis=1,
+    )
+    corners = rboxes_to_corners(boxes)
+    np.testing.assert_allclose(corners.reshape(-1, 8), np.asarray(rbox_to_poly(boxes)), atol=1e-9)
+    back = rect_corners_to_rboxes(corners)
+    ang = (boxes[:, 4] + 180) % 360 - 180
+    np.testing.assert_allclose(back[:, :4], boxes[:, :4], atol=1e-9)
+    np.testing.assert_allclose(np.cos(np.radians(back[:, 4] - ang)), 1.0, atol=1e-9)

@@ -208,13 +208,13 @@ def polys_to_rboxes(polys: np.ndarray) -> np.ndarray:
 
 
 def clip_polys_to_image(
-    polys: np.ndarray, width: float, height: float, tolerance: float = 1.0
+    polys: np.ndarray, width, height, tolerance: float = 1.0
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Find polygons that leave the image and clip them to it.
 
     Args:
         polys: ``[N, 8]`` polygons.
-        width, height: image size in pixels.
+        width, height: image size in pixels (scalars, or ``[N]`` arrays: one image per polygon).
         tolerance: polygons that exceed the image by at most this many pixels are left as they are
             (annotators routinely click one pixel past the border).
     Returns:
@@ -225,6 +225,8 @@ def clip_polys_to_image(
         that are not outside are not meaningful).
     """
     polys = np.asarray(polys, dtype=np.float64).reshape(-1, 8)
+    width = np.broadcast_to(np.asarray(width, dtype=np.float64), (len(polys),))
+    height = np.broadcast_to(np.asarray(height, dtype=np.float64), (len(polys),))
     xs, ys = polys[:, 0::2], polys[:, 1::2]
     outside = (
         (xs.min(1) < -tolerance)
@@ -237,7 +239,9 @@ def clip_polys_to_image(
     idx = np.nonzero(outside)[0]
     if len(idx):
         q = order_quads(polys[idx].reshape(-1, 4, 2))
-        clipped = clip_polygons_to_rects(q, np.array([0.0, 0.0, width, height]))
+        zeros = np.zeros(len(idx))
+        rects = np.stack([zeros, zeros, width[idx], height[idx]], axis=1)
+        clipped = clip_polygons_to_rects(q, rects)
         area = polygon_areas(q)
         inter = polygon_areas(clipped)
         frac[idx] = np.where(area > 0, inter / np.maximum(area, 1e-12), 0.0)
@@ -372,31 +376,36 @@ def load_dota_instances(
         dicts.append(rec)
 
     if label_dir is not None:
-        # One vectorised conversion for the whole dataset.
-        boxes_all = polys_to_rboxes(np.concatenate(all_polys) if all_polys else np.zeros((0, 8)))
+        # One vectorised conversion and out-of-image check for the whole dataset.
+        polys_all = np.concatenate(all_polys) if all_polys else np.zeros((0, 8))
+        boxes_all = polys_to_rboxes(polys_all)
+        valid_all = np.ones(len(polys_all), dtype=bool)
+        if out_of_image != "keep" and len(polys_all):
+            sizes = np.repeat(
+                np.array([[r["width"], r["height"]] for r in dicts], dtype=np.float64),
+                [len(p) for p in all_polys],
+                axis=0,
+            )
+            outside, frac, clipped = clip_polys_to_image(
+                polys_all, sizes[:, 0], sizes[:, 1], clip_tolerance
+            )
+            if out_of_image == "drop":
+                valid_all &= ~outside
+                counts["outside_dropped"] += int(outside.sum())
+            else:
+                too_small = outside & (frac < min_visible_fraction)
+                valid_all &= ~too_small
+                counts["outside_dropped"] += int(too_small.sum())
+                fix = outside & ~too_small
+                boxes_all[fix] = clipped[fix]
+                counts["outside_clipped"] += int(fix.sum())
         start = 0
         for rec in dicts:
             polys, cats, diff = rec.pop("_polys"), rec.pop("_cats"), rec.pop("_diff")
-            boxes = boxes_all[start : start + len(polys)]
+            sl = slice(start, start + len(polys))
             start += len(polys)
-            valid = np.ones(len(polys), dtype=bool)
-            if out_of_image != "keep" and len(polys):
-                outside, frac, clipped = clip_polys_to_image(
-                    polys, rec["width"], rec["height"], clip_tolerance
-                )
-                if outside.any():
-                    if out_of_image == "drop":
-                        valid &= ~outside
-                        counts["outside_dropped"] += int(outside.sum())
-                    else:
-                        too_small = outside & (frac < min_visible_fraction)
-                        valid &= ~too_small
-                        counts["outside_dropped"] += int(too_small.sum())
-                        fix = outside & ~too_small
-                        boxes = boxes.copy()
-                        boxes[fix] = clipped[fix]
-                        counts["outside_clipped"] += int(fix.sum())
-            b_list = boxes[valid].tolist()
+            valid = valid_all[sl]
+            b_list = boxes_all[sl][valid].tolist()
             p_list = polys[valid].tolist()
             c_list = cats[valid].tolist()
             d_list = diff[valid].tolist()
