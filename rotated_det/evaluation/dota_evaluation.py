@@ -248,6 +248,14 @@ class DOTAEvaluator(DatasetEvaluator):
         if not self._compute_metrics:
             return {}
         gts = self._load_ground_truth(sorted(predictions))
+        if gts is None:
+            logger.warning(
+                f"[DOTAEvaluator] The images of '{self._dataset_name}' have no labels "
+                "(no 'annotations'): no metrics"
+                + (f"; the submission is in {self._submission_dir}" if self._submission_dir else "")
+                + ". Pass compute_metrics=False to silence this."
+            )
+            return {}
         return self._evaluate_predictions(predictions, gts)
 
     # -- helpers -----------------------------------------------------------------------------
@@ -292,7 +300,8 @@ class DOTAEvaluator(DatasetEvaluator):
             f"DOTA Task1 files in {self._submission_dir} and {w.zip_path}"
         )
 
-    def _load_ground_truth(self, keys: list[str]) -> dict[str, RotatedGroundTruth]:
+    def _load_ground_truth(self, keys: list[str]) -> dict[str, RotatedGroundTruth] | None:
+        """GT of the predicted images; None when the dataset has no labels (a test set)."""
         from rotated_det.data import DatasetCatalog
 
         if not self._merge:
@@ -309,6 +318,8 @@ class DOTAEvaluator(DatasetEvaluator):
                     f"[DOTAEvaluator] Evaluating the {len(keys)} processed images of the "
                     f"{len(by_id)} in '{self._dataset_name}'"
                 )
+            if not any("annotations" in by_id[k] for k in keys):
+                return None
             return {k: RotatedGroundTruth.from_dataset_dict(by_id[k]) for k in keys}
         if self._full_dataset_name is not None:
             dicts = DatasetCatalog.get(self._full_dataset_name)
@@ -319,6 +330,8 @@ class DOTAEvaluator(DatasetEvaluator):
                     f"DOTAEvaluator: {len(missing)} merged image(s) not in full-image dataset "
                     f"'{self._full_dataset_name}', e.g. {missing[:3]}"
                 )
+            if not any("annotations" in by_name[k] for k in keys):
+                return None
             return {k: RotatedGroundTruth.from_dataset_dict(by_name[k]) for k in keys}
         return load_dota_label_dir(self._ann_dir, keys, self._class_names)
 

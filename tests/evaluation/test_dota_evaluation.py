@@ -219,6 +219,10 @@ def test_submission_only_for_unlabelled_test_set(tmp_path):
         sub["plane"]["polys"][0], [-1, 3.5, -1, 0.5, 3, 0.5, 3, 3.5], atol=0.01
     )
     assert len(sub["ship"]["scores"]) == 0
+    # compute_metrics left on: the missing labels are noticed, no metric is made up.
+    ev = DOTAEvaluator(name, None, submission_dir=str(tmp_path / "t2"), distributed=False)
+    assert _run(ev, dicts, preds) == {}
+    assert (tmp_path / "t2.zip").exists()
 
 
 def test_merge_without_labels_is_a_clear_error():
