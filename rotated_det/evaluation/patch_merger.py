@@ -14,10 +14,11 @@ dataset:
   moved out of the buffer as soon as its last patch arrives. This is exact: it equals one NMS over
   all of the image's detections.
 * When an image's buffer grows past ``compact_size`` detections, the buffer is compacted by NMS
-  in place. Greedy NMS applied in two rounds can differ from one NMS over everything (a box
-  removed in the first round can no longer suppress a lower-scored neighbour later), so
-  ``compact_size`` should be well above the number of detections an image keeps after merging;
-  the default (200,000) is reached only by huge images with a very low score threshold.
+  in place. Greedy NMS in two rounds can differ from one NMS over everything: a box B that
+  suppressed a neighbour C in the first round may itself be suppressed later by a higher-scored
+  box A that arrives afterwards; one NMS over all three would keep C when A does not overlap it.
+  ``compact_size`` should therefore be well above the number of detections an image keeps after
+  merging; the default (200,000) is reached only by huge images with a very low score threshold.
 """
 
 from __future__ import annotations
