@@ -164,3 +164,15 @@ def test_p0706_patch_gt_merges_back_to_map_1(rates):
         labels.difficult.astype(bool), num_classes=len(class_names),
     )  # fmt: skip
     assert (res_all.mean_ap() < 1.0) == (len(inside) < len(labels))
+
+
+def test_score_threshold_and_max_dets():
+    boxes = np.array([[10.0 * k, 0.0, 5.0, 5.0, 0.0] for k in range(6)], np.float32)
+    scores = np.array([0.9, 0.05, 0.5, 0.7, 0.2, 0.6], np.float32)
+    merger = PatchMerger(0.1, score_threshold=0.1, max_dets_per_image=3)
+    merger.add("img__0.5__4___6.jpg", boxes, scores, np.zeros(6, np.int64))
+    out = merger.finish()["img"]
+    np.testing.assert_allclose(out.scores, [0.9, 0.7, 0.6])
+    # Rate 0.5, offset (4, 6): (cx + 4) / 0.5, (cy + 6) / 0.5, sides doubled.
+    np.testing.assert_allclose(out.boxes[0], [8.0, 12.0, 10.0, 10.0, 0.0])
+    np.testing.assert_allclose(out.boxes[1], [68.0, 12.0, 10.0, 10.0, 0.0])
