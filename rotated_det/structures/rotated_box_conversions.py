@@ -346,7 +346,8 @@ def poly_to_rbox(polys, version: str = "le90"):
     lead = t.shape[:-1]
     flat = t.reshape(-1, 8)
     rows = flat.T.contiguous()  # [8, N]: contiguous coordinate rows for fast elementwise work
-    best = _min_area_pair(rows[0::2], rows[1::2])
+    with torch.no_grad():  # a discrete choice; gradients flow through the recomputation below
+        best = _min_area_pair(rows[0::2], rows[1::2])
 
     # Recompute the winning pair's rectangle, with the points reordered as (i, j, k, l).
     order = _PAIR_TABLE.to(t.device)[best.long()]  # [N, 4]

@@ -83,7 +83,8 @@ class RotatedBoxes(Boxes):
         """
         h, w = box_size
         self.normalize_angles()
-        t = self.tensor
+        # read from a copy: the in-place write below must not touch tensors saved for backward
+        t = self.tensor.clone()
         near_horizontal = (t[:, 4].abs() <= clip_angle_threshold)[:, None]
         x0 = (t[:, 0] - t[:, 2] / 2.0).clamp(min=0, max=w)
         y0 = (t[:, 1] - t[:, 3] / 2.0).clamp(min=0, max=h)
@@ -99,7 +100,7 @@ class RotatedBoxes(Boxes):
             dim=1,
         )
         # a mask instead of indexing: no data-dependent shapes, so this traces
-        t[:, :4] = torch.where(near_horizontal, clipped, t[:, :4])
+        self.tensor[:, :4] = torch.where(near_horizontal, clipped, t[:, :4])
 
     def nonempty(self, threshold: float = 0.0) -> torch.Tensor:
         """[N] bool: True where both w and h are larger than ``threshold`` pixels."""

@@ -90,6 +90,20 @@ def test_clip_hand_examples():
     assert torch.allclose(b.tensor, torch.tensor([[6.0, 7.5, 6, 9, 5]]))
 
 
+def test_clip_in_place_and_differentiable():
+    x = torch.tensor(
+        [[5.0, 5, 20, 4, 0], [8, 8, 10, 10, 30], [4, 4, 2, 2, 359]], requires_grad=True
+    )
+    t = x * 1.0
+    b = RotatedBoxes(t)
+    b.clip((10, 10))
+    assert b.tensor is t  # the same tensor, modified in place, as in Detectron2
+    b.tensor.sum().backward()
+    # clipped width: d(min(w, x1 - x0)) / dw = 0 for box 0 (clamped both sides); 1 for the rest
+    assert x.grad[:, 2].tolist() == [0, 1, 1]
+    assert x.grad[:, 4].tolist() == [1, 1, 1]
+
+
 def test_clip_traces_with_mask():
     def f(t):
         b = RotatedBoxes(t.clone())
