@@ -244,7 +244,12 @@ class SimpleTrainer(TrainerBase):
         Raises:
             FloatingPointError: naming the non-finite loss term(s), the iteration and rank(s).
         """
-        metrics = {k: float(v.detach().float().cpu()) for k, v in loss_dict.items()}
+        tensors = list(loss_dict.values())
+        if all(t.device.type == "cpu" for t in tensors):
+            values = [t.item() for t in tensors]
+        else:  # one device->host copy (one sync) for all terms
+            values = torch.stack([t.detach().float().reshape(()) for t in tensors]).cpu().tolist()
+        metrics = dict(zip(loss_dict.keys(), values, strict=True))
         metrics["data_time"] = data_time
         all_metrics = comm.all_gather(metrics)
         bad = {}

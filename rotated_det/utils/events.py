@@ -7,7 +7,6 @@ TensorBoard).
 import datetime
 import json
 import logging
-import os
 import time
 from collections import defaultdict
 from contextlib import contextmanager
@@ -202,11 +201,9 @@ class JSONWriter(EventWriter):
         for itr, scalars in sorted(by_iter.items()):
             scalars["iteration"] = itr
             self._file_handle.write(json.dumps(scalars, sort_keys=True) + "\n")
+        # flush, no fsync: fsync costs ~10 ms on some file systems and metrics are not
+        # worth it (checkpoints are what must survive a crash)
         self._file_handle.flush()
-        try:
-            os.fsync(self._file_handle.fileno())
-        except (AttributeError, OSError):
-            pass
 
     def close(self) -> None:
         self._file_handle.close()
