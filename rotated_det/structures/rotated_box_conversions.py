@@ -147,7 +147,10 @@ def _check_version(version: str) -> None:
 
 
 def _normalize(boxes: torch.Tensor, version: str) -> torch.Tensor:
-    cx, cy, w, h, a = boxes.unbind(-1)
+    return torch.stack(_normalize_parts(*boxes.unbind(-1), version), dim=-1)
+
+
+def _normalize_parts(cx, cy, w, h, a, version: str):
     if version == "oc":
         a = _wrap(a, -90.0, 180.0)
         swap = a >= 0
@@ -158,7 +161,7 @@ def _normalize(boxes: torch.Tensor, version: str) -> torch.Tensor:
         a = torch.where(swap, a + 90.0, a)
         a = _wrap(a, -90.0 if version == "le90" else -45.0, 180.0)
     w, h = torch.where(swap, h, w), torch.where(swap, w, h)
-    return torch.stack([cx, cy, w, h, a], dim=-1)
+    return cx, cy, w, h, a
 
 
 def normalize_rbox_angles(boxes, version: str = "le90"):
@@ -365,11 +368,12 @@ def poly_to_rbox(polys, version: str = "le90"):
     cx = xi + sc * ux - qc * uy
     cy = yi + sc * uy + qc * ux
     angle = torch.atan2(-uy, ux) * (180.0 / math.pi)
-    out = torch.stack([cx, cy, (s_max - s_min) / norm, (q_max - q_min) / norm, angle], dim=-1)
-    out = _normalize(out, version)
-    # make the whole row NaN, not only the parts that happened to see the NaN/inf
-    finite = torch.isfinite(flat).all(dim=-1, keepdim=True)
-    out = torch.where(finite, out, torch.full_like(out, float("nan")))
+    w, h = (s_max - s_min) / norm, (q_max - q_min) / norm
+    # Every point enters the extents, so a NaN/inf coordinate always makes cx, cy, w or h
+    # non-finite; make the whole row NaN (cheaper than checking the 8 inputs).
+    nan_if_bad = torch.where(torch.isfinite(cx + cy + w + h), 0.0, float("nan"))
+    parts = _normalize_parts(cx, cy, w, h, angle, version)
+    out = torch.stack([v + nan_if_bad for v in parts], dim=-1)
     return _back(out.reshape(*lead, 5), was_numpy)
 
 

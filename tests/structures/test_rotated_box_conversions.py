@@ -306,6 +306,12 @@ def test_poly_to_rbox_shapes_types_errors():
     out = poly_to_rbox(bad)
     assert out[0].tolist() == [2.0, 1, 4, 2, 0]
     assert torch.isnan(out[1:]).all()
+    # one bad coordinate anywhere poisons the whole row, and only that row
+    for value in (float("nan"), float("inf"), -float("inf")):
+        bad = torch.tensor([[1.0, 2, 9, 3, 8, 7, 0, 5]]).repeat(9, 1)
+        bad[torch.arange(8), torch.arange(8)] = value
+        out = poly_to_rbox(bad)
+        assert torch.isnan(out[:8]).all() and torch.isfinite(out[8]).all()
 
 
 # ---------------------------------------------------------------- against cv2.minAreaRect
