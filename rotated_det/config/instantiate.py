@@ -69,7 +69,7 @@ def target_to_str(target: Any) -> str:
     for i in range(1, len(parts) + 1):
         candidate = ".".join(parts[:i]) + "." + qualname
         try:
-            if locate(candidate) is target:
+            if locate(candidate) == target:
                 return candidate
         except ImportError:
             continue

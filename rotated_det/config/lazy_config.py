@@ -242,7 +242,7 @@ class LazyConfig:
                     if k == "_target_" and not isinstance(v, str):
                         try:
                             name = target_to_str(v)
-                            if locate(name) is not v:
+                            if locate(name) != v:
                                 raise ValueError
                             v = name
                         except (ValueError, ImportError):

@@ -250,3 +250,21 @@ def test_to_py_output_is_a_loadable_equal_config(config_tree, tmp_path):
 def test_yaml_load_rejects_bad_extension(tmp_path):
     with pytest.raises(ValueError, match=r"\.py, \.yaml"):
         LazyConfig.load(_write(tmp_path / "x.txt", "a: 1"))
+
+
+class Builder:
+    def __init__(self, n):
+        self.n = n
+
+    @classmethod
+    def make(cls, n=1):
+        return cls(n * 10)
+
+
+def test_classmethod_target_saves_as_path(tmp_path):
+    cfg = DictConfig(dict(b=L(Builder.make)(n=2)), flags={"allow_objects": True})
+    path = LazyConfig.save(cfg, str(tmp_path / "c.yaml"))
+    assert path.endswith(".yaml")  # bound classmethods are found again by their path
+    cfg2 = LazyConfig.load(path)
+    assert cfg2.b._target_.endswith("Builder.make")
+    assert instantiate(cfg2.b).n == 20
