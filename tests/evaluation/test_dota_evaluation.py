@@ -294,3 +294,23 @@ def test_through_inference_on_dataset():
     res = inference_on_dataset(model, loader, build_evaluator(name, None, distributed=False))
     expected = _reference_aps(dicts, preds, 0.5, False)
     assert res["rbox"]["AP50"] == pytest.approx(100 * np.nanmean(expected), abs=1e-4)
+
+
+def test_merged_submission_for_a_test_set(tmp_path):
+    """The DOTA test-set flow: patches without labels -> merged full-image Task1 files + zip."""
+    assert os.path.isdir(SAMPLES), f"shared DOTA samples missing: expected {SAMPLES}"
+    labels, patches, inside = _p0706_patches()
+    cls = np.array([CLASSES.index(c) for c in labels.class_names])
+    patch_dicts = [{"file_name": f"{n}.png", "image_id": n} for n, _, _ in patches]
+    name = _register(patch_dicts)
+    ev = DOTAEvaluator(
+        name, None, merge_patches=True, compute_metrics=False,
+        submission_dir=str(tmp_path / "sub"), distributed=False,
+    )  # fmt: skip
+    preds = [(polys_to_rboxes(local), np.ones(len(obj)), cls[obj]) for _, obj, local in patches]
+    assert _run(ev, patch_dicts, preds) == {}
+    sub = read_task1_results(str(tmp_path / "sub"))
+    assert sum(len(v["scores"]) for v in sub.values()) == len(inside)
+    assert {n for v in sub.values() for n in v["image_names"]} == {"P0706"}
+    with zipfile.ZipFile(str(tmp_path / "sub") + ".zip") as z:
+        assert sorted(z.namelist()) == sorted(f"Task1_{c}.txt" for c in CLASSES)
