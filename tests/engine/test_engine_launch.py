@@ -63,3 +63,68 @@ def _env_worker(out_dir: str) -> None:
 def test_launch_single_process_runs_inline(tmp_path):
     launch(_env_worker, 1, args=(str(tmp_path),))
     assert torch.load(tmp_path / "env0.pt") == {"rank": 0, "world": 1, "local": 0}
+
+
+def test_launch_two_machines_by_rank_and_url(tmp_path):
+    """Two "machines" (here: two threads of this process) with one process each, meeting at a
+    tcp:// URL: machine ranks 0 and 1 give global ranks 0 and 1."""
+    import threading
+
+    from rotated_det.engine.launch import find_free_port
+
+    url = f"tcp://127.0.0.1:{find_free_port()}"
+    errors = []
+
+    def machine(rank):
+        try:
+            launch(
+                _env_worker,
+                1,
+                num_machines=2,
+                machine_rank=rank,
+                dist_url=url,
+                args=(str(tmp_path),),
+            )
+        except Exception as e:  # noqa: BLE001 - reported below
+            errors.append(e)
+
+    threads = [threading.Thread(target=machine, args=(r,)) for r in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=180)
+    assert not errors, errors
+    for r in range(2):
+        assert torch.load(tmp_path / f"env{r}.pt") == {"rank": r, "world": 2, "local": 0}
+
+
+def test_launch_from_torchrun_environment(tmp_path):
+    """RANK / WORLD_SIZE / LOCAL_RANK / MASTER_ADDR / MASTER_PORT as torchrun sets them: launch()
+    joins the group in the calling process and spawns nothing."""
+    import subprocess
+    import sys
+
+    from rotated_det.engine.launch import find_free_port
+
+    here = os.path.dirname(os.path.abspath(__file__))
+    repo = os.path.dirname(os.path.dirname(here))
+    port = find_free_port()
+    code = (
+        "import sys, os; from test_engine_launch import _env_worker; "
+        "from rotated_det.engine import launch; "
+        f"launch(_env_worker, 1, args=({str(tmp_path)!r},)); "
+        "import torch.multiprocessing as mp; "
+        "assert not mp.active_children()"
+    )
+    procs = []
+    for r in range(2):
+        env = dict(os.environ)
+        env.update(
+            RANK=str(r), WORLD_SIZE="2", LOCAL_RANK=str(r), LOCAL_WORLD_SIZE="2",
+            MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port), OMP_NUM_THREADS="1",
+            PYTHONPATH=os.pathsep.join([here, repo, env.get("PYTHONPATH", "")]),
+        )  # fmt: skip
+        procs.append(subprocess.Popen([sys.executable, "-c", code], env=env))
+    assert [p.wait(timeout=180) for p in procs] == [0, 0]
+    for r in range(2):
+        assert torch.load(tmp_path / f"env{r}.pt") == {"rank": r, "world": 2, "local": r}
