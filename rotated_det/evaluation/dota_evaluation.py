@@ -18,7 +18,12 @@ directory (``ann_dir``). This is how DOTA results are reported.
 
 Submission (``submission_dir``): the (merged) predictions are also written as DOTA Task1 files and
 zipped, for the evaluation server. With ``compute_metrics=False`` (the test set, which has no
-labels) only the submission is written.
+labels) only the submission is written. From the command line, with a LazyConfig whose
+``dataloader.evaluator`` is a DOTAEvaluator on the split test set::
+
+    python tools/lazyconfig_train_net.py --config-file configs/X.py --eval-only \
+        train.init_checkpoint=W dataloader.evaluator.merge_patches=True \
+        dataloader.evaluator.compute_metrics=False dataloader.evaluator.submission_dir=out/task1
 """
 
 from __future__ import annotations
