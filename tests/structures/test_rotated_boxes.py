@@ -202,3 +202,22 @@ def test_corner_distance_helper_agrees_with_shapely():
     same = torch.tensor([[30.0, 30, 10, 20, -90]])
     assert rbox_corner_distance(a, same).item() < 1e-5
     assert _shapely_iou(a[0], same[0]) == pytest.approx(1.0)
+
+
+def test_torch_export_with_dynamic_box_count():
+    """clip / nonempty / poly_to_rbox / normalize_rbox_angles export with a symbolic N."""
+    from rotated_det.structures import normalize_rbox_angles, poly_to_rbox
+
+    class M(torch.nn.Module):
+        def forward(self, b, p):
+            rb = RotatedBoxes(b.clone())
+            rb.clip((100, 120))
+            return rb.tensor, rb.nonempty(), poly_to_rbox(p, "oc"), normalize_rbox_angles(b)
+
+    b = torch.tensor([[5.0, 5, 20, 4, 0], [8, 8, 10, 10, 30], [50, 50, 300, 10, 0.5]])
+    p = torch.rand(7, 8, generator=torch.Generator().manual_seed(0)) * 100
+    dims = ({0: torch.export.Dim("N", min=2)}, {0: torch.export.Dim("P", min=2)})
+    ep = torch.export.export(M(), (b, p), dynamic_shapes=dims)
+    b2, p2 = torch.cat([b, b + 1]), torch.rand(11, 8) * 100
+    for got, ref in zip(ep.module()(b2, p2), M()(b2, p2), strict=True):
+        assert got.shape == ref.shape and torch.equal(got, ref)
