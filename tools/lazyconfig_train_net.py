@@ -20,7 +20,7 @@ import sys
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 from rotated_det.checkpoint import DetectionCheckpointer  # noqa: E402
-from rotated_det.config import LazyConfig  # noqa: E402
+from rotated_det.config import ConfigKeyError, LazyConfig  # noqa: E402
 from rotated_det.engine import (  # noqa: E402
     DefaultTrainer,
     create_ddp_model,
@@ -59,7 +59,15 @@ def main(args):
 
 
 def invoke_main() -> None:
-    args = default_argument_parser().parse_args()
+    parser = default_argument_parser()
+    args = parser.parse_args()
+    if not args.config_file:
+        parser.error("--config-file is required")
+    # fail fast, before starting processes, on a bad config file or override
+    try:
+        LazyConfig.apply_overrides(LazyConfig.load(args.config_file), args.opts or [])
+    except ConfigKeyError as e:
+        parser.error(str(e))
     launch(
         main,
         args.num_gpus,

@@ -2,8 +2,8 @@
 
 from .instantiate import instantiate, locate
 from .lazy_call import LazyCall
-from .lazy_config import LazyConfig
+from .lazy_config import ConfigKeyError, LazyConfig
 
 L = LazyCall
 
-__all__ = ["LazyCall", "L", "LazyConfig", "instantiate", "locate"]
+__all__ = ["LazyCall", "L", "LazyConfig", "ConfigKeyError", "instantiate", "locate"]

@@ -18,13 +18,21 @@ from omegaconf import DictConfig, ListConfig
 
 from .instantiate import locate, target_to_str
 
-__all__ = ["LazyConfig"]
+__all__ = ["LazyConfig", "ConfigKeyError"]
 
 logger = logging.getLogger(__name__)
 
 # Config files are executed with a fake package name under this prefix, so that relative
 # imports inside them can be recognised and resolved to files by _patch_import.
 _CFG_PACKAGE = "rotated_det._cfg_loader"
+
+
+class ConfigKeyError(KeyError):
+    """A config key that does not exist (or already exists, for ``+key=``); the message names
+    the key and the nearest existing keys."""
+
+    def __str__(self) -> str:  # KeyError's default repr-quotes the message
+        return str(self.args[0]) if self.args else ""
 
 
 def _new_config(content: Any) -> Any:
@@ -204,7 +212,7 @@ class LazyConfig:
     def _select(cfg: DictConfig, key: str, filename: str) -> Any:
         if key not in cfg:
             near = difflib.get_close_matches(key, [str(k) for k in cfg.keys()], n=3)
-            raise KeyError(f"{filename} has no top-level key {key!r}; nearest: {near}")
+            raise ConfigKeyError(f"{filename} has no top-level key {key!r}; nearest: {near}")
         return cfg[key]
 
     @staticmethod
@@ -324,14 +332,14 @@ class LazyConfig:
                 node = node[int(part)]
                 continue
             if not isinstance(node, DictConfig):
-                raise KeyError(
+                raise ConfigKeyError(
                     f"Override {text!r}: {'.'.join(parts[:i])!r} is a "
                     f"{type(node).__name__}, not a config node with keys."
                 )
             if part in node:
                 if last:
                     if override.is_add():
-                        raise KeyError(
+                        raise ConfigKeyError(
                             f"Override {text!r}: key {key!r} already exists; drop the '+'."
                         )
                     return node, part
@@ -357,7 +365,7 @@ class LazyConfig:
             prefix = missing.rpartition(".")[0]
             siblings = [k for k in all_keys if k.rpartition(".")[0] == prefix]
             near = difflib.get_close_matches(missing, siblings, n=5, cutoff=0.4)
-        raise KeyError(
+        raise ConfigKeyError(
             f"Override {text!r}: key {missing!r} does not exist in the config. "
             f"Nearest existing keys: {near if near else 'none'}. "
             f"(Use '+{key}=...' to add a new key on purpose.)"

@@ -67,7 +67,7 @@ class IterationTimer(HookBase):
     and speed at the end. Register it first so it times the whole step.
 
     Args:
-        warmup_iter: iterations excluded from the reported average speed.
+        warmup_iter: the first iterations, not timed (slow: allocations, cudnn autotuning).
     """
 
     def __init__(self, warmup_iter: int = 3):
@@ -85,7 +85,7 @@ class IterationTimer(HookBase):
         total_time = time.perf_counter() - self._start_time
         measured = self._total_timer.seconds()
         hooks_time = total_time - measured
-        num_iter = self.trainer.storage.iter + 1 - self.trainer.start_iter - self._warmup_iter
+        num_iter = self.trainer.iter - self.trainer.start_iter - self._warmup_iter
         if num_iter > 0 and measured > 0:
             logger.info(
                 "Overall training speed: %d iterations in %s (%.4f s / it)",
@@ -105,7 +105,7 @@ class IterationTimer(HookBase):
 
     def after_step(self) -> None:
         iter_done = self.trainer.storage.iter - self.trainer.start_iter + 1
-        if iter_done >= self._warmup_iter:
+        if iter_done > self._warmup_iter:
             sec = self._step_timer.seconds()
             self.trainer.storage.put_scalars(time=sec)
         else:

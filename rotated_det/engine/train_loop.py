@@ -100,7 +100,7 @@ class TrainerBase:
                     self.run_step()
                     self.after_step()
                 # after the loop iter == max_iter, so hooks know training finished
-                self.iter += 1
+                self.iter = max(max_iter, start_iter)
             except Exception:
                 logger.exception("Exception during training:")
                 raise
