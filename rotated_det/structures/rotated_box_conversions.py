@@ -109,13 +109,15 @@ for _i, _j, _k, _l in _PAIRS:
     for _c in (_k, _l):
         _TRI_OF[_i, _j, _c] = tuple(sorted((_i, _j, _c)))
         _PERM_SIGN[_i, _j, _c] = _perm_sign((_i, _j, _c))
+del _i, _j, _k, _l, _c
 
 
 def _to_tensor(x, last_dim: int, name: str):
     """Returns (float tensor, was_numpy). Checks the last dimension."""
     was_numpy = isinstance(x, np.ndarray)
     if was_numpy:
-        x = torch.from_numpy(x)
+        # torch needs non-negative strides and (to avoid a warning) a writable array
+        x = torch.from_numpy(np.require(x, requirements=["C", "W"]))
     elif not isinstance(x, torch.Tensor):
         raise TypeError(f"{name}: expected a torch.Tensor or numpy array, got {type(x).__name__}")
     if not torch.jit.is_tracing() and (x.dim() == 0 or x.shape[-1] != last_dim):

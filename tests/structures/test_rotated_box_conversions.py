@@ -297,6 +297,10 @@ def test_poly_to_rbox_shapes_types_errors():
     assert poly_to_rbox(p.to(torch.int64)).dtype == torch.float32
     out = poly_to_rbox(p.numpy()[None])
     assert isinstance(out, np.ndarray) and out.shape == (1, 5)
+    # reversed (negative-stride) and read-only arrays are fine
+    arr = np.array([[0.0, 2, 4, 2, 4, 0, 0, 0]])[:, ::-1]
+    arr.flags.writeable = False
+    assert poly_to_rbox(arr).tolist() == [[1.0, 2, 4, 2, -90]]  # x, y swapped: a tall box
     with pytest.raises(ValueError, match=r"\[\.\.\., 8\]"):
         poly_to_rbox(torch.zeros(2, 6))
     with pytest.raises(TypeError):
