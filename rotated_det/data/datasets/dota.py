@@ -36,10 +36,13 @@ from rotated_det.data.catalog import DatasetCatalog, MetadataCatalog
 from rotated_det.data.polygon_ops import (
     clip_polygons_to_rects,
     min_area_rect_corners,
+    normalize_le90,
     order_quads,
     polygon_areas,
+    quads_to_rboxes,
+    rect_corners_to_rboxes,
 )
-from rotated_det.structures import BoxMode, poly_to_rbox
+from rotated_det.structures import BoxMode
 
 __all__ = [
     "DOTA_V1_CLASSES",
@@ -201,10 +204,7 @@ def parse_dota_label_file(path: str, skip_malformed: bool = False) -> DotaLabels
 
 def polys_to_rboxes(polys: np.ndarray) -> np.ndarray:
     """``[N, 8]`` polygons -> ``[N, 5]`` float64 XYWHA_ABS boxes (minimum-area rectangles)."""
-    polys = np.asarray(polys, dtype=np.float64).reshape(-1, 8)
-    if len(polys) == 0:
-        return np.zeros((0, 5), dtype=np.float64)
-    return np.asarray(poly_to_rbox(np.ascontiguousarray(polys)), dtype=np.float64)
+    return quads_to_rboxes(polys)
 
 
 def clip_polys_to_image(
@@ -245,8 +245,8 @@ def clip_polys_to_image(
         area = polygon_areas(q)
         inter = polygon_areas(clipped)
         frac[idx] = np.where(area > 0, inter / np.maximum(area, 1e-12), 0.0)
-        corners = min_area_rect_corners(clipped).reshape(-1, 8)
-        boxes[idx] = polys_to_rboxes(corners)
+        rects = rect_corners_to_rboxes(min_area_rect_corners(clipped))
+        boxes[idx] = normalize_le90(rects)
     return outside, frac, boxes
 
 

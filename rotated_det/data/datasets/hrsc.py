@@ -25,7 +25,8 @@ import xml.etree.ElementTree as ET
 import numpy as np
 
 from rotated_det.data.catalog import DatasetCatalog, MetadataCatalog
-from rotated_det.structures import BoxMode, normalize_rbox_angles, rbox_to_poly
+from rotated_det.data.polygon_ops import normalize_le90, rboxes_to_corners
+from rotated_det.structures import BoxMode
 
 __all__ = [
     "HRSC_CLASS_IDS",
@@ -60,7 +61,7 @@ def hrsc_mbox_to_rbox(mbox: np.ndarray) -> np.ndarray:
     m = np.asarray(mbox, dtype=np.float64).reshape(-1, 5)
     out = m.copy()
     out[:, 4] = -np.degrees(m[:, 4])
-    return np.asarray(normalize_rbox_angles(out, "le90"), dtype=np.float64)
+    return normalize_le90(out)
 
 
 def _text(node, tag, path, required=True):
@@ -168,7 +169,7 @@ def load_hrsc_instances(
         elif not os.path.isfile(file_name):
             raise FileNotFoundError(f"HRSC2016 image {file_name} (for {xml}) does not exist")
         boxes = hrsc_mbox_to_rbox(info["mboxes"])
-        polys = np.asarray(rbox_to_poly(boxes), dtype=np.float64).reshape(-1, 8)
+        polys = rboxes_to_corners(boxes).reshape(-1, 8)
         if fine_grained:
             cats = []
             for c in info["class_ids"]:
