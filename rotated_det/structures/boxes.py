@@ -145,6 +145,9 @@ class Boxes:
             tensor = torch.as_tensor(tensor, dtype=torch.float32, device=torch.device("cpu"))
         else:
             tensor = tensor.to(torch.float32)
+        if torch.jit.is_tracing():  # sizes are traced values; the checks would be constants
+            self.tensor = tensor
+            return
         if tensor.numel() == 0:
             tensor = tensor.reshape((-1, 4))
         if tensor.dim() != 2 or tensor.size(-1) != 4:

@@ -11,7 +11,7 @@ __all__ = ["ImageList"]
 def _sizes_to_tensor(sizes) -> torch.Tensor:
     """A vector from ints or (under tracing) 0-dim tensors, so traced sizes stay traced."""
     if torch.jit.is_tracing() and all(isinstance(s, torch.Tensor) for s in sizes):
-        return torch.stack([torch.as_tensor(s) for s in sizes])
+        return torch.stack(list(sizes))
     return torch.as_tensor(sizes)
 
 
@@ -69,6 +69,8 @@ class ImageList:
         for i, t in enumerate(tensors):
             if not isinstance(t, torch.Tensor):
                 raise TypeError(f"ImageList.from_tensors: element {i} is {type(t).__name__}")
+            if torch.jit.is_tracing():  # shapes are traced values: nothing to check here
+                continue
             if t.dim() < 2 or t.shape[:-2] != tensors[0].shape[:-2]:
                 raise ValueError(
                     f"ImageList.from_tensors: element {i} has shape {tuple(t.shape)}; all must be "
@@ -95,7 +97,7 @@ class ImageList:
 
         if len(tensors) == 1:
             # F.pad keeps the padded size symbolic when tracing
-            h, w = image_sizes[0]
+            h, w = image_sizes[0][0], image_sizes[0][1]
             padding = [0, max_size[-1] - w, 0, max_size[-2] - h]
             batched = F.pad(tensors[0], padding, value=pad_value).unsqueeze_(0)
         else:

@@ -42,9 +42,10 @@ the ends):
     a clockwise angle in (0, 90] with the x axis. An axis-aligned box 20 wide and 6 tall is
     ``(cx, cy, 6, 20, -90)`` (cv2 >= 4.5.1 returns size (6, 20), angle 90);
     ``(0, 0, 20, 6, 30)`` -> ``(0, 0, 6, 20, -60)``; ``(0, 0, 20, 6, -30)`` stays.
-    (OpenCV 5.x returns angles in [-90, 0) clockwise again, like OpenCV < 4.5.1: the same
-    rectangles, described by the other side. Our "oc" follows the 4.5.1 definition whatever
-    OpenCV is installed; the tests map cv2's output into it.)
+    (OpenCV 5.x returns theta in [-90, 0) again, like OpenCV < 4.5.1: the same rectangles,
+    described by the other side, e.g. size (6, 20), theta -80 where 4.5.1 gives (20, 6), 10;
+    an axis-aligned box gets theta -90 with the same size as in 4.5.1. Our "oc" follows the
+    4.5.1 definition whatever OpenCV is installed; the tests map cv2's output into it.)
 
 A square (``w == h``) has two valid "le90"/"le135" representations 90 degrees apart; the
 normalisations keep the one nearest to the input. ``canonical_rbox`` picks a unique one.

@@ -43,6 +43,9 @@ class RotatedBoxes(Boxes):
             tensor = torch.as_tensor(tensor, dtype=torch.float32, device=torch.device("cpu"))
         else:
             tensor = tensor.to(torch.float32)
+        if torch.jit.is_tracing():  # sizes are traced values; the checks would be constants
+            self.tensor = tensor
+            return
         if tensor.numel() == 0:
             tensor = tensor.reshape((-1, 5))
         if tensor.dim() != 2 or tensor.size(-1) != 5:
