@@ -69,6 +69,8 @@ def voc_ap(recall: np.ndarray, precision: np.ndarray, use_07_metric: bool = Fals
     recall = np.asarray(recall, dtype=np.float64)
     precision = np.asarray(precision, dtype=np.float64)
     if use_07_metric:
+        # The kits' recall levels come from np.arange(0, 1.1, 0.1), so the level "0.3" is
+        # 0.30000000000000004 and a recall of exactly 3/10 does not reach it; kept for agreement.
         ap = 0.0
         for t in np.arange(0.0, 1.1, 0.1):
             above = recall >= t

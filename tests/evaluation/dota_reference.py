@@ -40,21 +40,33 @@ def poly_iou_ref(p, q) -> float:
 
 
 def voc_ap_ref(rec, prec, use_07_metric=False) -> float:
+    """AP from a PR curve: 11-point VOC2007 or the area under the right-running max."""
+    rec = np.asarray(rec, dtype=np.float64)
+    prec = np.asarray(prec, dtype=np.float64)
     if use_07_metric:
-        ap = 0.0
-        for t in np.arange(0.0, 1.1, 0.1):
-            if np.sum(rec >= t) == 0:
-                p = 0
-            else:
-                p = np.max(prec[rec >= t])
-            ap = ap + p / 11.0
-        return ap
-    mrec = np.concatenate(([0.0], rec, [1.0]))
-    mpre = np.concatenate(([0.0], prec, [0.0]))
-    for i in range(mpre.size - 1, 0, -1):
-        mpre[i - 1] = max(mpre[i - 1], mpre[i])
-    i = np.where(mrec[1:] != mrec[:-1])[0]
-    return float(np.sum((mrec[i + 1] - mrec[i]) * mpre[i + 1]))
+        # The kit's recall levels are np.arange(0, 1.1, 0.1): 0.30000000000000004, ... A recall of
+        # exactly 3/10 does not reach that level; kept, to agree with the kit's numbers.
+        total = 0.0
+        for level in np.arange(0.0, 1.1, 0.1):
+            reached = prec[rec >= level]
+            total += (reached.max() if reached.size else 0.0) / 11.0
+        return total
+    # Curve padded with (0, 0) in front and (1, 0) at the end; precision made non-increasing
+    # from the right; rectangles summed wherever recall moves.
+    r = [0.0, *rec.tolist(), 1.0]
+    q = [0.0, *prec.tolist(), 0.0]
+    for k in range(len(q) - 2, -1, -1):
+        q[k] = max(q[k], q[k + 1])
+    area = 0.0
+    for k in range(1, len(r)):
+        if r[k] != r[k - 1]:
+            area += (r[k] - r[k - 1]) * q[k]
+    return area
+
+
+def _hbox(poly):
+    pts = np.asarray(poly, dtype=np.float64).reshape(4, 2)
+    return pts.min(0), pts.max(0)
 
 
 def class_ap_ref(dets, gts, ovthresh=0.5, use_07_metric=False):
@@ -67,56 +79,46 @@ def class_ap_ref(dets, gts, ovthresh=0.5, use_07_metric=False):
     Returns:
         (ap, rec, prec); ap is NaN when there is no non-difficult GT.
     """
-    class_recs = {}
-    npos = 0
-    for img, objs in gts.items():
-        difficult = np.array([bool(d) for _, d in objs], dtype=bool)
-        npos += int((~difficult).sum())
-        class_recs[img] = {"polys": [p for p, _ in objs], "difficult": difficult,
-                           "det": [False] * len(objs)}  # fmt: skip
-    confidence = np.array([d[1] for d in dets], dtype=np.float64)
-    sorted_ind = np.argsort(-confidence, kind="stable")
-    nd = len(dets)
-    tp = np.zeros(nd)
-    fp = np.zeros(nd)
-    for d in range(nd):
-        img, _, poly = dets[sorted_ind[d]]
-        R = class_recs.get(img, {"polys": [], "difficult": np.zeros(0, bool), "det": []})
-        ovmax = -np.inf
-        jmax = -1
-        if len(R["polys"]):
-            # As the kit: polygon IoU only with GT whose horizontal boxes meet the detection's.
-            if "hbb" not in R:
-                g = np.asarray(R["polys"], dtype=np.float64).reshape(-1, 4, 2)
-                R["hbb"] = np.concatenate([g.min(1), g.max(1)], axis=1)
-            p = np.asarray(poly, dtype=np.float64).reshape(4, 2)
-            lo, hi = p.min(0), p.max(0)
-            hbb = R["hbb"]
-            meet = (
-                (hbb[:, 0] <= hi[0])
-                & (hbb[:, 2] >= lo[0])
-                & (hbb[:, 1] <= hi[1])
-                & (hbb[:, 3] >= lo[1])
-            )
-            for j in np.flatnonzero(meet):
-                ov = poly_iou_ref(poly, R["polys"][j])
-                if ov > ovmax:
-                    ovmax, jmax = ov, j
-        if ovmax > ovthresh:
-            if not R["difficult"][jmax]:
-                if not R["det"][jmax]:
-                    tp[d] = 1.0
-                    R["det"][jmax] = True
-                else:
-                    fp[d] = 1.0
+    images = {}
+    num_positive = 0
+    for img, objects in gts.items():
+        images[img] = {
+            "polys": [poly for poly, _ in objects],
+            "hard": [bool(h) for _, h in objects],
+            "taken": [False] * len(objects),
+        }
+        corners = np.asarray(images[img]["polys"], dtype=np.float64).reshape(-1, 4, 2)
+        images[img]["lo"], images[img]["hi"] = corners.min(1), corners.max(1)
+        num_positive += sum(1 for _, h in objects if not h)
+    empty = {"polys": [], "hard": [], "taken": [], "lo": np.zeros((0, 2)), "hi": np.zeros((0, 2))}
+    ranked = sorted(range(len(dets)), key=lambda k: -float(dets[k][1]))  # Python sort is stable
+    hits = np.zeros(len(dets))
+    misses = np.zeros(len(dets))
+    for rank, k in enumerate(ranked):
+        img, _, poly = dets[k]
+        info = images.get(img, empty)
+        lo, hi = _hbox(poly)
+        best_iou, best_j = -np.inf, -1
+        # As the kit: polygon IoU only with GT whose horizontal boxes meet the detection's.
+        meet = np.all(info["lo"] <= hi, axis=1) & np.all(info["hi"] >= lo, axis=1)
+        for j in np.flatnonzero(meet):
+            iou = poly_iou_ref(poly, info["polys"][j])
+            if iou > best_iou:
+                best_iou, best_j = iou, int(j)
+        if best_iou <= ovthresh:
+            misses[rank] = 1.0
+        elif info["hard"][best_j]:
+            pass  # matched a difficult object: neither hit nor miss
+        elif info["taken"][best_j]:
+            misses[rank] = 1.0
         else:
-            fp[d] = 1.0
-    fp = np.cumsum(fp)
-    tp = np.cumsum(tp)
-    prec = tp / np.maximum(tp + fp, np.finfo(np.float64).eps)
-    if npos == 0:
-        return float("nan"), np.full(nd, np.nan), prec
-    rec = tp / float(npos)
+            info["taken"][best_j] = True
+            hits[rank] = 1.0
+    hits, misses = np.cumsum(hits), np.cumsum(misses)
+    prec = hits / np.maximum(hits + misses, np.finfo(np.float64).eps)
+    if num_positive == 0:
+        return float("nan"), np.full(len(dets), np.nan), prec
+    rec = hits / float(num_positive)
     return voc_ap_ref(rec, prec, use_07_metric), rec, prec
 
 

@@ -90,6 +90,9 @@ def test_voc_ap_hand_values():
     assert voc_ap(rec, prec) == pytest.approx(0.5 + 0.5 * 2 / 3)
     # 11-point: t = 0..0.5 (6 points) -> 1.0, t = 0.6..1.0 (5 points) -> 2/3.
     assert voc_ap(rec, prec, use_07_metric=True) == pytest.approx((6 + 5 * 2 / 3) / 11)
+    # Recall exactly 3/10 does not reach the kit's level np.arange(0, 1.1, 0.1)[3]
+    # (0.30000000000000004): levels 0, 0.1, 0.2 only.
+    assert voc_ap(np.array([0.3]), np.array([1.0]), use_07_metric=True) == pytest.approx(3 / 11)
     assert voc_ap(np.zeros(0), np.zeros(0)) == 0.0
     assert voc_ap(np.zeros(0), np.zeros(0), use_07_metric=True) == 0.0
 
