@@ -178,33 +178,58 @@ def test_constant_warmup_and_state_dict_restore():
 
 
 def test_schedule_validation():
-    with pytest.raises(ValueError, match="steps"):
+    with pytest.raises(ValueError, match="strictly increasing"):
         multistep_with_warmup(100, [50, 20])
+    with pytest.raises(ValueError, match="strictly increasing"):
+        multistep_with_warmup(100, [50, 50])
+    with pytest.raises(ValueError, match="exactly one"):
+        multistep_with_warmup(100)
     with pytest.raises(ValueError, match="warmup_method"):
         WarmupParamScheduler(
             MultiStepParamScheduler([1.0, 0.1], milestones=[5], num_updates=10), 0.1, 0.1, "cubic"
         )
+    # fractions of a very short run that land on the same iteration are merged
+    lrs, _, _ = _lrs(
+        multistep_with_warmup(3, step_fractions=[8 / 12, 11 / 12], warmup_iters=1), 3, 1.0
+    )
+    assert lrs == pytest.approx([1 / 3, 1.0, 0.1])
 
 
-def test_common_schedule_config_mmrotate_1x():
+def test_common_schedule_follows_train_max_iter(tmp_path):
     import os
 
     from rotated_det.config import LazyConfig
 
     repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    path = os.path.join(repo, "configs", "common", "schedule.py")
-    # the helpers are plain functions in that config file; exec it like a config module
-    ns: dict = {"__file__": path}
-    with open(path) as f:
-        exec(compile(f.read(), path, "exec"), ns)
-    cfg = ns["mmrotate_1x"](1200)
-    assert cfg.steps == [800, 1100] and cfg.warmup_iters == 500
-    lrs, _, _ = _lrs(instantiate(cfg), 1200, 1.0)
-    assert lrs[800] == pytest.approx(0.1) and lrs[1100] == pytest.approx(0.01)
+    common = os.path.join(repo, "configs", "common")
+    os.symlink(common, tmp_path / "common")
+    (tmp_path / "exp").mkdir()
+    (tmp_path / "exp" / "c.py").write_text(
+        "from ..common.train import train\n"
+        "from ..common.schedule import mmrotate_1x, cosine\n"
+        "from ..common.optim import SGD, AdamW\n"
+        "train.max_iter = 1200\n"
+        "lr_multiplier = mmrotate_1x()\n"
+        "cos = cosine(warmup_iters=10)\n"
+    )
+    cfg = LazyConfig.load(str(tmp_path / "exp" / "c.py"))
+    lrs, _, _ = _lrs(instantiate(cfg.lr_multiplier), 1200, 1.0)
+    assert lrs[499] < 1.0 and lrs[500] == pytest.approx(1.0)
+    assert lrs[799] == pytest.approx(1.0) and lrs[800] == pytest.approx(0.1)
+    assert lrs[1100] == pytest.approx(0.01)
+    # overriding train.max_iter moves the drops with it (MMRotate 1x on 120 iterations)
+    LazyConfig.apply_overrides(cfg, ["train.max_iter=120", "lr_multiplier.warmup_iters=0"])
+    lrs, _, _ = _lrs(instantiate(cfg.lr_multiplier), 120, 1.0)
+    assert lrs[79] == pytest.approx(1.0) and lrs[80] == pytest.approx(0.1)
+    assert lrs[110] == pytest.approx(0.01)
+    lrs, _, _ = _lrs(instantiate(cfg.cos), 120, 1.0)
+    assert lrs[60] == pytest.approx(0.5)
+    # the saved config holds the resolved numbers
+    cfg2 = LazyConfig.load(LazyConfig.save(cfg, str(tmp_path / "saved.yaml")))
+    assert cfg2.lr_multiplier.max_iter == 120
     # and the common optimizer configs build against a model
-    opt_cfg = LazyConfig.load(os.path.join(repo, "configs", "common", "optim.py"))
     for name in ("SGD", "AdamW"):
-        c = opt_cfg[name]
+        c = cfg[name]
         c.params.model = Net()
         opt = instantiate(c)
         assert any(g["weight_decay"] == 0.0 for g in opt.param_groups)
