@@ -57,12 +57,15 @@ whatever their order: convex, self-intersecting ("bow tie"), with collinear or i
 One side of a minimum-area enclosing rectangle lies along an edge of the points' convex hull; every
 hull edge of 4 points joins two of them, so the function measures the enclosing rectangle aligned
 with each of the 6 point pairs and keeps the smallest (ties: the first pair in the order
-(0,1), (0,2), (0,3), (1,2), (1,3), (2,3)). Ties are common: every side of an acute triangle, or
-two hull edges that see the same farthest point, give minimal rectangles of equal area; any of
-them is a correct answer. For a true rectangle it returns that rectangle to float
-precision. Collinear points give ``h == 0`` (a segment), identical points ``w == h == 0``. The
-result is normalised with ``version`` (default ``"le90"``: ``w >= h``, angle in [-90, 90)). Rows
-with NaN or infinite coordinates give all-NaN rows (no error, no hang).
+(0,1), (0,2), (0,3), (1,2), (1,3), (2,3); areas within a relative 1e-9 in float64, 1e-5 in
+float32, count as equal, so the choice does not depend on rounding). Ties are common: every side
+of an acute triangle, or two hull edges that see the same farthest point, give different minimal
+rectangles of equal area; any of them is a correct answer, the rule makes the choice
+deterministic (``rotated_det.data``'s numpy ``quads_to_rboxes`` follows the same rule).
+For a true rectangle it returns that rectangle to float precision. Collinear points give
+``h == 0`` (a segment), identical points ``w == h == 0``. The result is normalised with
+``version`` (default ``"le90"``: ``w >= h``, angle in [-90, 90)). Rows with NaN or infinite
+coordinates give all-NaN rows (no error, no hang).
 
 ``rbox_to_poly(boxes)`` returns the corners in this order: ``(-w/2, -h/2), (+w/2, -h/2),
 (+w/2, +h/2), (-w/2, +h/2)`` in the box's (u, v) frame; for angle 0 that is top-left, top-right,
@@ -95,6 +98,8 @@ ANGLE_VERSIONS = ("le90", "le135", "oc")
 # each followed by the two other points (k, l).
 _PAIRS = ((0, 1, 2, 3), (0, 2, 1, 3), (0, 3, 1, 2), (1, 2, 0, 3), (1, 3, 0, 2), (2, 3, 0, 1))
 _PAIR_TABLE = torch.tensor(_PAIRS)
+# Relative tolerance under which two candidate areas count as a tie (rounding noise of the dtype).
+_TIE_TOL = {torch.float64: 1e-9, torch.float32: 1e-5, torch.float16: 1e-2, torch.bfloat16: 1e-2}
 
 
 def _perm_sign(seq) -> int:
@@ -304,6 +309,7 @@ def _min_area_pair(x, y) -> torch.Tensor:
         tri[a, b, c] = t
 
     best_area = best_idx = None
+    tie_tol = _TIE_TOL.get(x.dtype, 1e-5)
     for idx, (i, j, k, l) in enumerate(_PAIRS):
         dx, dy = diff[i, j]
         nn = dx * dx
@@ -327,7 +333,8 @@ def _min_area_pair(x, y) -> torch.Tensor:
             best_area = area.nan_to_num_(nan=float("inf"))
             best_idx = torch.zeros_like(area, dtype=torch.uint8)
         else:
-            better = area < best_area
+            # near-equal areas keep the earlier pair: exact ties are common (see poly_to_rbox)
+            better = area < best_area * (1.0 - tie_tol)
             best_area = torch.where(better, area, best_area)
             best_idx = torch.where(better, idx, best_idx)
     return best_idx

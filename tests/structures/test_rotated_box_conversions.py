@@ -472,3 +472,28 @@ def test_structures_import_without_compiled_ops():
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == "lazy-ok"
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_poly_to_rbox_ties_keep_the_earlier_pair(dtype):
+    """An acute triangle (4th point inside) has 3 different minimal rectangles, one per side;
+    the first point pair in the documented order that gives one wins: here (0, 1)."""
+    s3 = math.sqrt(3)
+    tri = [[0.0, 0], [10, 0], [5, 5 * s3]]
+    inside = [5.0, 2.0]
+    for rot in (0.0, 17.0, -123.0):
+        r = math.radians(rot)
+        pts = [
+            [x * math.cos(r) + y * math.sin(r), -x * math.sin(r) + y * math.cos(r)] for x, y in tri
+        ]
+        pin = [
+            inside[0] * math.cos(r) + inside[1] * math.sin(r),
+            -inside[0] * math.sin(r) + inside[1] * math.cos(r),
+        ]
+        poly = torch.tensor([pts[0] + pts[1] + pin + pts[2]], dtype=dtype)
+        out = poly_to_rbox(poly, version="le90").double()
+        assert out[0, 2].item() == pytest.approx(10, rel=1e-5)  # along side P0-P1 (length 10)
+        assert out[0, 3].item() == pytest.approx(5 * s3, rel=1e-5)
+        expected_angle = (rot + 90) % 180 - 90  # the P0->P1 direction, in le90
+        d = (out[0, 4].item() - expected_angle + 90) % 180 - 90
+        assert abs(d) < 1e-3
