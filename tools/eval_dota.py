@@ -75,6 +75,10 @@ def get_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--merge-iou", type=float, default=0.1, help="NMS IoU of --merge-patches")
     p.add_argument(
+        "--save-merged",
+        help="with --merge-patches: also write the merged Task1 files (and zip) here",
+    )
+    p.add_argument(
         "--polygon-iou",
         action="store_true",
         help="IoU of the polygons as written (the DOTA kit's geometry; shapely, slower) instead\n"
@@ -102,6 +106,7 @@ def main(argv=None) -> dict:
         merge_patches=args.merge_patches,
         merge_iou_threshold=args.merge_iou,
         polygon_iou_fn=polygon_iou if args.polygon_iou else None,
+        save_merged_dir=args.save_merged,
     )
     mode = "VOC07 11-point" if args.use_07_metric else "area (all-point)"
     print(f"AP mode: {mode}")

@@ -20,7 +20,7 @@ import torch
 from rotated_det.evaluation.patch_merger import strip_image_extension
 from rotated_det.structures import rbox_to_poly
 
-__all__ = ["Task1Writer", "read_task1_results", "task1_file_name"]
+__all__ = ["Task1Writer", "read_task1_results", "task1_file_name", "write_task1_results"]
 
 _PREFIX = "Task1_"
 
@@ -177,6 +177,32 @@ def read_task1_results(det_dir: str) -> dict[str, dict[str, np.ndarray]]:
             "polys": arr[:, 1:].copy(),
         }
     return out
+
+
+def write_task1_results(
+    results: dict[str, dict[str, np.ndarray]],
+    output_dir: str,
+    zip_path: str | None = None,
+    score_digits: int = 6,
+    coord_digits: int = 2,
+) -> str | None:
+    """Write results in the structure :func:`read_task1_results` returns (class -> image_names,
+    scores, polys) as ``Task1_<class>.txt`` files, and zip them (``<output_dir>.zip`` by default,
+    ``""`` for no zip). Returns the zip path."""
+    os.makedirs(output_dir, exist_ok=True)
+    sf, cf = f"{{:.{score_digits}f}}", f"{{:.{coord_digits}f}}"
+    for cls, r in results.items():
+        with open(os.path.join(output_dir, task1_file_name(cls)), "w", encoding="utf-8") as f:
+            for name, score, poly in zip(r["image_names"], r["scores"], r["polys"]):
+                coords = " ".join(cf.format(v) for v in np.asarray(poly).tolist())
+                f.write(f"{name} {sf.format(float(score))} {coords}\n")
+    zip_path = (output_dir.rstrip("/\\") + ".zip") if zip_path is None else zip_path
+    if not zip_path:
+        return None
+    with zipfile.ZipFile(zip_path, "w", compression=zipfile.ZIP_DEFLATED) as z:
+        for cls in results:
+            z.write(os.path.join(output_dir, task1_file_name(cls)), task1_file_name(cls))
+    return zip_path
 
 
 def _numpy(x, dtype) -> np.ndarray:

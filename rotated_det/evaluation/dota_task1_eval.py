@@ -17,7 +17,7 @@ from collections.abc import Sequence
 import numpy as np
 from tqdm import tqdm
 
-from rotated_det.evaluation.dota_submission import read_task1_results
+from rotated_det.evaluation.dota_submission import read_task1_results, write_task1_results
 from rotated_det.evaluation.patch_merger import PatchMerger, strip_image_extension
 from rotated_det.evaluation.rotated_map import RotatedMAPResult, rotated_voc_map
 
@@ -101,6 +101,7 @@ def evaluate_task1_results(
     merge_patches: bool = False,
     merge_iou_threshold: float = 0.1,
     polygon_iou_fn=None,
+    save_merged_dir: str | None = None,
 ) -> tuple[RotatedMAPResult, list[str]]:
     """Rotated mAP of ``det_dir/Task1_<class>.txt`` against ``ann_dir/<image>.txt``.
 
@@ -118,6 +119,8 @@ def evaluate_task1_results(
         polygon_iou_fn: if given, ``(polys1 [N, 8], polys2 [M, 8]) -> IoU [N, M]`` applied to
             the polygons as written in the files (the DOTA kit's geometry) instead of the
             rotated-box IoU of their minimum-area rectangles.
+        save_merged_dir: with ``merge_patches``, also write the merged results there as Task1
+            files (and ``<dir>.zip``): a submission made from patch results.
 
     Returns:
         ``(result, class_names)``.
@@ -142,6 +145,11 @@ def evaluate_task1_results(
     dets = read_task1_results(det_dir)
     if merge_patches:
         dets = merge_task1_patch_results(dets, merge_iou_threshold)
+        if save_merged_dir:
+            zip_path = write_task1_results(dets, save_merged_dir)
+            logger.info(f"Merged Task1 results written to {save_merged_dir} and {zip_path}")
+    elif save_merged_dir:
+        raise ValueError("save_merged_dir needs merge_patches=True")
 
     found = {c for lab in labels for c in lab.class_names} | set(dets)
     if class_names is None:

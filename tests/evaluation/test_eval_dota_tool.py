@@ -158,8 +158,16 @@ def test_merge_patches_option(tmp_path):
         )
     )
     argv = ["--det-dir", str(tmp_path / "patches"), "--ann-dir", str(ann), "--quiet"]
-    out = tool.main([*argv, "--merge-patches", "--coco-thresholds"])
+    merged = tmp_path / "merged"
+    out = tool.main([*argv, "--merge-patches", "--coco-thresholds", "--save-merged", str(merged)])
     assert out["mAP"]["0.5"] == pytest.approx(1.0) and out["mAP"]["0.5:0.95"] == pytest.approx(1.0)
+    # The merged files hold each object once, on the full image, and score the same.
+    saved = read_task1_results(str(merged))
+    assert sum(len(v["scores"]) for v in saved.values()) == len(inside)
+    assert {n for v in saved.values() for n in v["image_names"]} == {"P0706"}
+    assert (tmp_path / "merged.zip").exists()
+    again = tool.main(["--det-dir", str(merged), "--ann-dir", str(ann), "--quiet"])
+    assert again["mAP"]["0.5"] == pytest.approx(1.0)
     # Without merging, the patch names are not images of the set: nothing is detected.
     assert tool.main(argv)["mAP"]["0.5"] == 0.0
 
