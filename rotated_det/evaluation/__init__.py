@@ -11,7 +11,7 @@ from .evaluator import (
 # isort: split
 from .build import EVALUATOR_TYPES, build_evaluator  # noqa: F401
 from .dota_evaluation import DOTAEvaluator, RotatedGroundTruth, format_class_table  # noqa: F401
-from .dota_submission import Task1Writer, read_task1_results  # noqa: F401
+from .dota_submission import Task1Writer, read_task1_results, write_task1_results  # noqa: F401
 from .dota_task1_eval import evaluate_task1_results  # noqa: F401
 from .hrsc_evaluation import HRSCEvaluator  # noqa: F401
 from .patch_merger import MergedDetections, PatchMerger, patch_boxes_to_image  # noqa: F401
