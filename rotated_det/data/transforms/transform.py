@@ -100,7 +100,7 @@ class HFlipTransform(Transform):
         self._set_attributes(locals())
 
     def apply_image(self, img: np.ndarray) -> np.ndarray:
-        return np.ascontiguousarray(img[:, ::-1])
+        return img[:, ::-1]  # a view: the mapper makes the final contiguous copy
 
     def apply_coords(self, coords: np.ndarray) -> np.ndarray:
         coords = np.array(coords, dtype=np.float64)
@@ -128,7 +128,7 @@ class VFlipTransform(Transform):
         self._set_attributes(locals())
 
     def apply_image(self, img: np.ndarray) -> np.ndarray:
-        return np.ascontiguousarray(img[::-1])
+        return img[::-1]
 
     def apply_coords(self, coords: np.ndarray) -> np.ndarray:
         coords = np.array(coords, dtype=np.float64)
@@ -157,7 +157,7 @@ class DiagonalFlipTransform(Transform):
         self._set_attributes(locals())
 
     def apply_image(self, img: np.ndarray) -> np.ndarray:
-        return np.ascontiguousarray(img[::-1, ::-1])
+        return img[::-1, ::-1]
 
     def apply_coords(self, coords: np.ndarray) -> np.ndarray:
         coords = np.array(coords, dtype=np.float64)
@@ -198,7 +198,7 @@ class Rot90Transform(Transform):
         return A, t
 
     def apply_image(self, img: np.ndarray) -> np.ndarray:
-        return np.ascontiguousarray(np.rot90(img, self.k, axes=(0, 1)))
+        return np.rot90(img, self.k, axes=(0, 1))
 
     def apply_coords(self, coords: np.ndarray) -> np.ndarray:
         A, t = self._affine()
@@ -268,7 +268,7 @@ class RotationTransform(Transform):
         if isinstance(bv, (int, float)) and img.ndim == 3:
             bv = (bv,) * min(img.shape[2], 4)
         return cv2.warpAffine(
-            img,
+            np.ascontiguousarray(img),
             self._cv2_matrix(),
             (self.bound_w, self.bound_h),
             flags=self.interp if interp is None else interp,
@@ -316,7 +316,7 @@ class _AffineTransform(Transform):
         if isinstance(bv, (int, float)) and img.ndim == 3:
             bv = (bv,) * min(img.shape[2], 4)
         return cv2.warpAffine(
-            img,
+            np.ascontiguousarray(img),
             M,
             (self.w, self.h),
             flags=self.interp,
@@ -349,7 +349,9 @@ class ResizeTransform(Transform):
         if (self.new_h, self.new_w) == (self.h, self.w):
             return img
         out = cv2.resize(
-            img, (self.new_w, self.new_h), interpolation=self.interp if interp is None else interp
+            np.ascontiguousarray(img),
+            (self.new_w, self.new_h),
+            interpolation=self.interp if interp is None else interp,
         )
         if img.ndim == 3 and out.ndim == 2:
             out = out[:, :, None]
