@@ -159,6 +159,8 @@ def build_detection_train_loader(
         num_workers: DataLoader worker processes.
         collate_fn: default :func:`trivial_batch_collator` (a list of dicts).
         serialize: store the dataset list as a serialised numpy buffer.
+        seed: seeds the sampler and the workers' random number generators (reproducible
+            batches and augmentations); None draws a seed shared by all ranks.
     """
     world = _world_size()
     if total_batch_size <= 0 or total_batch_size % world != 0:
@@ -174,6 +176,8 @@ def build_detection_train_loader(
     if sampler is None:
         sampler = TrainingSampler(len(dataset), seed=seed)
     dataset = ToIterableDataset(dataset, sampler)
+    # With a seed, the workers' random augmentations are reproducible too.
+    generator = torch.Generator().manual_seed(int(seed)) if seed is not None else None
     if aspect_ratio_grouping:
         # Grouping runs inside each worker, so that a whole batch crosses the process boundary
         # in one message instead of one message per image.
@@ -183,6 +187,7 @@ def build_detection_train_loader(
             num_workers=num_workers,
             collate_fn=_identity if collate_fn is None else collate_fn,
             worker_init_fn=worker_init_reset_seed,
+            generator=generator,
         )
         return loader
     return torchdata.DataLoader(
@@ -192,6 +197,7 @@ def build_detection_train_loader(
         num_workers=num_workers,
         collate_fn=trivial_batch_collator if collate_fn is None else collate_fn,
         worker_init_fn=worker_init_reset_seed,
+        generator=generator,
     )
 
 

@@ -126,3 +126,25 @@ def test_test_loader_visits_every_image_once_in_order(toy):
     assert ids == list(range(8))
     first = next(iter(build_detection_test_loader(dicts, num_workers=2)))[0]
     assert "instances" not in first and first["image"].shape == (3, 60, 90)
+
+
+def test_seeded_loader_is_reproducible_with_workers(toy):
+    name, _ = toy
+
+    def first_batches():
+        loader = build_detection_train_loader(
+            name,
+            mapper=DatasetMapper(is_train=True, augmentations=[T.RandomRotation((-90, 90))]),
+            total_batch_size=2,
+            num_workers=2,
+            seed=123,
+        )
+        return [
+            [(x["image_id"], x["image"].clone(), x["instances"].gt_boxes.tensor.clone()) for x in b]
+            for b in itertools.islice(loader, 3)
+        ]
+
+    a, b = first_batches(), first_batches()
+    for ba, bb in zip(a, b):
+        for (ia, ima, boxa), (ib, imb, boxb) in zip(ba, bb):
+            assert ia == ib and torch.equal(ima, imb) and torch.equal(boxa, boxb)

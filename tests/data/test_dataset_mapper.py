@@ -50,7 +50,11 @@ def test_rgb_and_eval_mode(p0706):
 
 def test_augmented_boxes_follow_the_image(p0706):
     np.random.seed(0)
-    augs = [T.RandomRotation((20, 20)), T.RandomFlip(1.0), T.ResizeShortestEdge((600, 600))]
+    augs = [
+        T.RandomRotation((20, 20), expand=False),
+        T.RandomFlip(1.0),
+        T.ResizeShortestEdge((600, 600)),
+    ]
     mapper = DatasetMapper(is_train=True, augmentations=augs)
     out = mapper(p0706)
     h, w = out["image"].shape[1:]

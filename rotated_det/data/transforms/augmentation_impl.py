@@ -142,14 +142,16 @@ class RandomRotation(Augmentation):
     """Rotate by an angle (degrees, counter-clockwise) drawn from ``angle``: ``[min, max]`` with
     ``sample_style="range"``, a list of values with "choice". Applied with probability ``prob``.
 
-    Boxes are rotated exactly; those leaving the image are clipped or dropped later by the mapper
+    With ``expand=True`` (default, as in Detectron2) the output grows to hold the whole rotated
+    image; with ``expand=False`` it keeps the input size and the corners are cut. Boxes are
+    rotated exactly; those leaving the image are clipped or dropped later by the mapper
     (``DatasetMapper(min_visible_fraction=...)``).
     """
 
     def __init__(
         self,
         angle: float | Sequence[float] = (-180.0, 180.0),
-        expand: bool = False,
+        expand: bool = True,
         center: tuple[float, float] | None = None,
         sample_style: str = "range",
         prob: float = 1.0,
