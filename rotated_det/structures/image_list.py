@@ -1,5 +1,6 @@
 """``ImageList``: images of different sizes padded into one batch tensor."""
 
+import functools
 from typing import Any
 
 import torch
@@ -77,23 +78,33 @@ class ImageList:
                     f"[..., H, W] with the leading dims of element 0 {tuple(tensors[0].shape)}"
                 )
         image_sizes = [(im.shape[-2], im.shape[-1]) for im in tensors]
-        image_sizes_tensor = [_sizes_to_tensor(x) for x in image_sizes]
-        max_size = torch.stack(image_sizes_tensor).max(0).values
-
+        square_size = 0
         if padding_constraints is not None:
             square_size = padding_constraints.get("square_size", 0)
-            if square_size > 0:
-                max_size = torch.full_like(max_size, square_size)
-            if "size_divisibility" in padding_constraints:
-                size_divisibility = padding_constraints["size_divisibility"]
-        if size_divisibility > 1:
-            stride = size_divisibility
-            max_size = (max_size + (stride - 1)).div(stride, rounding_mode="floor") * stride
+            size_divisibility = padding_constraints.get("size_divisibility", size_divisibility)
 
         if torch.jit.is_tracing():
+            # sizes are 0-dim tensors: keep the arithmetic in tensors so the trace follows them
+            image_sizes_tensor = [_sizes_to_tensor(x) for x in image_sizes]
+            max_size = torch.stack(image_sizes_tensor).max(0).values
+            if square_size > 0:
+                max_size = torch.full_like(max_size, square_size)
+            if size_divisibility > 1:
+                stride = size_divisibility
+                max_size = (max_size + (stride - 1)).div(stride, rounding_mode="floor") * stride
             image_sizes = image_sizes_tensor
         else:
-            max_size = max_size.tolist()
+            # ints, or symbolic ints under torch.export / torch.compile: sym_max and integer
+            # arithmetic keep dynamic heights and widths symbolic (no specialisation)
+            max_size = [
+                functools.reduce(torch.sym_max, [s[0] for s in image_sizes]),
+                functools.reduce(torch.sym_max, [s[1] for s in image_sizes]),
+            ]
+            if square_size > 0:
+                max_size = [square_size, square_size]
+            if size_divisibility > 1:
+                stride = size_divisibility
+                max_size = [(m + (stride - 1)) // stride * stride for m in max_size]
 
         if len(tensors) == 1:
             # F.pad keeps the padded size symbolic when tracing

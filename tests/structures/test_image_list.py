@@ -71,3 +71,30 @@ def test_single_image_traces_with_dynamic_size():
     out = traced(torch.ones(3, 70, 20))
     assert out.shape == (1, 3, 96, 32)  # not the traced 64 x 64
     assert out.sum().item() == 3 * 70 * 20
+
+
+def test_torch_export_with_dynamic_height_width():
+    """Sizes stay symbolic under torch.export: one program for every resolution."""
+
+    class M1(torch.nn.Module):
+        def forward(self, a):
+            return ImageList.from_tensors([a], size_divisibility=32).tensor
+
+    class M(torch.nn.Module):
+        def forward(self, a, b):
+            return ImageList.from_tensors([a, b], size_divisibility=32).tensor
+
+    def dims(i):
+        return {
+            1: torch.export.Dim(f"H{i}", min=8, max=2048),
+            2: torch.export.Dim(f"W{i}", min=8, max=2048),
+        }
+
+    one = torch.export.export(M1(), (torch.ones(3, 40, 50),), dynamic_shapes=(dims(0),))
+    assert one.module()(torch.ones(3, 70, 33)).shape == (1, 3, 96, 64)
+    two = torch.export.export(
+        M(), (torch.ones(3, 40, 50), torch.ones(3, 60, 20)), dynamic_shapes=(dims(0), dims(1))
+    )
+    a, b = torch.rand(3, 70, 33), torch.rand(3, 10, 100)
+    out = two.module()(a, b)
+    assert out.shape == (2, 3, 96, 128) and torch.equal(out, M()(a, b))
