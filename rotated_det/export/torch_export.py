@@ -26,7 +26,7 @@ from torch.fx.experimental.symbolic_shapes import guard_or_false
 
 from rotated_det.structures import Instances, RotatedBoxes
 
-from .tracing_adapter import TracingAdapter
+from .tracing_adapter import _inference_copy
 
 __all__ = ["TorchExport", "export_torch_export", "rotated_det_ops_in_exported_program"]
 
@@ -100,6 +100,26 @@ def _export_friendly_structures() -> Iterator[None]:
         Instances.set = original_set
 
 
+def _explain(error: Exception) -> str:
+    """The gist of a torch.export failure: its first line and the user code that caused it."""
+    text = str(error)
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    gist = f"{type(error).__name__}: {lines[0].strip() if lines else ''}"
+    marker = "The following call raised this error:"
+    if marker in text:
+        tail = [ln.strip() for ln in text.split(marker, 1)[1].splitlines() if ln.strip()]
+        gist += " -- raised at " + " ".join(tail[:2])
+    else:
+        for ln in lines:
+            if "Caused by:" in ln:
+                gist += " -- " + ln.strip()
+                break
+    return (
+        gist + ". Data-dependent Python control flow (if on a tensor value, len() of a "
+        "data-dependent size) must be written with torch._check / guard_or_false to be exported."
+    )
+
+
 def rotated_det_ops_in_exported_program(program: torch.export.ExportedProgram) -> list[str]:
     """Sorted names (``rotated_det::op``) of the compiled ops an ExportedProgram calls."""
     found = set()
@@ -134,7 +154,7 @@ def export_torch_export(
     if sample_image.dim() != 3:
         raise ValueError(f"sample_image must be [C, H, W], got {tuple(sample_image.shape)}")
     model.eval()
-    adapter = TracingAdapter(model).eval()
+    adapter = _inference_copy(model)
     program, message = None, ""
     if dynamic:
         dims = {
@@ -158,8 +178,13 @@ def export_torch_export(
             )
     is_dynamic = program is not None
     if program is None:
-        with torch.no_grad(), _export_friendly_structures():
-            program = torch.export.export(adapter, (sample_image,), strict=False)
+        try:
+            with torch.no_grad(), _export_friendly_structures():
+                program = torch.export.export(adapter, (sample_image,), strict=False)
+        except Exception as e:
+            raise RuntimeError(
+                f"torch.export could not export {type(model).__name__}: {_explain(e)}"
+            ) from e
     ops = rotated_det_ops_in_exported_program(program)
     if require_rotated_ops and not ops:
         raise RuntimeError("the exported program calls no torch.ops.rotated_det op")

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 import torch
 from torch import nn
 
-from .tracing_adapter import TracingAdapter
+from .tracing_adapter import _inference_copy
 from .verification import ResolutionCheck, check_resolution, other_resolution
 
 __all__ = [
@@ -119,7 +119,7 @@ def export_torchscript_tracing(
     if sample_image.dim() != 3:
         raise ValueError(f"sample_image must be [C, H, W], got {tuple(sample_image.shape)}")
     model.eval()
-    adapter = TracingAdapter(model).eval()
+    adapter = _inference_copy(model)
     c, h, w = (int(v) for v in sample_image.shape)
     with torch.no_grad(), warnings.catch_warnings():
         # Tracer warnings (python values in the graph) are what the resolution check measures.

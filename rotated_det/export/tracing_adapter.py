@@ -16,6 +16,8 @@ adapter does the flattening both ways:
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
 
@@ -56,3 +58,14 @@ def outputs_to_instances(
     inst.scores = scores
     inst.pred_classes = classes
     return inst
+
+
+def _inference_copy(model: nn.Module) -> TracingAdapter:
+    """A TracingAdapter around a copy of ``model`` in eval mode whose parameters do not require
+    gradients, so that the exported graph also runs outside ``torch.no_grad()`` (detectors
+    write into views of their outputs in place, which autograd forbids on tensors that require
+    gradients). The caller's model is left untouched."""
+    model = copy.deepcopy(model).eval()
+    for p in model.parameters():
+        p.requires_grad_(False)
+    return TracingAdapter(model).eval()

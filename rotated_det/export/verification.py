@@ -83,7 +83,10 @@ def check_resolution(
         try:
             actual = exported(image)
         except Exception as e:  # what the exported module says is the point of the check
-            first = str(e).strip().splitlines()
-            return ResolutionCheck(size, False, f"{type(e).__name__}: {first[0] if first else ''}")
+            lines = [ln.strip() for ln in str(e).strip().splitlines() if ln.strip()]
+            text = lines[0] if lines else ""
+            if len(lines) > 1:
+                text += " ... " + lines[-1]
+            return ResolutionCheck(size, False, f"{type(e).__name__}: {text}")
     diff = compare_detections(tuple(actual), expected)
     return ResolutionCheck(size, diff is None, diff or "")

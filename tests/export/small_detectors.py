@@ -1,0 +1,45 @@
+"""Small variants of the repository's detectors for export tests: the model configs of
+configs/common/models with a ResNet-18 trunk and few candidates, random weights (seeded)."""
+
+import os
+
+import torch
+
+from rotated_det.config import LazyConfig, instantiate
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+_TWO_STAGE = [
+    "model.backbone.bottom_up.stages.depth=18",
+    "model.proposal_generator.pre_nms_topk=[300,300]",
+    "model.proposal_generator.post_nms_topk=[100,100]",
+    "model.roi_heads.box_head.fc_dims=[256,256]",
+    "model.roi_heads.box_predictor.input_shape.channels=256",
+    "model.roi_heads.box_predictor.test_topk_per_image=100",
+]
+
+SMALL_DETECTORS = {
+    "rotated_retinanet": [
+        "model.backbone.bottom_up.stages.depth=18",
+        "model.backbone.top_block.in_channels=512",
+        "model.backbone.out_channels=64",
+        "model.backbone.top_block.out_channels=64",
+        "model.head.in_channels=64",
+        "model.head.conv_dims=[64]",
+        "model.test_topk_candidates=200",
+        "model.max_detections_per_image=100",
+    ],
+    "rotated_faster_rcnn": _TWO_STAGE,
+    "oriented_rcnn": _TWO_STAGE,
+}
+
+
+def config_path(name: str) -> str:
+    return os.path.join(REPO, "configs", "common", "models", f"{name}.py")
+
+
+def build_small_detector(name: str) -> torch.nn.Module:
+    cfg = LazyConfig.load(config_path(name))
+    cfg = LazyConfig.apply_overrides(cfg, SMALL_DETECTORS[name])
+    torch.manual_seed(0)
+    return instantiate(cfg.model).eval()
