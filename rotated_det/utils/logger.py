@@ -60,7 +60,7 @@ def setup_logger(
         ch._rotated_det_console = True  # type: ignore[attr-defined]
         ch.setLevel(logging.INFO)
         fmt = "[%(asctime)s %(name)s]: %(message)s"
-        if color:
+        if color and sys.stdout.isatty():
             formatter = _ColorfulFormatter(fmt, datefmt="%m/%d %H:%M:%S")
         else:
             formatter = plain
