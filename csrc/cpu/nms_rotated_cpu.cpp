@@ -3,10 +3,9 @@
 // Greedy NMS by decreasing score (stable order; NaN scores rank last). A kept box suppresses a later
 // box when their IoU, rounded to the input dtype, is > iou_threshold -- the same value
 // box_iou_rotated returns. Most candidate pairs are rejected without polygon clipping by exact
-// upper bounds on the IoU: the area ratio min/max (IoU <= min(a1, a2) / max(a1, a2)) and the
-// overlap of the axis-aligned bounding boxes (intersection <= AABB overlap area). Both are
-// computed in float64 and used with a margin far above their rounding error, so the result is the
-// same as testing every pair.
+// upper bounds on the intersection (overlap of the bounding boxes in the image frame, then in the
+// frame of the kept box, and the smaller area), computed in float64 and used with a margin far
+// above their rounding error, so the result is the same as testing every pair.
 #include <ATen/ATen.h>
 #include <ATen/Parallel.h>
 #include <torch/library.h>
@@ -32,78 +31,176 @@ at::Tensor score_order(const at::Tensor& scores) {
   return std::get<1>(clean.sort(/*stable=*/true, /*dim=*/0, /*descending=*/true));
 }
 
+// A box in score order with the numbers the rejection tests read.
+struct NmsBox {
+  RBox<double> b;
+  double x0, x1, y0, y1;  // axis-aligned bounding box (NaN for invalid boxes)
+  int64_t label;
+};
+
+// Rejection margin on the IoU scale; the bounds below are exact up to ~1e-15 relative.
+constexpr double kMargin = 1e-9;
+// Inflation of bounding boxes, far above their rounding error.
+constexpr double kInflate = 1.0 + 1e-12;
+
+// Whether kept box k suppresses box j. Exact: the cheap tests only skip pairs whose IoU is
+// provably below the threshold, the others get the same IoU as box_iou_rotated(k, j).
+template <typename scalar_t>
+inline bool suppresses(const NmsBox& k, const NmsBox& j, double t, scalar_t t_cast) {
+  if (k.label != j.label) return false;
+  // 1. Bounding boxes in the image frame (NaN boxes fail here).
+  const double ox = std::min(k.x1, j.x1) - std::max(k.x0, j.x0);
+  const double oy = std::min(k.y1, j.y1) - std::max(k.y0, j.y0);
+  if (!(ox > 0.0 && oy > 0.0)) return false;
+  const double ak = k.b.area, aj = j.b.area;
+  const double tm = t - kMargin;
+  // IoU <= ub / (ak + aj - ub) for any upper bound ub of the intersection.
+  double ub = std::min(ox * oy, std::min(ak, aj));
+  if (ub < tm * (ak + aj - ub)) return false;
+  // 2. Bounding box of j in the frame of k, against k itself.
+  const double dx = j.b.cx - k.b.cx, dy = j.b.cy - k.b.cy;
+  const double px = dx * k.b.c - dy * k.b.s;
+  const double py = dx * k.b.s + dy * k.b.c;
+  const double cr = std::fabs(j.b.c * k.b.c + j.b.s * k.b.s);
+  const double sr = std::fabs(j.b.s * k.b.c - j.b.c * k.b.s);
+  const double ex = (j.b.hw * cr + j.b.hh * sr) * kInflate;
+  const double ey = (j.b.hw * sr + j.b.hh * cr) * kInflate;
+  const double fx = std::min(k.b.hw, px + ex) - std::max(-k.b.hw, px - ex);
+  const double fy = std::min(k.b.hh, py + ey) - std::max(-k.b.hh, py - ey);
+  if (!(fx > 0.0 && fy > 0.0)) return false;
+  ub = std::min(ub, fx * fy);
+  if (ub < tm * (ak + aj - ub)) return false;
+  // 3. The exact IoU, rounded to the input dtype as box_iou_rotated returns it.
+  return static_cast<scalar_t>(geom::overlap(k.b, j.b, 0)) > t_cast;
+}
+
+// float(v) rounded towards -inf / +inf (NaN stays NaN; out-of-range values become +-inf).
+inline float round_down(double v) {
+  const float f = static_cast<float>(v);
+  return static_cast<double>(f) > v ? std::nextafter(f, -std::numeric_limits<float>::infinity())
+                                    : f;
+}
+inline float round_up(double v) {
+  const float f = static_cast<float>(v);
+  return static_cast<double>(f) < v ? std::nextafter(f, std::numeric_limits<float>::infinity()) : f;
+}
+
+// Greedy NMS in blocks: the first kBlock boxes still alive are resolved serially among
+// themselves, then the boxes kept among them suppress all later alive boxes in parallel (each
+// later box runs a vectorised float prefilter against all of them, then the exact test on the few
+// that pass, stopping at its first suppressor), and the alive list is compacted.
 template <typename scalar_t>
 at::Tensor nms_kernel(const at::Tensor& dets, const at::Tensor& scores, const int64_t* labels,
                       double iou_threshold) {
+  constexpr int64_t kBlock = 128;
   const int64_t n = dets.size(0);
   const at::Tensor order_t = score_order(scores);
   const int64_t* order = order_t.data_ptr<int64_t>();
   const scalar_t* p = dets.data_ptr<scalar_t>();
 
-  // Boxes in score order, with the numbers the rejection tests read stored contiguously.
-  std::vector<RBox<double>> box(n);
-  std::vector<double> x0(n), x1(n), y0(n), y1(n), area(n);
-  std::vector<int64_t> label(n, 0);
+  std::vector<NmsBox> box(n);
   const double nan = std::numeric_limits<double>::quiet_NaN();
   at::parallel_for(0, n, 1024, [&](int64_t begin, int64_t end) {
     for (int64_t k = begin; k < end; ++k) {
-      const RBox<double> b = geom::make_rbox<double>(p + 5 * order[k]);
-      box[k] = b;
-      if (labels != nullptr) label[k] = labels[order[k]];
-      if (!b.valid) {  // NaN bounds: every test below rejects the box.
-        x0[k] = x1[k] = y0[k] = y1[k] = area[k] = nan;
+      NmsBox& e = box[k];
+      e.b = geom::make_rbox<double>(p + 5 * order[k]);
+      e.label = labels != nullptr ? labels[order[k]] : 0;
+      if (!e.b.valid) {
+        e.x0 = e.x1 = e.y0 = e.y1 = nan;
         continue;
       }
-      // Half extents of the axis-aligned bounding box, inflated far above their rounding error.
-      const double ex = (std::fabs(b.hw * b.c) + std::fabs(b.hh * b.s)) * (1.0 + 1e-12);
-      const double ey = (std::fabs(b.hw * b.s) + std::fabs(b.hh * b.c)) * (1.0 + 1e-12);
-      x0[k] = b.cx - ex;
-      x1[k] = b.cx + ex;
-      y0[k] = b.cy - ey;
-      y1[k] = b.cy + ey;
-      area[k] = b.area;
+      const double ex = (std::fabs(e.b.hw * e.b.c) + std::fabs(e.b.hh * e.b.s)) * kInflate;
+      const double ey = (std::fabs(e.b.hw * e.b.s) + std::fabs(e.b.hh * e.b.c)) * kInflate;
+      e.x0 = e.b.cx - ex;
+      e.x1 = e.b.cx + ex;
+      e.y0 = e.b.cy - ey;
+      e.y1 = e.b.cy + ey;
     }
   });
 
   const double t = iou_threshold;
   const scalar_t t_cast = static_cast<scalar_t>(iou_threshold);
-  // Rejection margin on the IoU scale; the bounds are exact up to ~1e-15 relative.
-  const double margin = 1e-9;
+  std::vector<int64_t> alive(n);
+  for (int64_t k = 0; k < n; ++k) alive[k] = k;
   std::vector<uint8_t> removed(n, 0);
-  std::vector<int64_t> keep;
-  keep.reserve(std::min<int64_t>(n, 4096));
+  std::vector<int64_t> keep, block_kept;
+  std::vector<float> kx0(kBlock), kx1(kBlock), ky0(kBlock), ky1(kBlock), karea(kBlock);
+  std::vector<int64_t> klabel(kBlock);
+  std::vector<uint8_t> kforce(kBlock);
+  // Threshold of the float prefilter, lowered far below its rounding error (~1e-6).
+  const float tf = static_cast<float>(std::max(0.0, iou_threshold - 1e-4));
 
-  auto suppress_range = [&](int64_t i, int64_t begin, int64_t end) {
-    const RBox<double>& bi = box[i];
-    const double ax0 = x0[i], ax1 = x1[i], ay0 = y0[i], ay1 = y1[i], ai = area[i];
-    const int64_t li = label[i];
-    for (int64_t j = begin; j < end; ++j) {
-      if (removed[j] || label[j] != li) continue;
-      const double ox = std::min(ax1, x1[j]) - std::max(ax0, x0[j]);
-      const double oy = std::min(ay1, y1[j]) - std::max(ay0, y0[j]);
-      if (!(ox > 0.0 && oy > 0.0)) continue;  // also rejects NaN boxes
-      const double aj = area[j];
-      const double small = std::min(ai, aj), large = std::max(ai, aj);
-      const double ub = std::min(ox * oy, small);  // upper bound of the intersection
-      if (ub / (ai + aj - ub) < t - margin) continue;
-      if (small / large < t - margin) continue;
-      const double iou = geom::overlap(bi, box[j], 0);
-      if (static_cast<scalar_t>(iou) > t_cast) removed[j] = 1;
+  while (!alive.empty()) {
+    const int64_t head = std::min<int64_t>(kBlock, alive.size());
+    block_kept.clear();
+    for (int64_t a = 0; a < head; ++a) {
+      const int64_t j = alive[a];
+      bool hit = false;
+      for (const int64_t k : block_kept) {
+        if (suppresses<scalar_t>(box[k], box[j], t, t_cast)) {
+          hit = true;
+          break;
+        }
+      }
+      if (hit) continue;
+      keep.push_back(order[j]);
+      if (box[j].b.valid) block_kept.push_back(j);  // invalid boxes suppress nothing
     }
-  };
-
-  for (int64_t i = 0; i < n; ++i) {
-    if (removed[i]) continue;
-    keep.push_back(order[i]);
-    if (!box[i].valid) continue;  // boxes with NaN/inf values or empty area suppress nothing
-    const int64_t rest = n - i - 1;
-    if (rest > 8192) {
-      at::parallel_for(i + 1, n, 4096, [&](int64_t begin, int64_t end) {
-        suppress_range(i, begin, end);
+    const int64_t rest = static_cast<int64_t>(alive.size()) - head;
+    if (!block_kept.empty() && rest > 0) {
+      // Float copies of the first test's numbers for the kept boxes of this block, rounded
+      // outwards, so that the vectorised prefilter below only rejects pairs that the exact test
+      // would reject too.
+      const int64_t nk = static_cast<int64_t>(block_kept.size());
+      for (int64_t m = 0; m < nk; ++m) {
+        const NmsBox& k = box[block_kept[m]];
+        kx0[m] = round_down(k.x0);
+        kx1[m] = round_up(k.x1);
+        ky0[m] = round_down(k.y0);
+        ky1[m] = round_up(k.y1);
+        karea[m] = round_up(k.b.area);
+        klabel[m] = k.label;
+        // Beyond float range the prefilter cannot decide; send such pairs to the exact test.
+        kforce[m] = !(std::isfinite(kx0[m]) && std::isfinite(kx1[m]) && std::isfinite(ky0[m]) &&
+                      std::isfinite(ky1[m]) && std::isfinite(karea[m]));
+      }
+      at::parallel_for(head, head + rest, 1024, [&](int64_t begin, int64_t end) {
+        uint8_t pass[kBlock];
+        for (int64_t a = begin; a < end; ++a) {
+          const int64_t j = alive[a];
+          const NmsBox& bj = box[j];
+          const float jx0 = round_down(bj.x0), jx1 = round_up(bj.x1);
+          const float jy0 = round_down(bj.y0), jy1 = round_up(bj.y1);
+          const float ja = round_up(bj.b.area);
+          const int64_t jl = bj.label;
+          const bool jforce = bj.b.valid && !(std::isfinite(jx0) && std::isfinite(jx1) &&
+                                              std::isfinite(jy0) && std::isfinite(jy1) &&
+                                              std::isfinite(ja));
+          int any = 0;
+          for (int64_t m = 0; m < nk; ++m) {
+            const float ox = std::min(kx1[m], jx1) - std::max(kx0[m], jx0);
+            const float oy = std::min(ky1[m], jy1) - std::max(ky0[m], jy0);
+            const float ub = std::min(ox * oy, std::min(karea[m], ja)) * 1.0001f;
+            const bool near = (ox > 0.f) & (oy > 0.f) & (ub >= tf * (karea[m] + ja - ub));
+            const bool ok = (near | (kforce[m] != 0) | jforce) & (klabel[m] == jl);
+            pass[m] = ok;
+            any |= ok;
+          }
+          if (!any) continue;
+          for (int64_t m = 0; m < nk; ++m) {
+            if (pass[m] && suppresses<scalar_t>(box[block_kept[m]], bj, t, t_cast)) {
+              removed[j] = 1;
+              break;
+            }
+          }
+        }
       });
-    } else {
-      suppress_range(i, i + 1, n);
     }
+    int64_t w = 0;
+    for (int64_t a = head; a < head + rest; ++a) {
+      if (!removed[alive[a]]) alive[w++] = alive[a];
+    }
+    alive.resize(w);
   }
   auto out = at::empty({static_cast<int64_t>(keep.size())}, dets.options().dtype(at::kLong));
   std::copy(keep.begin(), keep.end(), out.data_ptr<int64_t>());
