@@ -98,6 +98,18 @@ def naive_parse(label_dir: str, make_dicts: bool) -> int:
     return n
 
 
+def interleaved(fns: dict, repeats: int) -> dict:
+    """Best (smallest) wall time of each function over ``repeats`` rounds, the functions
+    alternating within each round so that a change of machine load hits all of them alike."""
+    best = {k: float("inf") for k in fns}
+    for _ in range(repeats):
+        for k, fn in fns.items():
+            t = time.perf_counter()
+            fn()
+            best[k] = min(best[k], time.perf_counter() - t)
+    return best
+
+
 def best_of(fn, repeats):
     """Smallest wall time of ``repeats`` calls (the machine is shared: the minimum is the
     least disturbed run)."""
@@ -226,24 +238,26 @@ def main():
             polys_to_rboxes(lab.polys)
 
     r = args.repeats
-    t_naive = best_of(lambda: naive_parse(os.path.join(lbl, "labelTxt"), False), r)
-    t_ours = best_of(ours_arrays, r)
+    ldir = os.path.join(lbl, "labelTxt")
+    t = interleaved({"ours": ours_arrays, "naive": lambda: naive_parse(ldir, False)}, r + 2)
     print(
         f"[parse]  to box arrays   parse_dota_label_file + polys_to_rboxes: "
-        f"{_rate(total, t_ours):>9,.0f} objects/s   naive per-line + cv2.minAreaRect: "
-        f"{_rate(total, t_naive):>9,.0f} objects/s   (x{t_naive / t_ours:.1f})"
+        f"{_rate(total, t['ours']):>9,.0f} objects/s   naive per-line + cv2.minAreaRect: "
+        f"{_rate(total, t['naive']):>9,.0f} objects/s   (x{t['naive'] / t['ours']:.1f})"
     )
-    t_naive = best_of(lambda: naive_parse(os.path.join(lbl, "labelTxt"), True), r)
-    t_ours = best_of(
-        lambda: load_dota_instances(
-            os.path.join(lbl, "images"), os.path.join(lbl, "labelTxt"), out_of_image="keep"
-        ),
-        r,
+    t = interleaved(
+        {
+            "ours": lambda: load_dota_instances(
+                os.path.join(lbl, "images"), ldir, out_of_image="keep"
+            ),
+            "naive": lambda: naive_parse(ldir, True),
+        },
+        r + 2,
     )
     print(
         f"[parse]  to dataset dicts load_dota_instances:                  "
-        f"{_rate(total, t_ours):>9,.0f} objects/s   naive per-line dicts:             "
-        f"{_rate(total, t_naive):>9,.0f} objects/s   (x{t_naive / t_ours:.1f})"
+        f"{_rate(total, t['ours']):>9,.0f} objects/s   naive per-line dicts:             "
+        f"{_rate(total, t['naive']):>9,.0f} objects/s   (x{t['naive'] / t['ours']:.1f})"
     )
 
     # 2. splitting ---------------------------------------------------------------------------
@@ -274,29 +288,35 @@ def main():
         f"vectorised {t_assign * 1e3:.1f} ms  shapely loop {t_assign_naive * 1e3:.0f} ms "
         f"(x{t_assign_naive / t_assign:.0f}); pieces {len(res.obj_idx)} vs {n_ref}"
     )
-    for nproc in (1,):
-        t = time.perf_counter()
-        s = split_dota(
-            [img_dir],
-            os.path.join(work, f"ours{nproc}"),
-            [ann_dir],
-            sizes=[1024],
-            gaps=[200],
-            nproc=nproc,
-            progress=False,
+    summary = {}
+
+    def ours_split():
+        shutil.rmtree(os.path.join(work, "ours"), ignore_errors=True)
+        summary.update(
+            split_dota(
+                [img_dir],
+                os.path.join(work, "ours"),
+                [ann_dir],
+                sizes=[1024],
+                gaps=[200],
+                progress=False,
+            )
         )
-        t_ours = time.perf_counter() - t
-    t = time.perf_counter()
-    naive_split(
-        os.path.join(img_dir, "scene.png"),
-        os.path.join(ann_dir, "scene.txt"),
-        os.path.join(work, "naive"),
-    )
-    t_naive = time.perf_counter() - t
+
+    def naive_split_run():
+        shutil.rmtree(os.path.join(work, "naive"), ignore_errors=True)
+        naive_split(
+            os.path.join(img_dir, "scene.png"),
+            os.path.join(ann_dir, "scene.txt"),
+            os.path.join(work, "naive"),
+        )
+
+    t = interleaved({"ours": ours_split, "naive": naive_split_run}, max(r - 1, 1))
     print(
-        f"[split]  split_dota (read, crop, PNG write, labels): {_rate(mp, t_ours):6.2f} MP/s "
-        f"({s['patches']} patches, {s['kept']} pieces, {t_ours:.1f}s)   naive devkit-style loop: "
-        f"{_rate(mp, t_naive):6.2f} MP/s ({t_naive:.1f}s)   (x{t_naive / t_ours:.1f})"
+        f"[split]  split_dota (read, crop, PNG write, labels): {_rate(mp, t['ours']):6.2f} MP/s "
+        f"({summary['patches']} patches, {summary['kept']} pieces, {t['ours']:.1f}s)   "
+        f"naive devkit-style loop: {_rate(mp, t['naive']):6.2f} MP/s ({t['naive']:.1f}s)   "
+        f"(x{t['naive'] / t['ours']:.1f})"
     )
 
     # 3. train loader --------------------------------------------------------------------------
@@ -323,26 +343,27 @@ def main():
         num_workers=2,
         seed=0,
     )
-    it = iter(loader)
-    next(it)  # start the workers
-    t = time.perf_counter()
-    for _ in itertools.islice(it, iters):
-        pass
-    t_ours = time.perf_counter() - t
-    del it, loader
+    naive_ds = NaiveDataset(os.path.join(pdir, "images"), os.path.join(pdir, "labelTxt"))
     naive = torch.utils.data.DataLoader(
-        NaiveDataset(os.path.join(pdir, "images"), os.path.join(pdir, "labelTxt")),
+        naive_ds,
         batch_size=bs,
-        shuffle=True,
+        # shuffled and long enough not to end during the benchmark
+        sampler=torch.utils.data.RandomSampler(naive_ds, replacement=True, num_samples=10**7),
         num_workers=2,
         collate_fn=_list_collate,
     )
-    it = iter(naive)
-    next(it)
-    t = time.perf_counter()
-    for _ in itertools.islice(it, iters):
-        pass
-    t_naive = time.perf_counter() - t
+    its = {"ours": iter(loader), "naive": iter(naive)}
+    for it in its.values():
+        next(it)  # start the workers
+    t = interleaved(
+        {k: (lambda it=it: [None for _ in itertools.islice(it, iters)]) for k, it in its.items()},
+        r,
+    )
+    t_ours, t_naive = t["ours"], t["naive"]
+    del its, loader, naive
+    import gc
+
+    gc.collect()
     n = iters * bs
     print(
         f"[loader] build_detection_train_loader (2 workers): {_rate(n, t_ours):7.1f} images/s   "
