@@ -12,3 +12,4 @@ __all__ = [
     "pairwise_iou_rotated",
     "roi_align_rotated",
 ]
+from .wrappers import *  # noqa: E402, F401, F403, I001  (MODEL: Conv2d, cat, ShapeSpec, FrozenBatchNorm2d, get_norm, ...)

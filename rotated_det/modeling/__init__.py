@@ -1,1 +1,70 @@
+"""Detectors and their building blocks."""
 
+from .anchor_generator import DefaultAnchorGenerator, RotatedAnchorGenerator
+from .backbone import (
+    FPN,
+    Backbone,
+    BasicBlock,
+    BasicStem,
+    BottleneckBlock,
+    LastLevelMaxPool,
+    LastLevelP6P7,
+    ResNet,
+    WeightLoadReport,
+    build_resnet_backbone,
+    load_resnet_weights,
+)
+from .box_regression import Box2BoxTransform, Box2BoxTransformRotated, MidpointOffsetCoder
+from .config_checks import ModelConfigError, check_model_config
+from .losses import gwd_loss, kld_loss, sigmoid_focal_loss, smooth_l1_loss
+from .matcher import Matcher
+from .meta_arch import (
+    GeneralizedRCNN,
+    OrientedRCNN,
+    RotatedRetinaNet,
+    RotatedRetinaNetHead,
+    detector_postprocess,
+)
+from .poolers import ROIPooler
+from .proposal_generator import RRPN, OrientedRPN, StandardRPNHead
+from .roi_heads import FastRCNNConvFCHead, RotatedFastRCNNOutputLayers, RROIHeads
+from .sampling import subsample_labels
+
+__all__ = [
+    "Backbone",
+    "BasicBlock",
+    "BasicStem",
+    "BottleneckBlock",
+    "Box2BoxTransform",
+    "Box2BoxTransformRotated",
+    "DefaultAnchorGenerator",
+    "FPN",
+    "FastRCNNConvFCHead",
+    "GeneralizedRCNN",
+    "LastLevelMaxPool",
+    "LastLevelP6P7",
+    "Matcher",
+    "MidpointOffsetCoder",
+    "ModelConfigError",
+    "OrientedRCNN",
+    "OrientedRPN",
+    "ROIPooler",
+    "RROIHeads",
+    "RRPN",
+    "ResNet",
+    "RotatedAnchorGenerator",
+    "RotatedFastRCNNOutputLayers",
+    "RotatedRetinaNet",
+    "RotatedRetinaNetHead",
+    "StandardRPNHead",
+    "WeightLoadReport",
+    "build_resnet_backbone",
+    "check_model_config",
+    "detector_postprocess",
+    "gwd_loss",
+    "kld_loss",
+    "load_resnet_weights",
+    "sigmoid_focal_loss",
+    "smooth_l1_loss",
+    "subsample_labels",
+]

@@ -1,0 +1,109 @@
+"""Shared helpers of the modeling tests: tiny scenes drawn with cv2 and small model configs."""
+
+import importlib.util
+import os
+
+import cv2
+import numpy as np
+import torch
+
+from rotated_det.config import LazyConfig, instantiate
+from rotated_det.structures import Instances, RotatedBoxes
+
+REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+MODEL_CONFIGS = os.path.join(REPO, "configs", "common", "models")
+
+# BGR fill colour of each class: the class is visible in the pixels.
+CLASS_COLORS = ((40, 40, 220), (40, 200, 40), (220, 60, 40))
+
+
+def rbox_polygon(box) -> np.ndarray:
+    """Corners (4, 2) of a rotated box (cx, cy, w, h, angle_deg) in the project convention."""
+    cx, cy, w, h, a = box
+    rad = np.deg2rad(a)
+    u = np.array([np.cos(rad), -np.sin(rad)]) * w / 2
+    v = np.array([np.sin(rad), np.cos(rad)]) * h / 2
+    c = np.array([cx, cy])
+    return np.stack([c + u + v, c - u + v, c - u - v, c + u - v])
+
+
+def draw_scene(size: int, boxes, classes, seed: int) -> np.ndarray:
+    """A ``size`` x ``size`` BGR uint8 image: grey noise with filled rotated rectangles."""
+    rng = np.random.default_rng(seed)
+    img = rng.integers(90, 130, size=(size, size, 3), dtype=np.uint8)
+    for box, cls in zip(boxes, classes):
+        pts = np.round(rbox_polygon(box) * 16).astype(np.int32)
+        cv2.fillPoly(img, [pts], CLASS_COLORS[cls], lineType=cv2.LINE_AA, shift=4)
+    return img
+
+
+SCENES = [
+    ([(80, 90, 90, 40, 30), (180, 170, 70, 30, -50), (190, 60, 50, 50, 10)], [0, 1, 2]),
+    ([(120, 120, 110, 36, -75), (60, 200, 60, 28, 0), (200, 200, 44, 70, 60)], [2, 0, 1]),
+]
+
+
+def make_batch(size: int = 128, with_gt: bool = True) -> list[dict]:
+    """Two fixed images with three objects each, as model inputs (CHW float, BGR).
+
+    ``SCENES`` are laid out for 256 px; other sizes scale centers and sides.
+    """
+    batch = []
+    for i, (boxes, classes) in enumerate(SCENES):
+        k = size / 256
+        boxes = [(cx * k, cy * k, w * k, h * k, a) for cx, cy, w, h, a in boxes]
+        img = draw_scene(size, boxes, classes, seed=i)
+        d = {"image": torch.from_numpy(img).permute(2, 0, 1).float(), "height": size, "width": size}
+        if with_gt:
+            d["instances"] = Instances(
+                (size, size),
+                gt_boxes=RotatedBoxes(torch.tensor(boxes, dtype=torch.float32)),
+                gt_classes=torch.tensor(classes, dtype=torch.int64),
+            )
+        batch.append(d)
+    return batch
+
+
+def _load_config_module(path: str):
+    spec = importlib.util.spec_from_file_location(os.path.basename(path)[:-3], path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def small_model_cfg(name: str, num_classes: int = 3):
+    """The common model config ``name`` shrunk for CPU tests with configs' ``resnet18_model``
+    (ResNet-18, trainable BN, 64-channel FPN)."""
+    cfg = LazyConfig.load(os.path.join(MODEL_CONFIGS, f"{name}.py")).model
+    shrink = _load_config_module(os.path.join(MODEL_CONFIGS, "resnet18.py")).resnet18_model
+    cfg = shrink(cfg, fpn_channels=64, norm="BN", fc_dim=256)
+    if name == "rotated_retinanet":
+        cfg.num_classes = num_classes
+        cfg.head.conv_dims = [64, 64]
+    else:
+        cfg.roi_heads.num_classes = num_classes
+        cfg.roi_heads.batch_size_per_image = 128
+        cfg.proposal_generator.post_nms_topk = (300, 300)
+    return cfg
+
+
+def build_small_model(name: str, num_classes: int = 3):
+    torch.manual_seed(0)
+    return instantiate(small_model_cfg(name, num_classes))
+
+
+class single_thread:
+    """Run torch with one intra-op thread inside the block (restored afterwards).
+
+    On a small shared CPU, OpenMP worker threads that spin while other processes hold the cores
+    slow convolutions down several-fold; one thread is both faster and steadier there.
+    """
+
+    def __enter__(self):
+        self._n = torch.get_num_threads()
+        torch.set_num_threads(1)
+        return self
+
+    def __exit__(self, *exc):
+        torch.set_num_threads(self._n)
+        return False

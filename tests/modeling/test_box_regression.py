@@ -1,0 +1,136 @@
+import math
+
+import pytest
+import torch
+
+from rotated_det.modeling import Box2BoxTransform, Box2BoxTransformRotated, MidpointOffsetCoder
+from rotated_det.structures import canonical_rbox
+
+
+def _wrap(a):
+    return torch.remainder(a + 180.0, 360.0) - 180.0
+
+
+def test_rotated_deltas_hand_worked():
+    coder = Box2BoxTransformRotated(weights=(10, 10, 5, 5, 1))
+    src = torch.tensor([[10.0, 20, 4, 8, 30]])
+    tgt = torch.tensor([[12.0, 16, 8, 2, 200]])
+    deltas = coder.get_deltas(src, tgt)
+    # dx = 10 * 2 / 4, dy = 10 * -4 / 8, dw = 5 log 2, dh = 5 log(1/4), da = radians(170)
+    expected = torch.tensor([[5.0, -5.0, 5 * math.log(2), 5 * math.log(0.25), math.radians(170)]])
+    torch.testing.assert_close(deltas, expected)
+    decoded = coder.apply_deltas(deltas, src)
+    torch.testing.assert_close(decoded, torch.tensor([[12.0, 16, 8, 2, -160]]))
+
+
+def test_rotated_delta_takes_short_way_across_the_wrap():
+    coder = Box2BoxTransformRotated()
+    src = torch.tensor([[0.0, 0, 10, 10, 170]])
+    tgt = torch.tensor([[0.0, 0, 10, 10, -170]])
+    deltas = coder.get_deltas(src, tgt)
+    torch.testing.assert_close(deltas[0, 4], torch.tensor(math.radians(20)))
+    torch.testing.assert_close(coder.apply_deltas(deltas, src), tgt)
+
+
+@pytest.mark.parametrize("weights", [(1, 1, 1, 1, 1), (10, 10, 5, 5, 1), (10, 10, 5, 5, 10)])
+def test_rotated_encode_decode_identity(weights):
+    g = torch.Generator().manual_seed(0)
+    n = 500
+    src = torch.cat(
+        [
+            torch.rand(n, 2, generator=g) * 500,
+            torch.rand(n, 2, generator=g) * 90 + 10,
+            torch.rand(n, 1, generator=g) * 360 - 180,
+        ],
+        dim=1,
+    )
+    tgt = torch.cat(
+        [
+            src[:, :2] + torch.randn(n, 2, generator=g) * 20,
+            torch.rand(n, 2, generator=g) * 90 + 10,
+            torch.rand(n, 1, generator=g) * 720 - 360,
+        ],
+        dim=1,
+    )  # angles beyond +-180 too
+    coder = Box2BoxTransformRotated(weights=weights)
+    out = coder.apply_deltas(coder.get_deltas(src, tgt), src)
+    torch.testing.assert_close(out[:, :4], tgt[:, :4], atol=1e-3, rtol=1e-4)
+    diff = _wrap(out[:, 4] - tgt[:, 4])
+    assert diff.abs().max() < 1e-3
+    assert (out[:, 4] >= -180).all() and (out[:, 4] < 180).all()
+
+
+def test_rotated_class_specific_deltas_decode_per_block():
+    coder = Box2BoxTransformRotated()
+    src = torch.tensor([[0.0, 0, 10, 10, 0]])
+    deltas = torch.tensor([[0.0, 0, 0, 0, 0, 1.0, 0, 0, 0, 0]])
+    out = coder.apply_deltas(deltas, src)
+    torch.testing.assert_close(out, torch.tensor([[0.0, 0, 10, 10, 0, 10, 0, 10, 10, 0]]))
+
+
+def test_rotated_angle_version_normalises_targets():
+    coder = Box2BoxTransformRotated(angle_version="le90")
+    src = torch.tensor([[0.0, 0, 20, 6, -90]])
+    tall = torch.tensor([[0.0, 0, 6, 20, 0]])  # same rectangle as src, le90 form = src
+    torch.testing.assert_close(coder.get_deltas(src, tall), torch.zeros(1, 5))
+    out = coder.apply_deltas(torch.tensor([[0.0, 0, 0, 0, math.radians(-5)]]), src)
+    torch.testing.assert_close(out, torch.tensor([[0.0, 0, 20, 6, 85]]))  # -95 -> le90: 85
+
+
+def test_four_weights_for_rotated_coder_is_an_error():
+    with pytest.raises(ValueError, match=r"5 weights.*got 4.*4-weight tuple is for horizontal"):
+        Box2BoxTransformRotated(weights=(10, 10, 5, 5))
+    with pytest.raises(ValueError, match="angle_version"):
+        Box2BoxTransformRotated(angle_version="le45")
+
+
+def test_horizontal_coder_roundtrip_and_hand_example():
+    coder = Box2BoxTransform(weights=(10, 10, 5, 5))
+    src = torch.tensor([[0.0, 0, 10, 20]])
+    tgt = torch.tensor([[5.0, 10, 15, 30]])
+    d = coder.get_deltas(src, tgt)
+    torch.testing.assert_close(d, torch.tensor([[10 * 5 / 10, 10 * 10 / 20, 0.0, 0.0]]))
+    torch.testing.assert_close(coder.apply_deltas(d, src), tgt)
+
+
+def test_midpoint_offset_hand_worked_axis_aligned():
+    coder = MidpointOffsetCoder(weights=(1, 1, 1, 1, 1, 1))
+    anchors = torch.tensor([[0.0, 0, 40, 40]])
+    target = torch.tensor([[20.0, 20, 40, 20, 0]])
+    d = coder.get_deltas(anchors, target)
+    # top vertex (0, 10): alpha = -20 = -0.5 w; right vertex (40, 10): beta = -10 = -0.5 h
+    torch.testing.assert_close(d, torch.tensor([[0.0, 0, 0, math.log(0.5), -0.5, -0.5]]))
+    torch.testing.assert_close(coder.apply_deltas(d, anchors), target)
+
+
+def test_midpoint_offset_hand_worked_diamond():
+    coder = MidpointOffsetCoder(weights=(1, 1, 1, 1, 1, 1))
+    anchors = torch.tensor([[-10.0, -10, 10, 10]])
+    side = 10 * math.sqrt(2)
+    target = torch.tensor([[0.0, 0, side, side, 45]])  # corners (+-10, 0), (0, +-10)
+    d = coder.get_deltas(anchors, target)
+    torch.testing.assert_close(d, torch.zeros(1, 6), atol=1e-5, rtol=0)
+    out = coder.apply_deltas(d, anchors)
+    torch.testing.assert_close(out, torch.tensor([[0.0, 0, side, side, -45]]))
+
+
+def test_midpoint_offset_roundtrip_random_rectangles():
+    g = torch.Generator().manual_seed(1)
+    n = 400
+    target = torch.cat(
+        [
+            torch.rand(n, 2, generator=g) * 200,
+            torch.rand(n, 2, generator=g) * 80 + 5,
+            torch.rand(n, 1, generator=g) * 360 - 180,
+        ],
+        dim=1,
+    ).double()
+    anchors = torch.cat([target[:, :2] - 30, target[:, :2] + 30], dim=1)
+    coder = MidpointOffsetCoder()
+    out = coder.apply_deltas(coder.get_deltas(anchors, target), anchors).double()
+    torch.testing.assert_close(canonical_rbox(out), canonical_rbox(target), atol=2e-3, rtol=1e-4)
+
+
+def test_midpoint_offset_weights_count():
+    with pytest.raises(ValueError, match="6 weights"):
+        MidpointOffsetCoder(weights=(1, 1, 1, 1, 1))
