@@ -268,3 +268,26 @@ def test_classmethod_target_saves_as_path(tmp_path):
     cfg2 = LazyConfig.load(path)
     assert cfg2.b._target_.endswith("Builder.make")
     assert instantiate(cfg2.b).n == 20
+
+
+def test_load_rel_and_yaml_keys(tmp_path):
+    _write(tmp_path / "base.yaml", "train:\n  max_iter: 5\nmodel: {_target_: torch.nn.Identity}\n")
+    _write(
+        tmp_path / "child.py",
+        """
+        from rotated_det.config import LazyConfig
+        train = LazyConfig.load_rel("base.yaml", "train")
+        train.max_iter = 7
+        """,
+    )
+    cfg = LazyConfig.load(str(tmp_path / "child.py"))
+    assert cfg.train.max_iter == 7
+    model = instantiate(LazyConfig.load(str(tmp_path / "base.yaml"), "model"))
+    assert isinstance(model, torch.nn.Identity)
+
+
+def test_syntax_error_names_file_and_line(tmp_path):
+    f = _write(tmp_path / "bad.py", "a = dict(\nb = 1\n")
+    with pytest.raises(SyntaxError) as e:
+        LazyConfig.load(f)
+    assert "bad.py" in str(e.value)
