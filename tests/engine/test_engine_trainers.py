@@ -222,3 +222,22 @@ def test_default_trainer_amp_and_clipped_optimizer_from_config(tmp_path):
     delta = torch.cat([(trainer.model.state_dict()[k] - v).flatten() for k, v in before.items()])
     assert 0 < delta.norm() <= 3 * 3 * 0.05 * 0.01
     assert type(trainer.optimizer).__name__ == "SGDWithGradientClip"
+
+
+def test_amp_trainer_grad_scaler_path_on_cpu_float16():
+    # the float16 + GradScaler path used on GPUs, exercised on CPU
+    torch.manual_seed(0)
+    model = TinyRegressor()
+    scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10)
+    trainer, losses = _train_simple(
+        AMPTrainer, model, FixedBatchLoader(), 40, grad_scaler=scaler, precision=torch.float16
+    )
+    assert model.last_dtype == torch.float16
+    assert losses[-1] < 0.3 * losses[0]
+    state = trainer.state_dict()
+    assert state["grad_scaler"]["scale"] > 0
+    fresh = AMPTrainer(
+        model, FixedBatchLoader(), trainer.optimizer, grad_scaler=torch.amp.GradScaler("cpu")
+    )
+    fresh.load_state_dict(state)
+    assert fresh.grad_scaler.get_scale() == scaler.get_scale()
