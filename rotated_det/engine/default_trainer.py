@@ -212,6 +212,12 @@ class DefaultTrainer(TrainerBase):
         if had:
             self.start_iter = self.iter + 1
             logger.info("Resuming at iteration %d", self.start_iter)
+            if not hasattr(self.data_loader, "load_state_dict"):
+                logger.info(
+                    "The train data loader has no state_dict()/load_state_dict(): its data "
+                    "order restarts on resume (weights, optimizer, lr and RNG are restored "
+                    "exactly)."
+                )
 
     def train(self) -> dict:
         """Train from ``start_iter`` to ``train.max_iter``; returns the last eval results."""
