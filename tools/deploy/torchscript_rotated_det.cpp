@@ -2,8 +2,8 @@
 // Python and prints its detections.
 //
 // Usage:
-//   torchscript_rotated_det MODEL.ts IMAGE [--input-format BGR|RGB] [--min-size N] [--max-size N]
-//                           [--ops-lib PATH] [--threads N]
+//   torchscript_rotated_det MODEL.ts IMAGE [IMAGE ...] [--input-format BGR|RGB] [--min-size N]
+//                           [--max-size N] [--ops-lib PATH] [--threads N]
 //
 // IMAGE is a binary PPM (P6, 8-bit; e.g. cv2.imwrite("x.ppm", img)) or a tensor saved from Python with
 // torch.save: uint8 or float, H x W x 3 (channels in the model's input format) or 3 x H x W.
@@ -13,7 +13,8 @@
 //
 // The model takes one float32 tensor 3 x H x W (channels in the model's input format, 0-255) and
 // returns (boxes N x 5 [cx, cy, w, h, angle in degrees, counter-clockwise], scores N, classes N).
-// Output: a header line "detections N" then one line per detection, in the model's order:
+// Output, per image: "image PATH", "detections N", then one line per detection in the model's
+// order:
 //   index class score cx cy w h angle
 #include <dlfcn.h>
 
@@ -91,7 +92,7 @@ bool EndsWith(const std::string& s, const std::string& suffix) {
 
 struct Options {
   std::string model_path;
-  std::string image_path;
+  std::vector<std::string> image_paths;
   std::string input_format = "BGR";
   std::string ops_lib;
   int min_size = 0;
@@ -124,31 +125,31 @@ Options ParseArgs(int argc, char** argv) {
       positional.push_back(arg);
     }
   }
-  if (positional.size() != 2) {
+  if (positional.size() < 2) {
     throw std::runtime_error(
-        "usage: torchscript_rotated_det MODEL.ts IMAGE(.ppm|.pt) [--input-format BGR|RGB] "
-        "[--min-size N] [--max-size N] [--ops-lib PATH] [--threads N]");
+        "usage: torchscript_rotated_det MODEL.ts IMAGE(.ppm|.pt) [IMAGE ...] "
+        "[--input-format BGR|RGB] [--min-size N] [--max-size N] [--ops-lib PATH] [--threads N]");
   }
   if (opt.input_format != "BGR" && opt.input_format != "RGB") {
     throw std::runtime_error("--input-format must be BGR or RGB, got " + opt.input_format);
   }
   opt.model_path = positional[0];
-  opt.image_path = positional[1];
+  opt.image_paths.assign(positional.begin() + 1, positional.end());
   return opt;
 }
 
 // Image -> float32 3 x H x W in the model's channel order.
-torch::Tensor LoadImage(const Options& opt) {
-  if (EndsWith(opt.image_path, ".ppm")) {
-    torch::Tensor rgb = ReadPpm(opt.image_path);
+torch::Tensor LoadImage(const Options& opt, const std::string& path) {
+  if (EndsWith(path, ".ppm")) {
+    torch::Tensor rgb = ReadPpm(path);
     torch::Tensor hwc = opt.input_format == "BGR" ? rgb.flip({2}) : rgb;
     return hwc.permute({2, 0, 1}).to(torch::kFloat32).contiguous();
   }
-  torch::Tensor t = ReadTorchSave(opt.image_path);
-  if (t.dim() != 3) throw std::runtime_error(opt.image_path + ": expected a 3-d image tensor");
+  torch::Tensor t = ReadTorchSave(path);
+  if (t.dim() != 3) throw std::runtime_error(path + ": expected a 3-d image tensor");
   if (t.size(0) != 3 && t.size(2) == 3) t = t.permute({2, 0, 1});
   if (t.size(0) != 3) {
-    throw std::runtime_error(opt.image_path + ": expected 3 channels (HxWx3 or 3xHxW)");
+    throw std::runtime_error(path + ": expected 3 channels (HxWx3 or 3xHxW)");
   }
   return t.to(torch::kFloat32).contiguous();
 }
@@ -167,53 +168,56 @@ int main(int argc, char** argv) {
     torch::jit::Module module = torch::jit::load(opt.model_path);
     module.eval();
 
-    torch::Tensor image = LoadImage(opt);
-    const int64_t height = image.size(1), width = image.size(2);
-    double scale = 1.0;
-    if (opt.min_size > 0) {
-      const double short_side = std::min(height, width), long_side = std::max(height, width);
-      scale = opt.min_size / short_side;
-      if (opt.max_size > 0 && long_side * scale > opt.max_size) scale = opt.max_size / long_side;
-      const int64_t new_h = static_cast<int64_t>(height * scale + 0.5);
-      const int64_t new_w = static_cast<int64_t>(width * scale + 0.5);
-      image = torch::nn::functional::interpolate(
-                  image.unsqueeze(0), torch::nn::functional::InterpolateFuncOptions()
-                                          .size(std::vector<int64_t>{new_h, new_w})
-                                          .mode(torch::kBilinear)
-                                          .align_corners(false))
-                  .squeeze(0);
-      image = image.contiguous();
-    }
-
-    torch::IValue output = module.forward({image});
-    auto elements = output.toTuple()->elements();
-    if (elements.size() != 3) {
-      throw std::runtime_error("expected the model to return (boxes, scores, classes), got " +
-                               std::to_string(elements.size()) + " outputs");
-    }
-    torch::Tensor boxes = elements[0].toTensor().to(torch::kCPU, torch::kFloat64).contiguous();
-    torch::Tensor scores = elements[1].toTensor().to(torch::kCPU, torch::kFloat64).contiguous();
-    torch::Tensor classes = elements[2].toTensor().to(torch::kCPU, torch::kInt64).contiguous();
-    if (opt.min_size > 0) {
-      // Map back to input pixels: centres and sides scale with the resize (per axis).
-      const double sx = static_cast<double>(width) / image.size(2);
-      const double sy = static_cast<double>(height) / image.size(1);
-      if (std::abs(sx - sy) > 1e-2 * sx) {
-        std::cerr << "warning: anisotropic resize; boxes are scaled by the mean factor\n";
+    for (const std::string& path : opt.image_paths) {
+      torch::Tensor image = LoadImage(opt, path);
+      const int64_t height = image.size(1), width = image.size(2);
+      double scale = 1.0;
+      if (opt.min_size > 0) {
+        const double short_side = std::min(height, width), long_side = std::max(height, width);
+        scale = opt.min_size / short_side;
+        if (opt.max_size > 0 && long_side * scale > opt.max_size) scale = opt.max_size / long_side;
+        const int64_t new_h = static_cast<int64_t>(height * scale + 0.5);
+        const int64_t new_w = static_cast<int64_t>(width * scale + 0.5);
+        image = torch::nn::functional::interpolate(
+                    image.unsqueeze(0), torch::nn::functional::InterpolateFuncOptions()
+                                            .size(std::vector<int64_t>{new_h, new_w})
+                                            .mode(torch::kBilinear)
+                                            .align_corners(false))
+                    .squeeze(0);
+        image = image.contiguous();
       }
-      const double s = 0.5 * (sx + sy);
-      boxes.narrow(1, 0, 4).mul_(s);
-    }
 
-    const int64_t n = boxes.size(0);
-    std::printf("detections %lld\n", static_cast<long long>(n));
-    auto b = boxes.accessor<double, 2>();
-    auto sc = scores.accessor<double, 1>();
-    auto cl = classes.accessor<int64_t, 1>();
-    for (int64_t i = 0; i < n; ++i) {
-      std::printf("%lld %lld %.8g %.8g %.8g %.8g %.8g %.8g\n", static_cast<long long>(i),
-                  static_cast<long long>(cl[i]), sc[i], b[i][0], b[i][1], b[i][2], b[i][3],
-                  b[i][4]);
+      torch::IValue output = module.forward({image});
+      auto elements = output.toTuple()->elements();
+      if (elements.size() != 3) {
+        throw std::runtime_error("expected the model to return (boxes, scores, classes), got " +
+                                 std::to_string(elements.size()) + " outputs");
+      }
+      torch::Tensor boxes = elements[0].toTensor().to(torch::kCPU, torch::kFloat64).contiguous();
+      torch::Tensor scores = elements[1].toTensor().to(torch::kCPU, torch::kFloat64).contiguous();
+      torch::Tensor classes = elements[2].toTensor().to(torch::kCPU, torch::kInt64).contiguous();
+      if (opt.min_size > 0) {
+        // Map back to input pixels: centres and sides scale with the resize (x and y factors
+        // differ only by the rounding of the resized size; their mean is used).
+        const double sx = static_cast<double>(width) / image.size(2);
+        const double sy = static_cast<double>(height) / image.size(1);
+        if (std::abs(sx - sy) > 1e-2 * sx) {
+          std::cerr << "warning: anisotropic resize; boxes are scaled by the mean factor\n";
+        }
+        const double s = 0.5 * (sx + sy);
+        boxes.narrow(1, 0, 4).mul_(s);
+      }
+
+      const int64_t n = boxes.size(0);
+      std::printf("image %s\ndetections %lld\n", path.c_str(), static_cast<long long>(n));
+      auto b = boxes.accessor<double, 2>();
+      auto sc = scores.accessor<double, 1>();
+      auto cl = classes.accessor<int64_t, 1>();
+      for (int64_t i = 0; i < n; ++i) {
+        std::printf("%lld %lld %.8g %.8g %.8g %.8g %.8g %.8g\n", static_cast<long long>(i),
+                    static_cast<long long>(cl[i]), sc[i], b[i][0], b[i][1], b[i][2], b[i][3],
+                    b[i][4]);
+      }
     }
     return 0;
   } catch (const std::exception& e) {
