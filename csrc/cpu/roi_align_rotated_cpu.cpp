@@ -72,7 +72,9 @@ at::Tensor roi_align_rotated_forward_cpu(const at::Tensor& input, const at::Tens
     const scalar_t* in = nhwc.data_ptr<scalar_t>();
     const scalar_t* r = rois_c.data_ptr<scalar_t>();
     scalar_t* out = output.data_ptr<scalar_t>();
-    at::parallel_for(0, num_rois, 1, [&](int64_t begin, int64_t end) {
+    // Small jobs run inline: waking the thread pool costs more than they do.
+    const int64_t grain = std::max<int64_t>(1, 16384 / std::max<int64_t>(1, channels * bins));
+    at::parallel_for(0, num_rois, grain, [&](int64_t begin, int64_t end) {
       std::vector<scalar_t> acc(bins * channels);  // [bins, C] of one RoI
       for (int64_t k = begin; k < end; ++k) {
         const auto g = geom::make_roi_geometry<scalar_t>(
