@@ -3,7 +3,8 @@
 
 1. ``poly_to_rbox`` on ``--n`` 4-point polygons (float32 and float64) against a per-polygon
    ``cv2.minAreaRect`` loop over the same points (float32, what OpenCV takes); the areas of the
-   two answers are compared.
+   two answers are compared. Also in calls of 500 polygons (a label file's worth), where the
+   fixed cost per call shows.
 2. ``rbox_to_poly`` on ``--n`` boxes against a per-box ``cv2.boxPoints`` loop.
 3. ``normalize_rbox_angles(..., "le90")`` on ``--n`` boxes against a straightforward per-box
    Python loop (run on ``--loop-n`` boxes and extrapolated linearly).
@@ -122,6 +123,18 @@ def main():
                 f"  poly_to_rbox {name:18s} {t:8.3f} s  ({t_cv / t:5.1f}x faster)  "
                 f"max rel. area diff vs cv2 {rel:.1e}"
             )
+
+    # label-file sized calls: the per-call overhead of ~200 small tensor ops
+    torch.set_num_threads(1)
+    per_call, calls = 500, max(1, min(n // 500, 400))
+    chunks = [torch.from_numpy(polys[i * per_call : (i + 1) * per_call]) for i in range(calls)]
+    t, _ = timed(lambda: [poly_to_rbox(c) for c in chunks])
+    t_cv_small = t_cv * per_call * calls / n
+    print(
+        f"  {calls} calls of {per_call} polygons (1 thr)  {t:8.3f} s  "
+        f"(cv2 loop on the same polygons ~{t_cv_small:.3f} s: {t_cv_small / t:.1f}x)"
+    )
+    torch.set_num_threads(default_threads)
 
     boxes = poly_to_rbox(torch.from_numpy(polys)).numpy()
     print(f"\n[rbox_to_poly] {n:,} boxes")

@@ -57,11 +57,12 @@ whatever their order: convex, self-intersecting ("bow tie"), with collinear or i
 One side of a minimum-area enclosing rectangle lies along an edge of the points' convex hull; every
 hull edge of 4 points joins two of them, so the function measures the enclosing rectangle aligned
 with each of the 6 point pairs and keeps the smallest (ties: the first pair in the order
-(0,1), (0,2), (0,3), (1,2), (1,3), (2,3); areas within a relative 1e-9 in float64, 1e-5 in
-float32, count as equal, so the choice does not depend on rounding). Ties are common: every side
+(0,1), (0,2), (0,3), (1,2), (1,3), (2,3) whose area is within a relative 1e-9 (float64) or 1e-5
+(float32) of the minimum, so the choice does not depend on rounding). Ties are common: every side
 of an acute triangle, or two hull edges that see the same farthest point, give different minimal
 rectangles of equal area; any of them is a correct answer, the rule makes the choice
-deterministic (``rotated_det.data``'s numpy ``quads_to_rboxes`` follows the same rule).
+deterministic (``rotated_det.data``'s numpy ``quads_to_rboxes`` follows the same rule, except
+that it may pick another tied rectangle when two points coincide).
 For a true rectangle it returns that rectangle to float precision. Collinear points give
 ``h == 0`` (a segment), identical points ``w == h == 0``. The result is normalised with
 ``version`` (default ``"le90"``: ``w >= h``, angle in [-90, 90)). Rows with NaN or infinite
@@ -100,22 +101,27 @@ _PAIRS = ((0, 1, 2, 3), (0, 2, 1, 3), (0, 3, 1, 2), (1, 2, 0, 3), (1, 3, 0, 2), 
 _PAIR_TABLE = torch.tensor(_PAIRS)
 # Relative tolerance under which two candidate areas count as a tie (rounding noise of the dtype).
 _TIE_TOL = {torch.float64: 1e-9, torch.float32: 1e-5, torch.float16: 1e-2, torch.bfloat16: 1e-2}
+# Polygons per block when poly_to_rbox splits a large input (temporaries stay in cache).
+_CHUNK = 16384
 
 
-def _perm_sign(seq) -> int:
-    inversions = sum(1 for a in range(3) for b in range(a + 1, 3) if seq[a] > seq[b])
-    return -1 if inversions % 2 else 1
+def _pair_diff_matrix() -> torch.Tensor:
+    """
+    [36, 8] matrix of 0/+-1 mapping a polygon (x1, y1, ..., x4, y4) to, for each pair p of
+    _PAIRS = (i, j, k, l): rows p, 6+p, 12+p = x of Pj-Pi, Pk-Pi, Pl-Pi; rows 18+p, 24+p, 30+p =
+    the same for y. Products with 0 and +-1 are exact, so this equals plain subtraction.
+    """
+    m = [[0.0] * 8 for _ in range(36)]
+    for p, (i, j, k, l) in enumerate(_PAIRS):
+        for block, other in enumerate((j, k, l)):
+            for coord in range(2):
+                row = m[coord * 18 + block * 6 + p]
+                row[2 * other + coord] += 1.0
+                row[2 * i + coord] -= 1.0
+    return torch.tensor(m)
 
 
-# For a triple of point indices: the sorted triple (key of the triangle area) and the sign of
-# the permutation from it; (Pj - Pi) x (Pk - Pi) == sign * area(sorted triple).
-_TRI_OF = {}
-_PERM_SIGN = {}
-for _i, _j, _k, _l in _PAIRS:
-    for _c in (_k, _l):
-        _TRI_OF[_i, _j, _c] = tuple(sorted((_i, _j, _c)))
-        _PERM_SIGN[_i, _j, _c] = _perm_sign((_i, _j, _c))
-del _i, _j, _k, _l, _c
+_PAIR_DIFF_MATRIX = _pair_diff_matrix()
 
 
 def _to_tensor(x, last_dim: int, name: str):
@@ -290,54 +296,69 @@ def _pair_frame(pi, pj, pk, pl):
     return dx, dy, nn, s_min, s_max, q_min, q_max
 
 
-def _min_area_pair(x, y) -> torch.Tensor:
+def _min_area_pair(flat: torch.Tensor) -> torch.Tensor:
     """
-    Index (into _PAIRS) of the point pair whose direction gives the smallest enclosing
-    rectangle. x, y: 4 rows of [N] coordinates. Only cheap shared quantities per pair: the 6
-    point differences, dot products, and the 4 doubled signed triangle areas (the "across"
-    coordinates of the two other points relative to a pair are +- those areas).
+    [N] index (into _PAIRS) of the point pair whose direction gives the smallest enclosing
+    rectangle of each [N, 8] polygon: the first pair whose area is within the dtype's tie
+    tolerance of the minimum. All 6 pairs at once, as [6, N] rows: one matrix product gives
+    every pair's direction d and the offsets of its two other points, then ~20 elementwise ops.
     """
-    diff = {}
-    for a in range(4):
-        for b in range(a + 1, 4):
-            diff[a, b] = (x[b] - x[a], y[b] - y[a])
-    tri = {}  # tri[a, b, c] = (Pb - Pa) x (Pc - Pa), a < b < c
-    for a, b, c in ((0, 1, 2), (0, 1, 3), (0, 2, 3), (1, 2, 3)):
-        (ux, uy), (vx, vy) = diff[a, b], diff[a, c]
-        t = ux * vy
-        t.addcmul_(uy, vx, value=-1)
-        tri[a, b, c] = t
+    n = flat.shape[0]
+    diffs = (_PAIR_DIFF_MATRIX.to(flat) @ flat.T).view(6, 6, n)
+    dx, rkx, rlx, dy, rky, rly = diffs.unbind(0)
+    nn = dx * dx
+    nn.addcmul_(dy, dy)
+    sk = rkx * dx
+    sk.addcmul_(rky, dy)
+    sl = rlx * dx
+    sl.addcmul_(rly, dy)
+    qk = rky * dx
+    qk.addcmul_(rkx, dy, value=-1)
+    ql = rly * dx
+    ql.addcmul_(rlx, dy, value=-1)
+    s_ext = torch.maximum(torch.maximum(sk, sl), nn)
+    s_ext.sub_(torch.minimum(sk, sl).clamp_(max=0))
+    q_ext = torch.maximum(qk, ql).clamp_(min=0)
+    q_ext.sub_(torch.minimum(qk, ql).clamp_(max=0))
+    # NaN (identical points: no direction; or NaN input) never wins
+    area = s_ext.mul_(q_ext).div_(nn).nan_to_num_(nan=float("inf"))
+    tol = _TIE_TOL.get(flat.dtype, 1e-5)
+    near_min = area <= area.amin(dim=0, keepdim=True) * (1.0 + tol)
+    # index of the first near-minimal row (argmax over a short leading dim is slow on CPU)
+    return (near_min.cumsum(dim=0) == 0).sum(dim=0)
 
-    best_area = best_idx = None
-    tie_tol = _TIE_TOL.get(x.dtype, 1e-5)
-    for idx, (i, j, k, l) in enumerate(_PAIRS):
-        dx, dy = diff[i, j]
-        nn = dx * dx
-        nn.addcmul_(dy, dy)
-        # along d: the other points at (Pk - Pi).d; "i < k" decides the sign of the difference
-        sk = diff[i, k][0] * dx if i < k else diff[k, i][0] * (-dx)
-        sk.addcmul_(diff[i, k][1] if i < k else diff[k, i][1], dy, value=1 if i < k else -1)
-        sl = diff[i, l][0] * dx if i < l else diff[l, i][0] * (-dx)
-        sl.addcmul_(diff[i, l][1] if i < l else diff[l, i][1], dy, value=1 if i < l else -1)
-        s_ext = torch.maximum(torch.maximum(sk, sl), nn)
-        s_ext.sub_(torch.minimum(sk, sl).clamp_(max=0))
-        # across d: the signed areas of triangles (i, j, k) and (i, j, l); only their relative
-        # sign matters for the extent, so flip one when the two index permutations differ
-        qa, qb = tri[_TRI_OF[i, j, k]], tri[_TRI_OF[i, j, l]]
-        if _PERM_SIGN[i, j, k] != _PERM_SIGN[i, j, l]:
-            qb = torch.neg(qb)
-        q_ext = torch.maximum(qa, qb).clamp_(min=0)
-        q_ext.sub_(torch.minimum(qa, qb).clamp_(max=0))
-        area = s_ext.mul_(q_ext).div_(nn)  # NaN for identical points: never selected below
-        if best_area is None:
-            best_area = area.nan_to_num_(nan=float("inf"))
-            best_idx = torch.zeros_like(area, dtype=torch.uint8)
-        else:
-            # near-equal areas keep the earlier pair: exact ties are common (see poly_to_rbox)
-            better = area < best_area * (1.0 - tie_tol)
-            best_area = torch.where(better, area, best_area)
-            best_idx = torch.where(better, idx, best_idx)
-    return best_idx
+
+def _poly_to_rbox_parts(flat: torch.Tensor):
+    """[N, 8] polygons -> (cx, cy, w, h, angle) of their minimum-area rectangles, each [N]."""
+    with torch.no_grad():  # a discrete choice; gradients flow through the recomputation below
+        best = _min_area_pair(flat)
+    # Recompute the winning pair's rectangle, with the points reordered as (i, j, k, l).
+    order = _PAIR_TABLE.to(flat.device)[best]  # [N, 4]
+    pts = flat.view(-1, 4, 2).gather(1, order[:, :, None].expand(-1, -1, 2))
+    p = [pt.unbind(-1) for pt in pts.unbind(1)]
+    dx, dy, nn, s_min, s_max, q_min, q_max = _pair_frame(*p)
+    xi, yi = p[0]
+    ok = nn > 0  # False only when all 4 points coincide (or NaN)
+    norm = torch.where(ok, nn.sqrt(), torch.ones_like(nn))
+    ux = torch.where(ok, dx / norm, torch.ones_like(dx))
+    uy = torch.where(ok, dy / norm, torch.zeros_like(dy))
+    sc = (s_max + s_min) / (2 * norm)
+    qc = (q_max + q_min) / (2 * norm)
+    # the h-axis of our convention is v = (-uy, ux) for the w-axis u
+    cx = xi + sc * ux - qc * uy
+    cy = yi + sc * uy + qc * ux
+    angle = torch.atan2(-uy, ux) * (180.0 / math.pi)
+    w, h = (s_max - s_min) / norm, (q_max - q_min) / norm
+    # Every point enters the extents, so a NaN/inf coordinate always makes cx, cy, w or h
+    # non-finite; make the whole row NaN (cheaper than checking the 8 inputs).
+    nan_if_bad = torch.where(torch.isfinite(cx + cy + w + h), 0.0, float("nan"))
+    return cx + nan_if_bad, cy + nan_if_bad, w + nan_if_bad, h + nan_if_bad, angle + nan_if_bad
+
+
+def _building_graph() -> bool:
+    """True under torch.jit.trace, torch.compile and torch.export: no shape-dependent branches."""
+    exporting = getattr(torch.compiler, "is_exporting", lambda: False)()
+    return torch.jit.is_tracing() or torch.compiler.is_compiling() or exporting
 
 
 def poly_to_rbox(polys, version: str = "le90"):
@@ -358,32 +379,14 @@ def poly_to_rbox(polys, version: str = "le90"):
     t, was_numpy = _to_tensor(polys, 8, "poly_to_rbox")
     lead = t.shape[:-1]
     flat = t.reshape(-1, 8)
-    rows = flat.T.contiguous()  # [8, N]: contiguous coordinate rows for fast elementwise work
-    with torch.no_grad():  # a discrete choice; gradients flow through the recomputation below
-        best = _min_area_pair(rows[0::2], rows[1::2])
-
-    # Recompute the winning pair's rectangle, with the points reordered as (i, j, k, l).
-    order = _PAIR_TABLE.to(t.device)[best.long()]  # [N, 4]
-    pts = flat.view(-1, 4, 2).gather(1, order[:, :, None].expand(-1, -1, 2))
-    p = [pt.unbind(-1) for pt in pts.unbind(1)]
-    dx, dy, nn, s_min, s_max, q_min, q_max = _pair_frame(*p)
-    xi, yi = p[0]
-    ok = nn > 0  # False only when all 4 points coincide (or NaN)
-    norm = torch.where(ok, nn.sqrt(), torch.ones_like(nn))
-    ux = torch.where(ok, dx / norm, torch.ones_like(dx))
-    uy = torch.where(ok, dy / norm, torch.zeros_like(dy))
-    sc = (s_max + s_min) / (2 * norm)
-    qc = (q_max + q_min) / (2 * norm)
-    # the h-axis of our convention is v = (-uy, ux) for the w-axis u
-    cx = xi + sc * ux - qc * uy
-    cy = yi + sc * uy + qc * ux
-    angle = torch.atan2(-uy, ux) * (180.0 / math.pi)
-    w, h = (s_max - s_min) / norm, (q_max - q_min) / norm
-    # Every point enters the extents, so a NaN/inf coordinate always makes cx, cy, w or h
-    # non-finite; make the whole row NaN (cheaper than checking the 8 inputs).
-    nan_if_bad = torch.where(torch.isfinite(cx + cy + w + h), 0.0, float("nan"))
-    parts = _normalize_parts(cx, cy, w, h, angle, version)
-    out = torch.stack([v + nan_if_bad for v in parts], dim=-1)
+    if not _building_graph() and flat.shape[0] > _CHUNK:
+        # cache-sized blocks: several times faster on CPU than one pass over huge temporaries
+        # (a loop over blocks, not boxes; traced/compiled graphs take the single pass below)
+        parts = [_poly_to_rbox_parts(block) for block in flat.split(_CHUNK)]
+        parts = [torch.cat(column) for column in zip(*parts, strict=True)]
+    else:
+        parts = _poly_to_rbox_parts(flat)
+    out = torch.stack(_normalize_parts(*parts, version), dim=-1)
     return _back(out.reshape(*lead, 5), was_numpy)
 
 
