@@ -241,3 +241,20 @@ def test_amp_trainer_grad_scaler_path_on_cpu_float16():
     )
     fresh.load_state_dict(state)
     assert fresh.grad_scaler.get_scale() == scaler.get_scale()
+
+
+def test_argument_parser_and_test_without_evaluator(tmp_path):
+    from rotated_det.engine import create_ddp_model, default_argument_parser
+
+    args = default_argument_parser().parse_args(
+        ["--config-file", "c.py", "--resume", "--num-gpus", "2", "train.max_iter=3", "a.b=[1,2]"]
+    )
+    assert args.config_file == "c.py" and args.resume and not args.eval_only
+    assert args.num_gpus == 2 and args.num_machines == 1 and args.machine_rank == 0
+    assert args.dist_url == "auto" and args.opts == ["train.max_iter=3", "a.b=[1,2]"]
+
+    cfg = tiny_config(str(tmp_path), max_iter=2)
+    del cfg.dataloader["evaluator"]
+    model = TinyRegressor()
+    assert create_ddp_model(model) is model  # single process: no wrapper
+    assert DefaultTrainer.test(cfg, model) == {}
