@@ -158,3 +158,89 @@ def test_predictor_warnings_and_errors(tmp_path, caplog):
         pred(img[:, :, 0])
     with pytest.raises(ValueError, match="BGR or RGB"):
         DefaultPredictor(make_cfg(tmp_path), image_format="GRAY")
+
+
+def _load_demo():
+    import importlib.util
+    import os
+
+    path = os.path.join(os.path.dirname(__file__), "..", "..", "demo", "demo.py")
+    spec = importlib.util.spec_from_file_location("rotated_det_demo", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_demo_writes_drawings_json_and_dota_text(tmp_path):
+    """demo/demo.py end to end on two scenes, plain and --huge, with a known detector."""
+    import json
+    import os
+
+    boxes = [(120.0, 90.0, 80.0, 30.0, 35.0), (330.0, 200.0, 60.0, 24.0, -20.0)]
+    img = np.zeros((300, 500, 3), np.uint8)
+    for b in boxes:
+        poly = corners(b) - 0.5
+        cv2.fillPoly(img, [np.round(poly * 16).astype(np.int32)], (0, 0, 255), shift=4)
+    inputs = tmp_path / "in"
+    inputs.mkdir()
+    cv2.imwrite(str(inputs / "scene_a.png"), img)
+    cv2.imwrite(str(inputs / "scene_b.png"), img[:, ::-1])
+    model = ChannelBlobDetector()
+    with torch.no_grad():
+        model.score.fill_(0.75)
+    torch.save({"model": model.state_dict()}, tmp_path / "w.pth")
+    config = tmp_path / "demo_config.py"
+    config.write_text(
+        "import sys\n"
+        f"sys.path.insert(0, {os.path.dirname(os.path.abspath(__file__))!r})\n"
+        "from rotated_det.config import LazyCall as L\n"
+        "from test_predictor import ChannelBlobDetector\n"
+        "model = L(ChannelBlobDetector)(channel=2)\n"
+        f"train = dict(init_checkpoint={str(tmp_path / 'w.pth')!r}, device='cpu')\n"
+    )
+    demo = _load_demo()
+    for huge, out in ((False, tmp_path / "out"), (True, tmp_path / "out_huge")):
+        argv = ["--config-file", str(config), "--input", str(inputs), "--output", str(out)]
+        argv += ["--confidence-threshold", "0.5"]
+        if huge:
+            argv += ["--huge", "--patch-size", "160", "--overlap", "100"]
+        summary = demo.main(argv)
+        assert [s["detections"] for s in summary] == [2, 2]
+        rec = json.loads((out / "scene_a.json").read_text())
+        assert (rec["height"], rec["width"]) == (300, 500)
+        got = [r["bbox"] for r in rec["instances"]]
+        for b in boxes:
+            assert sum(same_rect(g, b, tol=3.0) for g in got) == 1, (b, got)
+        for r in rec["instances"]:
+            assert r["category_id"] == 3 and r["score"] == pytest.approx(0.75)
+            np.testing.assert_allclose(
+                np.array(r["poly"]).reshape(4, 2), corners(r["bbox"]), atol=0.01
+            )
+        lines = (out / "dota" / "scene_a.txt").read_text().splitlines()
+        assert len(lines) == 2
+        for line, r in zip(lines, rec["instances"]):
+            parts = line.split()
+            assert len(parts) == 10 and parts[8] == r["category"] == "class3"
+            np.testing.assert_allclose([float(v) for v in parts[:8]], r["poly"], atol=0.01)
+        drawn = cv2.imread(str(out / "scene_a.png"))
+        assert drawn.shape == img.shape and (drawn != img).any()
+        assert not (out / "task1").exists()  # no class names known: no Task1 files
+    # A threshold above every score keeps nothing.
+    out = tmp_path / "out_none"
+    demo.main(
+        [
+            "--config-file",
+            str(config),
+            "--input",
+            str(inputs / "scene_a.png"),
+            "--output",
+            str(out),
+            "--confidence-threshold",
+            "0.8",
+        ]
+    )
+    assert json.loads((out / "scene_a.json").read_text())["instances"] == []
+    with pytest.raises(FileNotFoundError, match="no image found"):
+        demo.main(
+            ["--config-file", str(config), "--input", str(tmp_path / "*.tif"), "--output", str(out)]
+        )
