@@ -19,6 +19,6 @@ optimizer.lr = 0.005
 train.max_iter = EPOCHS * ITERS_PER_EPOCH
 train.checkpointer.period = ITERS_PER_EPOCH
 train.eval_period = 0  # the test split has no labels: write the submission files at the end
-lr_multiplier = mmrotate_1x(train.max_iter, warmup_iters=500)
+lr_multiplier = mmrotate_1x(warmup_iters=500)  # steps follow train.max_iter
 
 __all__ = ["dataloader", "optimizer", "train", "lr_multiplier", "NUM_CLASSES"]

@@ -17,6 +17,6 @@ train.checkpointer.period = 100
 train.eval_period = 0  # evaluate once, at the end
 train.log_period = 10
 train.device = "cpu"
-lr_multiplier = multistep(train.max_iter, steps=(200, 270), warmup_iters=50, warmup_factor=0.1)
+lr_multiplier = multistep(step_fractions=(2 / 3, 0.9), warmup_iters=50, warmup_factor=0.1)
 
 __all__ = ["dataloader", "optimizer", "train", "lr_multiplier", "NUM_CLASSES"]

@@ -1,0 +1,258 @@
+"""Speed of the detectors on CPU, next to Detectron2's RRPN + RROIHeads when it is importable.
+
+Per detector (R-50-FPN, random weights, 15 classes): training seconds per iteration (forward,
+backward, SGD step) and inference seconds per image, at batch 2 of 512 x 512 images with 20
+rotated objects each. Rotated Faster R-CNN is configured exactly like Detectron2's reference
+(rotated anchors: sizes 32-512 on P2-P6, aspect ratios 0.5/1/2, angles -90..90 by 30; RPN
+2000 pre-NMS / 1000 post-NMS proposals in training and test; RoI batch 512, score threshold
+0.05, NMS 0.5, 100 detections per image), and, when Detectron2 is importable, is given the same
+weights so that both run on the same proposals and detections.
+
+Detectron2 is not a dependency: build it outside this repository, e.g.
+
+    git clone https://github.com/facebookresearch/detectron2 /tmp/d2   # or the fetch tool
+    cd /tmp/d2 && MAX_JOBS=2 /path/to/.venv/bin/python setup.py build_ext --inplace
+
+and pass ``--d2-path /tmp/d2`` (default: $DETECTRON2_PATH or /tmp/d2). Without it the script
+prints that the reference is unavailable and times this package only.
+
+Usage: python dev/bench_models.py [--iters 5] [--warmup 2] [--threads 1] [--only NAME ...]
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import time
+import types
+
+import cv2
+import numpy as np
+import torch
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+from rotated_det.config import LazyConfig, instantiate  # noqa: E402
+from rotated_det.structures import Instances, RotatedBoxes  # noqa: E402
+
+DETECTORS = ("rotated_faster_rcnn", "rotated_retinanet", "oriented_rcnn")
+NUM_CLASSES = 15
+D2_ANGLES = [-90, -60, -30, 0, 30, 60, 90]
+
+
+def make_scenes(num_images=2, size=512, num_objects=20, seed=0):
+    """Images (BGR uint8, HWC) with ``num_objects`` filled rotated rectangles, and their boxes."""
+    rng = np.random.default_rng(seed)
+    scenes = []
+    for _ in range(num_images):
+        img = rng.integers(60, 160, size=(size, size, 3), dtype=np.uint8)
+        boxes = np.stack(
+            [
+                rng.uniform(40, size - 40, num_objects),
+                rng.uniform(40, size - 40, num_objects),
+                rng.uniform(20, 80, num_objects),
+                rng.uniform(10, 40, num_objects),
+                rng.uniform(-180, 180, num_objects),
+            ],
+            axis=1,
+        ).astype(np.float32)
+        classes = rng.integers(0, NUM_CLASSES, num_objects)
+        for (cx, cy, w, h, a), c in zip(boxes, classes):
+            pts = cv2.boxPoints(((float(cx), float(cy)), (float(w), float(h)), -float(a)))
+            color = tuple(int(v) for v in rng.integers(0, 255, 3))
+            cv2.fillPoly(img, [np.round(pts).astype(np.int32)], color)
+        scenes.append((img, boxes, classes))
+    return scenes
+
+
+def to_inputs(scenes, instances_cls, boxes_cls):
+    out = []
+    for img, boxes, classes in scenes:
+        h, w = img.shape[:2]
+        inst = instances_cls((h, w))
+        inst.gt_boxes = boxes_cls(torch.from_numpy(boxes))
+        inst.gt_classes = torch.from_numpy(classes).long()
+        out.append(
+            {
+                "image": torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1))),
+                "height": h,
+                "width": w,
+                "instances": inst,
+            }
+        )
+    return out
+
+
+def build_ours(name):
+    cfg = LazyConfig.load(os.path.join(ROOT, "configs", "common", "models", f"{name}.py")).model
+    if name == "rotated_retinanet":
+        cfg.num_classes = NUM_CLASSES
+    else:
+        cfg.roi_heads.num_classes = NUM_CLASSES
+    if name == "rotated_faster_rcnn":  # Detectron2's RRPN / RROIHeads settings
+        rpn = cfg.proposal_generator
+        rpn.anchor_generator.angles = D2_ANGLES
+        rpn.head.num_anchors = 3 * len(D2_ANGLES)
+        rpn.pre_nms_topk = (2000, 2000)
+        rpn.post_nms_topk = (1000, 1000)
+        pred = cfg.roi_heads.box_predictor
+        pred.test_score_thresh, pred.test_nms_thresh, pred.test_topk_per_image = 0.05, 0.5, 100
+        cfg.roi_heads.box_pooler.sampling_ratio = 0
+    torch.manual_seed(0)
+    return instantiate(cfg)
+
+
+def build_detectron2(path):
+    """Detectron2's RRPN + RROIHeads R-50-FPN, or (None, reason)."""
+    if path and os.path.isdir(path) and path not in sys.path:
+        sys.path.insert(0, path)
+    if "cloudpickle" not in sys.modules:
+        try:
+            import cloudpickle  # noqa: F401
+        except ImportError:
+            # Only Detectron2's data pipeline pickles with it; the model code never does.
+            sys.modules["cloudpickle"] = types.ModuleType("cloudpickle")
+    try:
+        from detectron2 import _C  # noqa: F401
+        from detectron2.config import get_cfg
+        from detectron2.modeling import build_model
+        from detectron2.structures import Instances as D2Instances
+        from detectron2.structures import RotatedBoxes as D2RotatedBoxes
+    except Exception as e:  # noqa: BLE001
+        return None, f"{type(e).__name__}: {e}"
+    cfg = get_cfg()
+    cfg.MODEL.DEVICE = "cpu"
+    cfg.MODEL.MASK_ON = False
+    cfg.MODEL.RESNETS.DEPTH = 50
+    cfg.MODEL.RESNETS.OUT_FEATURES = ["res2", "res3", "res4", "res5"]
+    cfg.MODEL.BACKBONE.NAME = "build_resnet_fpn_backbone"
+    cfg.MODEL.FPN.IN_FEATURES = ["res2", "res3", "res4", "res5"]
+    cfg.MODEL.ANCHOR_GENERATOR.NAME = "RotatedAnchorGenerator"
+    cfg.MODEL.ANCHOR_GENERATOR.SIZES = [[32], [64], [128], [256], [512]]
+    cfg.MODEL.ANCHOR_GENERATOR.ASPECT_RATIOS = [[0.5, 1.0, 2.0]]
+    cfg.MODEL.ANCHOR_GENERATOR.ANGLES = [D2_ANGLES]
+    cfg.MODEL.PROPOSAL_GENERATOR.NAME = "RRPN"
+    cfg.MODEL.RPN.IN_FEATURES = ["p2", "p3", "p4", "p5", "p6"]
+    cfg.MODEL.RPN.BBOX_REG_WEIGHTS = (1.0, 1.0, 1.0, 1.0, 1.0)
+    cfg.MODEL.RPN.PRE_NMS_TOPK_TRAIN = 2000
+    cfg.MODEL.RPN.PRE_NMS_TOPK_TEST = 2000
+    cfg.MODEL.RPN.POST_NMS_TOPK_TRAIN = 1000
+    cfg.MODEL.RPN.POST_NMS_TOPK_TEST = 1000
+    cfg.MODEL.ROI_HEADS.NAME = "RROIHeads"
+    cfg.MODEL.ROI_HEADS.IN_FEATURES = ["p2", "p3", "p4", "p5"]
+    cfg.MODEL.ROI_HEADS.NUM_CLASSES = NUM_CLASSES
+    cfg.MODEL.ROI_BOX_HEAD.NAME = "FastRCNNConvFCHead"
+    cfg.MODEL.ROI_BOX_HEAD.NUM_FC = 2
+    cfg.MODEL.ROI_BOX_HEAD.POOLER_RESOLUTION = 7
+    cfg.MODEL.ROI_BOX_HEAD.POOLER_TYPE = "ROIAlignRotated"
+    cfg.MODEL.ROI_BOX_HEAD.BBOX_REG_WEIGHTS = (10.0, 10.0, 5.0, 5.0, 1.0)
+    torch.manual_seed(0)
+    model = build_model(cfg)
+    return (model, D2Instances, D2RotatedBoxes), None
+
+
+def share_weights(d2_model, ours):
+    """Copy Detectron2's weights into our Rotated Faster R-CNN (names differ only in the RPN
+    head's hidden conv)."""
+    state = {}
+    for k, v in d2_model.state_dict().items():
+        state[k.replace("rpn_head.conv.", "rpn_head.conv.0.")] = v
+    missing, unexpected = ours.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise RuntimeError(f"weight sharing failed: missing {missing}, unexpected {unexpected}")
+
+
+def time_train(model, inputs):
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.SGD(params, lr=1e-5, momentum=0.9)
+    model.train()
+    t = time.perf_counter()
+    losses = model(inputs)
+    loss = sum(losses.values())
+    opt.zero_grad()
+    loss.backward()
+    opt.step()
+    return time.perf_counter() - t
+
+
+def time_infer(model, inputs):
+    model.eval()
+    images = [{k: v for k, v in x.items() if k != "instances"} for x in inputs]
+    with torch.no_grad():
+        t = time.perf_counter()
+        outputs = model(images)
+        dt = time.perf_counter() - t
+    return dt / len(images), sum(len(o["instances"]) for o in outputs)
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--iters", type=int, default=5, help="timed iterations (median reported)")
+    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
+    parser.add_argument("--only", nargs="*", default=list(DETECTORS), choices=DETECTORS)
+    parser.add_argument("--d2-path", default=os.environ.get("DETECTRON2_PATH", "/tmp/d2"))
+    args = parser.parse_args()
+    if args.threads > 0:
+        torch.set_num_threads(args.threads)
+    print(
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch 2 of 512x512, "
+        f"20 objects / image, R-50-FPN, CPU; median of {args.iters} after {args.warmup} warm-up"
+    )
+    scenes = make_scenes()
+    ours_inputs = to_inputs(scenes, Instances, RotatedBoxes)
+
+    reference, reason = build_detectron2(args.d2_path)
+    if reference is None:
+        print(f"Detectron2 reference unavailable ({reason}); timing rotated_det only.")
+
+    rows = []
+    for name in args.only:
+        model = build_ours(name)
+        runs = [("rotated_det " + name, model, ours_inputs)]
+        if name == "rotated_faster_rcnn" and reference is not None:
+            d2_model, d2_inst, d2_boxes = reference
+            share_weights(d2_model, model)
+            runs.append(
+                ("detectron2 RRPN+RROIHeads", d2_model, to_inputs(scenes, d2_inst, d2_boxes))
+            )
+        train_t = {label: [] for label, _, _ in runs}
+        infer_t = {label: [] for label, _, _ in runs}
+        dets = {}
+        # Interleave the implementations so that both see the same machine load.
+        for it in range(args.warmup + args.iters):
+            for label, m, inputs in runs:
+                torch.manual_seed(it)
+                t_train = time_train(m, inputs)
+                t_infer, n = time_infer(m, inputs)
+                if it >= args.warmup:
+                    train_t[label].append(t_train)
+                    infer_t[label].append(t_infer)
+                    dets[label] = n
+            print(f"  {name}: iteration {it + 1}/{args.warmup + args.iters}", flush=True)
+        for label, _, _ in runs:
+            rows.append(
+                (
+                    label,
+                    statistics.median(train_t[label]),
+                    statistics.median(infer_t[label]),
+                    dets[label],
+                )
+            )
+
+    print()
+    print(f"{'model':45s} {'train s/iter':>13s} {'infer s/image':>14s} {'detections':>11s}")
+    for label, tr, inf, n in rows:
+        print(f"{label:45s} {tr:13.3f} {inf:14.3f} {n:11d}")
+    ours_row = next((r for r in rows if r[0] == "rotated_det rotated_faster_rcnn"), None)
+    ref_row = next((r for r in rows if r[0].startswith("detectron2")), None)
+    if ours_row and ref_row:
+        print(
+            f"\nRotated Faster R-CNN vs Detectron2: training {ref_row[1] / ours_row[1]:.2f}x, "
+            f"inference {ref_row[2] / ours_row[2]:.2f}x (> 1: rotated_det is faster)"
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,60 @@
+"""The dataset configs load, agree with their datasets' metadata and build their models."""
+
+import glob
+import os
+
+import pytest
+
+from rotated_det.config import LazyConfig, instantiate
+from rotated_det.data import MetadataCatalog
+from rotated_det.modeling import GeneralizedRCNN, OrientedRCNN, RotatedRetinaNet, check_model_config
+
+from ._helpers import REPO
+
+CONFIGS = sorted(
+    p
+    for folder in ("DOTA-Rotated", "HRSC-Rotated", "quickstart")
+    for p in glob.glob(os.path.join(REPO, "configs", folder, "*.py"))
+    if not os.path.basename(p).startswith("_")
+)
+
+
+def test_all_dataset_configs_are_found():
+    names = {os.path.relpath(p, os.path.join(REPO, "configs")) for p in CONFIGS}
+    for folder in ("DOTA-Rotated", "HRSC-Rotated"):
+        for model in ("rotated_faster_rcnn", "rotated_retinanet", "oriented_rcnn"):
+            assert f"{folder}/{model}_R_50_FPN_1x.py" in names
+    assert len([n for n in names if n.startswith("quickstart/")]) == 3
+
+
+@pytest.mark.parametrize("path", CONFIGS, ids=lambda p: os.path.relpath(p, REPO))
+def test_config_matches_dataset_metadata(path):
+    cfg = LazyConfig.load(path)
+    dataset = cfg.dataloader.train.dataset.names
+    thing_classes = MetadataCatalog.get(dataset).thing_classes
+    check_model_config(cfg.model, thing_classes=thing_classes)
+    assert cfg.dataloader.train.total_batch_size == 2
+    if "quickstart" not in path:
+        assert cfg.optimizer.lr == 0.005
+        # 12 epochs, lr steps after epochs 8 and 11 (as fractions of train.max_iter)
+        assert list(cfg.lr_multiplier.step_fractions) == [8 / 12, 11 / 12]
+        assert cfg.lr_multiplier.max_iter == cfg.train.max_iter
+        assert cfg.train.max_iter == 12 * cfg.train.checkpointer.period
+        assert cfg.model.backbone.bottom_up.stages.depth == 50
+    else:
+        assert cfg.model.backbone.bottom_up.stages.depth == 18
+
+
+@pytest.mark.parametrize(
+    "path", [p for p in CONFIGS if "quickstart" in p], ids=lambda p: os.path.basename(p)
+)
+def test_quickstart_models_build(path):
+    model = instantiate(LazyConfig.load(path).model)
+    expected = {
+        "rotated_faster_rcnn": GeneralizedRCNN,
+        "oriented_rcnn": OrientedRCNN,
+        "rotated_retinanet": RotatedRetinaNet,
+    }
+    name = os.path.basename(path).rsplit("_R_18", 1)[0]
+    assert type(model) is expected[name]
+    assert sum(p.numel() for p in model.backbone.bottom_up.parameters()) < 12e6  # ResNet-18
