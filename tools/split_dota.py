@@ -72,6 +72,9 @@ def get_parser() -> argparse.ArgumentParser:
         help="skip (and count) malformed label lines instead of stopping",
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument(
+        "--write-threads", type=int, default=2, help="threads encoding patch images in each process"
+    )
     return p
 
 
@@ -100,6 +103,7 @@ def main(argv=None) -> dict:
         nproc=args.nproc,
         skip_malformed=args.skip_malformed,
         progress=not args.no_progress,
+        write_threads=args.write_threads,
     )
     print(
         f"images: {summary['images']}  patches: {summary['patches']}  objects: "

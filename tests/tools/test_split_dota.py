@@ -283,3 +283,17 @@ def test_tool_cli_options_and_summary(samples, tmp_path, capsys):
         (1.5, 0, 0),
         (1.5, 44, 0),
     ]
+
+
+def test_threaded_writing_gives_the_same_files(samples, tmp_path):
+    d = tmp_path / "imgs"
+    d.mkdir()
+    shutil.copy(samples / "images" / "P1888.png", d)
+    outs = []
+    for threads in (1, 3):
+        out = tmp_path / f"t{threads}"
+        split_dota(
+            [str(d)], str(out), None, sizes=[300], gaps=[50], progress=False, write_threads=threads
+        )
+        outs.append({f: (out / "images" / f).read_bytes() for f in os.listdir(out / "images")})
+    assert len(outs[0]) == 9 and outs[0] == outs[1]
