@@ -1,6 +1,6 @@
 """Datasets, catalogs, mapping, augmentation, samplers and loaders."""
 
-from . import transforms  # noqa: F401
+from . import detection_utils, samplers, transforms  # noqa: F401
 from .build import (
     build_detection_test_loader,
     build_detection_train_loader,
@@ -27,6 +27,8 @@ from .datasets import (
 )
 
 __all__ = [
+    "detection_utils",
+    "samplers",
     "transforms",
     "build_detection_test_loader",
     "build_detection_train_loader",
