@@ -98,30 +98,10 @@ ANGLE_VERSIONS = ("le90", "le135", "oc")
 # The 6 point pairs (i, j) whose directions are candidate sides of the minimum-area rectangle,
 # each followed by the two other points (k, l).
 _PAIRS = ((0, 1, 2, 3), (0, 2, 1, 3), (0, 3, 1, 2), (1, 2, 0, 3), (1, 3, 0, 2), (2, 3, 0, 1))
-_PAIR_TABLE = torch.tensor(_PAIRS)
 # Relative tolerance under which two candidate areas count as a tie (rounding noise of the dtype).
 _TIE_TOL = {torch.float64: 1e-9, torch.float32: 1e-5, torch.float16: 1e-2, torch.bfloat16: 1e-2}
 # Polygons per block when poly_to_rbox splits a large input (temporaries stay in cache).
-_CHUNK = 16384
-
-
-def _pair_diff_matrix() -> torch.Tensor:
-    """
-    [36, 8] matrix of 0/+-1 mapping a polygon (x1, y1, ..., x4, y4) to, for each pair p of
-    _PAIRS = (i, j, k, l): rows p, 6+p, 12+p = x of Pj-Pi, Pk-Pi, Pl-Pi; rows 18+p, 24+p, 30+p =
-    the same for y. Products with 0 and +-1 are exact, so this equals plain subtraction.
-    """
-    m = [[0.0] * 8 for _ in range(36)]
-    for p, (i, j, k, l) in enumerate(_PAIRS):
-        for block, other in enumerate((j, k, l)):
-            for coord in range(2):
-                row = m[coord * 18 + block * 6 + p]
-                row[2 * other + coord] += 1.0
-                row[2 * i + coord] -= 1.0
-    return torch.tensor(m)
-
-
-_PAIR_DIFF_MATRIX = _pair_diff_matrix()
+_CHUNK = 4096
 
 
 def _to_tensor(x, last_dim: int, name: str):
@@ -300,12 +280,15 @@ def _min_area_pair(flat: torch.Tensor) -> torch.Tensor:
     """
     [N] index (into _PAIRS) of the point pair whose direction gives the smallest enclosing
     rectangle of each [N, 8] polygon: the first pair whose area is within the dtype's tie
-    tolerance of the minimum. All 6 pairs at once, as [6, N] rows: one matrix product gives
-    every pair's direction d and the offsets of its two other points, then ~20 elementwise ops.
+    tolerance of the minimum. All 6 pairs at once, as [6, N] rows (~20 elementwise ops).
     """
-    n = flat.shape[0]
-    diffs = (_PAIR_DIFF_MATRIX.to(flat) @ flat.T).view(6, 6, n)
-    dx, rkx, rlx, dy, rky, rly = diffs.unbind(0)
+    rows = flat.T.contiguous()  # [8, N]: x1, y1, ..., x4, y4
+    xs, ys = rows[0::2].unbind(0), rows[1::2].unbind(0)
+    # [6, N] per pair (i, j, k, l): direction d = Pj - Pi, offsets Pk - Pi and Pl - Pi.
+    # (Plain subtractions, not a 0/+-1 matrix product: BLAS threads cost more than they save.)
+    dx, rkx, rlx, dy, rky, rly = (
+        torch.stack([c[o[q]] - c[o[0]] for o in _PAIRS]) for c in (xs, ys) for q in (1, 2, 3)
+    )
     nn = dx * dx
     nn.addcmul_(dy, dy)
     sk = rkx * dx
@@ -328,18 +311,32 @@ def _min_area_pair(flat: torch.Tensor) -> torch.Tensor:
     return (near_min.cumsum(dim=0) == 0).sum(dim=0)
 
 
-def _poly_to_rbox_parts(flat: torch.Tensor):
-    """[N, 8] polygons -> (cx, cy, w, h, angle) of their minimum-area rectangles, each [N]."""
+def _pair_order(best: torch.Tensor) -> torch.Tensor:
+    """[N] pair index -> [N, 4] point order (i, j, k, l) of _PAIRS, by arithmetic on the index
+    (a table lookup is an indexing kernel that is slow on busy CPUs)."""
+    b = best.long()
+    ge = [b >= v for v in range(1, 6)]  # ge[v - 1] = (b >= v)
+    i = ge[2].long() + ge[4].long()
+    j = 1 + ge[0].long() + ge[1].long() - ge[2].long() + ge[3].long()
+    k = 2 - ge[0].long() - ge[2].long()
+    l = 3 - (b == 2).long() - (b == 4).long() - 2 * (b == 5).long()
+    return torch.stack([i, j, k, l], dim=1)
+
+
+def _poly_to_rbox_block(flat: torch.Tensor, version: str) -> torch.Tensor:
+    """[N, 8] polygons -> [N, 5] minimum-area rectangles in angle version ``version``."""
     with torch.no_grad():  # a discrete choice; gradients flow through the recomputation below
         best = _min_area_pair(flat)
     # Recompute the winning pair's rectangle, with the points reordered as (i, j, k, l).
-    order = _PAIR_TABLE.to(flat.device)[best]  # [N, 4]
+    order = _pair_order(best)  # [N, 4]
     pts = flat.view(-1, 4, 2).gather(1, order[:, :, None].expand(-1, -1, 2))
     p = [pt.unbind(-1) for pt in pts.unbind(1)]
     dx, dy, nn, s_min, s_max, q_min, q_max = _pair_frame(*p)
     xi, yi = p[0]
     ok = nn > 0  # False only when all 4 points coincide (or NaN)
-    norm = torch.where(ok, nn.sqrt(), torch.ones_like(nn))
+    # hypot rather than sqrt: sqrt's vectorised kernel spawns threads at 2048 elements, whose
+    # barriers cost far more than they save on a busy CPU
+    norm = torch.where(ok, torch.hypot(dx, dy), torch.ones_like(nn))
     ux = torch.where(ok, dx / norm, torch.ones_like(dx))
     uy = torch.where(ok, dy / norm, torch.zeros_like(dy))
     sc = (s_max + s_min) / (2 * norm)
@@ -352,7 +349,8 @@ def _poly_to_rbox_parts(flat: torch.Tensor):
     # Every point enters the extents, so a NaN/inf coordinate always makes cx, cy, w or h
     # non-finite; make the whole row NaN (cheaper than checking the 8 inputs).
     nan_if_bad = torch.where(torch.isfinite(cx + cy + w + h), 0.0, float("nan"))
-    return cx + nan_if_bad, cy + nan_if_bad, w + nan_if_bad, h + nan_if_bad, angle + nan_if_bad
+    parts = _normalize_parts(cx, cy, w, h, angle, version)
+    return torch.stack([v + nan_if_bad for v in parts], dim=-1)
 
 
 def _building_graph() -> bool:
@@ -382,11 +380,9 @@ def poly_to_rbox(polys, version: str = "le90"):
     if not _building_graph() and flat.shape[0] > _CHUNK:
         # cache-sized blocks: several times faster on CPU than one pass over huge temporaries
         # (a loop over blocks, not boxes; traced/compiled graphs take the single pass below)
-        parts = [_poly_to_rbox_parts(block) for block in flat.split(_CHUNK)]
-        parts = [torch.cat(column) for column in zip(*parts, strict=True)]
+        out = torch.cat([_poly_to_rbox_block(block, version) for block in flat.split(_CHUNK)])
     else:
-        parts = _poly_to_rbox_parts(flat)
-    out = torch.stack(_normalize_parts(*parts, version), dim=-1)
+        out = _poly_to_rbox_block(flat, version)
     return _back(out.reshape(*lead, 5), was_numpy)
 
 
