@@ -74,8 +74,11 @@ bottom-right, bottom-left (clockwise on screen, DOTA's usual order).
 
 All functions take a torch tensor (float32 or float64; integer input is converted to float32) or a
 numpy array, with any number of leading dimensions, and return the same kind (numpy in, numpy out).
-They use only tensor operations (no per-box Python loops, no data-dependent Python branches), so
-they run on any device and trace with ``torch.jit.trace``.
+They use only tensor operations (no per-box Python loops, no branches on tensor values), so they
+run on any device, trace with ``torch.jit.trace`` and export with ``torch.export`` (dynamic box
+counts included). ``poly_to_rbox`` processes large inputs in blocks of 4096 polygons (faster on
+CPU: the temporaries stay in cache and below torch's threading grain); under tracing, compiling
+or exporting it records a single pass instead, valid for any count.
 """
 
 import math
