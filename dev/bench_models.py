@@ -58,7 +58,7 @@ def make_scenes(num_images=2, size=512, num_objects=20, seed=0):
             axis=1,
         ).astype(np.float32)
         classes = rng.integers(0, NUM_CLASSES, num_objects)
-        for (cx, cy, w, h, a), c in zip(boxes, classes):
+        for cx, cy, w, h, a in boxes:
             pts = cv2.boxPoints(((float(cx), float(cy)), (float(w), float(h)), -float(a)))
             color = tuple(int(v) for v in rng.integers(0, 255, 3))
             cv2.fillPoly(img, [np.round(pts).astype(np.int32)], color)
@@ -96,6 +96,8 @@ def build_ours(name):
         rpn.head.num_anchors = 3 * len(D2_ANGLES)
         rpn.pre_nms_topk = (2000, 2000)
         rpn.post_nms_topk = (1000, 1000)
+        rpn.box2box_transform.angle_version = None
+        cfg.roi_heads.box_predictor.box2box_transform.angle_version = None
         pred = cfg.roi_heads.box_predictor
         pred.test_score_thresh, pred.test_nms_thresh, pred.test_topk_per_image = 0.05, 0.5, 100
         cfg.roi_heads.box_pooler.sampling_ratio = 0

@@ -106,10 +106,12 @@ class Box2BoxTransformRotated:
     Args:
         weights: ``(wx, wy, ww, wh, wa)``; ``wa`` multiplies the angle delta in radians.
         scale_clamp: upper bound of ``dw`` and ``dh`` when decoding.
-        angle_version: None (targets used as given, Detectron2's behaviour) or one of
-            "le90", "le135", "oc": target boxes are first rewritten in that angle convention
-            (same rectangle, see ``rotated_det.structures.normalize_rbox_angles``) and decoded
-            boxes are returned in it. Decoded angles are otherwise in [-180, 180).
+        angle_version: None (Detectron2's behaviour: boxes used as given, angle deltas wrapped
+            to [-180, 180) degrees, decoded angles in [-180, 180)) or one of "le90", "le135",
+            "oc" (MMRotate's): source and target boxes are first rewritten in that angle
+            convention (same rectangles, see ``rotated_det.structures.normalize_rbox_angles``),
+            the angle delta is wrapped to [-90, 90) degrees (a rectangle turned by 180 degrees is
+            the same rectangle), and decoded boxes are returned in the convention.
     """
 
     def __init__(
@@ -129,11 +131,13 @@ class Box2BoxTransformRotated:
     def get_deltas(self, src_boxes: torch.Tensor, target_boxes: torch.Tensor) -> torch.Tensor:
         """``src_boxes``, ``target_boxes``: ``[N, 5]``. Returns ``[N, 5]`` deltas."""
         if self.angle_version is not None:
+            src_boxes = normalize_rbox_angles(src_boxes, self.angle_version)
             target_boxes = normalize_rbox_angles(target_boxes, self.angle_version)
         sx, sy, sw, sh, sa = src_boxes.unbind(1)
         tx, ty, tw, th, ta = target_boxes.unbind(1)
         wx, wy, ww, wh, wa = self.weights
-        da = torch.remainder(ta - sa + 180.0, 360.0) - 180.0
+        period = 360.0 if self.angle_version is None else 180.0
+        da = torch.remainder(ta - sa + period / 2, period) - period / 2
         return torch.stack(
             [
                 wx * (tx - sx) / sw,
@@ -151,6 +155,8 @@ class Box2BoxTransformRotated:
             raise ValueError(f"rotated deltas must have 5 * k columns, got {tuple(deltas.shape)}")
         deltas = deltas.float()
         boxes = boxes.to(deltas.dtype)
+        if self.angle_version is not None:
+            boxes = normalize_rbox_angles(boxes, self.angle_version)
         x, y, w, h, a = (boxes[:, i : i + 1] for i in range(5))
         wx, wy, ww, wh, wa = self.weights
         dx = deltas[:, 0::5] / wx

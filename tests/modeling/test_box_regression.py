@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from rotated_det.modeling import Box2BoxTransform, Box2BoxTransformRotated, MidpointOffsetCoder
-from rotated_det.structures import canonical_rbox
+from rotated_det.structures import canonical_rbox, rbox_corner_distance
 
 
 def _wrap(a):
@@ -77,6 +77,48 @@ def test_rotated_angle_version_normalises_targets():
     torch.testing.assert_close(out, torch.tensor([[0.0, 0, 20, 6, 85]]))  # -95 -> le90: 85
 
 
+def test_angle_version_wraps_the_angle_delta_with_period_180():
+    coder = Box2BoxTransformRotated(angle_version="le90")
+    src = torch.tensor([[0.0, 0, 20, 6, -89], [0.0, 0, 6, 20, 0]])  # 2nd: tall -> (20, 6, -90)
+    tgt = torch.tensor([[0.0, 0, 20, 6, 89], [0.0, 0, 20, 6, 88]])
+    d = coder.get_deltas(src, tgt)
+    # 89 vs -89 is a 2-degree turn the other way (the box is symmetric under 180 degrees)
+    torch.testing.assert_close(d[:, 4], torch.tensor([math.radians(-2), math.radians(-2)]))
+    torch.testing.assert_close(d[:, :4], torch.zeros(2, 4))
+    out = coder.apply_deltas(d, src)
+    torch.testing.assert_close(canonical_rbox(out), canonical_rbox(tgt), atol=1e-4, rtol=0)
+    # Detectron2's semantics (no angle version) keep the 360-degree period
+    d2 = Box2BoxTransformRotated().get_deltas(src[:1], tgt[:1])
+    torch.testing.assert_close(d2[0, 4], torch.tensor(math.radians(178)))
+
+
+@pytest.mark.parametrize("version", ["le90", "le135", "oc"])
+def test_angle_version_encode_decode_is_identity_on_rectangles(version):
+    g = torch.Generator().manual_seed(3)
+    n = 300
+    src = torch.cat(
+        [
+            torch.rand(n, 2, generator=g) * 300,
+            torch.rand(n, 2, generator=g) * 60 + 5,
+            torch.rand(n, 1, generator=g) * 360 - 180,
+        ],
+        dim=1,
+    ).double()
+    tgt = torch.cat(
+        [
+            src[:, :2] + torch.randn(n, 2, generator=g).double() * 10,
+            torch.rand(n, 2, generator=g).double() * 60 + 5,
+            torch.rand(n, 1, generator=g).double() * 720 - 360,
+        ],
+        dim=1,
+    )
+    coder = Box2BoxTransformRotated(weights=(10, 10, 5, 5, 1), angle_version=version)
+    d = coder.get_deltas(src, tgt)
+    assert d[:, 4].abs().max() <= math.pi / 2 + 1e-9
+    out = coder.apply_deltas(d, src).double()
+    assert rbox_corner_distance(out, tgt).max() < 1e-2  # the same rectangles (pixels)
+
+
 def test_four_weights_for_rotated_coder_is_an_error():
     with pytest.raises(ValueError, match=r"5 weights.*got 4.*4-weight tuple is for horizontal"):
         Box2BoxTransformRotated(weights=(10, 10, 5, 5))
@@ -128,7 +170,7 @@ def test_midpoint_offset_roundtrip_random_rectangles():
     anchors = torch.cat([target[:, :2] - 30, target[:, :2] + 30], dim=1)
     coder = MidpointOffsetCoder()
     out = coder.apply_deltas(coder.get_deltas(anchors, target), anchors).double()
-    torch.testing.assert_close(canonical_rbox(out), canonical_rbox(target), atol=2e-3, rtol=1e-4)
+    assert rbox_corner_distance(out, target).max() < 1e-2  # the same rectangles (pixels)
 
 
 def test_midpoint_offset_weights_count():

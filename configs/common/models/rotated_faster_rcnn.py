@@ -2,7 +2,8 @@
 
 Defaults follow Detectron2's RRPN / RROIHeads: rotated anchors of 3 aspect ratios x 6 angles per
 location on P2-P6, RPN IoU thresholds 0.3 / 0.7, RoI IoU threshold 0.5, ROIAlignRotated 7x7,
-two 1024-d fc layers, box coder weights (10, 10, 5, 5, 1) in the RoI head.
+two 1024-d fc layers, box coder weights (10, 10, 5, 5, 1) in the RoI head. Unlike Detectron2,
+box targets use the "le90" angle convention (ANGLE_VERSION below), as MMRotate does.
 """
 
 from rotated_det.config import LazyCall as L
@@ -25,6 +26,10 @@ from rotated_det.modeling import (
 )
 
 ANGLES = [-60, -30, 0, 30, 60, 90]
+# Boxes are compared in MMRotate's "le90" convention, so that the same rectangle written two ways
+# (w, h, a) / (h, w, a + 90) / (w, h, a + 180) gives no regression target; set None for
+# Detectron2's behaviour.
+ANGLE_VERSION = "le90"
 ASPECT_RATIOS = [0.5, 1.0, 2.0]
 
 model = L(GeneralizedRCNN)(
@@ -54,7 +59,9 @@ model = L(GeneralizedRCNN)(
         anchor_matcher=L(Matcher)(
             thresholds=[0.3, 0.7], labels=[0, -1, 1], allow_low_quality_matches=True
         ),
-        box2box_transform=L(Box2BoxTransformRotated)(weights=(1.0, 1.0, 1.0, 1.0, 1.0)),
+        box2box_transform=L(Box2BoxTransformRotated)(
+            weights=(1.0, 1.0, 1.0, 1.0, 1.0), angle_version=ANGLE_VERSION
+        ),
         batch_size_per_image=256,
         positive_fraction=0.5,
         pre_nms_topk=(2000, 1000),
@@ -78,7 +85,9 @@ model = L(GeneralizedRCNN)(
         ),
         box_predictor=L(RotatedFastRCNNOutputLayers)(
             input_shape=L(ShapeSpec)(channels=1024),
-            box2box_transform=L(Box2BoxTransformRotated)(weights=(10.0, 10.0, 5.0, 5.0, 1.0)),
+            box2box_transform=L(Box2BoxTransformRotated)(
+                weights=(10.0, 10.0, 5.0, 5.0, 1.0), angle_version=ANGLE_VERSION
+            ),
             num_classes="${..num_classes}",
             test_score_thresh=0.05,
             test_nms_thresh=0.1,

@@ -44,10 +44,10 @@ def fast_rcnn_inference_rotated(
         s = s[:, :-1]
         num_classes = s.shape[1]
         num_rois = b.shape[0]
-        b = b.reshape(num_rois, -1, 5)
+        boxes_per_roi = b.shape[1] // 5
         rb = RotatedBoxes(b.reshape(-1, 5))
         rb.clip(shape)
-        b = rb.tensor.reshape(num_rois, -1, 5)
+        b = rb.tensor.reshape(num_rois, boxes_per_roi, 5)
         mask = s > score_thresh
         r, k = torch.nonzero(mask, as_tuple=True)
         sel_boxes = b[r, k] if b.shape[1] == num_classes else b[r, 0]
