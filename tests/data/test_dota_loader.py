@@ -209,3 +209,23 @@ def test_register_dota_instances(dota_samples):
     finally:
         DatasetCatalog.remove(name)
         MetadataCatalog.remove(name)
+
+
+def test_huge_image_header_is_read(tmp_path):
+    """A 20000 x 20000 PNG (DOTA v2.0 size) is sized from its header, past Pillow's
+    decompression-bomb limit, without decoding it."""
+    import struct
+    import zlib
+
+    from rotated_det.data.datasets.dota import _image_size
+
+    ok, buf = cv2.imencode(".png", np.zeros((1, 1, 3), np.uint8))
+    data = bytearray(buf.tobytes())
+    # IHDR chunk: length(4) type(4) width(4) height(4) ...; patch the size and its CRC
+    i = data.index(b"IHDR")
+    data[i + 4 : i + 12] = struct.pack(">II", 20000, 20000)
+    crc = zlib.crc32(bytes(data[i : i + 17])) & 0xFFFFFFFF
+    data[i + 17 : i + 21] = struct.pack(">I", crc)
+    p = tmp_path / "huge.png"
+    p.write_bytes(bytes(data))
+    assert _image_size(str(p)) == (20000, 20000)

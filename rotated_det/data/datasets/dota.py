@@ -269,12 +269,25 @@ def _gc_paused():
 
 
 def _image_size(path: str) -> tuple[int, int]:
-    """(height, width) from the image header, without decoding the pixels."""
+    """(height, width) from the image header, without decoding the pixels.
+
+    Pillow's decompression-bomb limit (about 179 megapixels) is lifted for this header read:
+    DOTA v2.0 has images of 20000 x 20000 pixels.
+    """
     try:
+        import warnings
+
         from PIL import Image
 
-        with Image.open(path) as im:
-            w, h = im.size
+        limit = Image.MAX_IMAGE_PIXELS
+        Image.MAX_IMAGE_PIXELS = None
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+                with Image.open(path) as im:
+                    w, h = im.size
+        finally:
+            Image.MAX_IMAGE_PIXELS = limit
         return int(h), int(w)
     except ImportError:  # pragma: no cover - Pillow comes with matplotlib/torchvision
         pass
