@@ -33,6 +33,7 @@ def test_builtin_names_and_metadata():
     assert MetadataCatalog.get("hrsc2016_test").thing_classes == ["ship"]
     assert MetadataCatalog.get("hrsc2016_test").evaluator_type == "hrsc"
     assert len(MetadataCatalog.get("synthetic_val_512").thing_colors) == 6
+    assert MetadataCatalog.get("synthetic_val_512").full_dataset_name == "synthetic_val"
 
 
 def test_dota_layout_under_the_env_root(dota_samples, tmp_path, monkeypatch):

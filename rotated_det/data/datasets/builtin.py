@@ -213,7 +213,14 @@ def _register_synthetic(root: str) -> None:
                 )
 
             base = os.path.join(root, "synthetic")
-            extra = {"full_image_root": os.path.join(base, split, "images")} if patched else {}
+            extra = (
+                {
+                    "full_image_root": os.path.join(base, split, "images"),
+                    "full_dataset_name": f"synthetic_{split}",
+                }
+                if patched
+                else {}
+            )
             _register(name, f, image_root=os.path.join(base, sub, "images"), **md, **extra)
 
 
