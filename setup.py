@@ -11,9 +11,8 @@ CPU kernels are always built. CUDA kernels are added when ``FORCE_CUDA=1`` or a 
 import glob
 import os
 
-from setuptools import find_packages, setup
-
 import torch
+from setuptools import find_packages, setup
 from torch.utils.cpp_extension import BuildExtension, CppExtension, CUDAExtension
 
 ROOT = os.path.dirname(os.path.abspath(__file__))
