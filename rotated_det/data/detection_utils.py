@@ -12,10 +12,8 @@ from rotated_det.data.polygon_ops import (
     clip_polygons_to_rects,
     min_area_rect_corners,
     polygon_areas,
-    rboxes_to_corners,
-    rect_corners_to_rboxes,
 )
-from rotated_det.structures import BoxMode, Instances, RotatedBoxes
+from rotated_det.structures import BoxMode, Instances, RotatedBoxes, poly_to_rbox, rbox_to_poly
 
 __all__ = [
     "read_image",
@@ -92,7 +90,8 @@ def clip_rotated_boxes(
 
     A box whose corners all lie within ``tolerance`` px of the image is unchanged. Otherwise its
     polygon is clipped to the image; if the visible area is less than ``min_visible_fraction`` of
-    the box, it is dropped, else replaced by the minimum-area rectangle of the visible part.
+    the box, it is dropped, else replaced by the minimum-area rectangle of the visible part
+    (written in the "le90" angle version by :func:`rotated_det.structures.poly_to_rbox`).
 
     Args:
         boxes: ``[N, 5]`` XYWHA_ABS; image_size: ``(height, width)``.
@@ -104,7 +103,7 @@ def clip_rotated_boxes(
     keep = np.ones(len(b), dtype=bool)
     if len(b) == 0:
         return b, keep, 0
-    corners = rboxes_to_corners(b)
+    corners = rbox_to_poly(b).reshape(-1, 4, 2)
     lo, hi = corners.min(axis=1), corners.max(axis=1)
     out = (lo < -tolerance).any(1) | (hi[:, 0] > w + tolerance) | (hi[:, 1] > h + tolerance)
     idx = np.nonzero(out)[0]
@@ -116,15 +115,16 @@ def clip_rotated_boxes(
         # A few boxes (the usual case): OpenCV per box is faster than the vectorised clipping,
         # whose cost is dominated by the fixed overhead of many small numpy calls.
         img_rect = np.array([[0, 0], [w, 0], [w, h], [0, h]], dtype=np.float32)
-        fix = []
+        fix, rects = [], []
         for i, a in zip(idx.tolist(), area.tolist()):
             inter, poly = cv2.intersectConvexConvex(corners[i].astype(np.float32), img_rect)
             if a <= 0 or poly is None or inter / a < min_visible_fraction:
                 keep[i] = False
                 continue
-            rect = cv2.boxPoints(cv2.minAreaRect(poly.reshape(-1, 2)))
-            b[i] = rect_corners_to_rboxes(rect[None].astype(np.float64))[0]
+            rects.append(cv2.boxPoints(cv2.minAreaRect(poly.reshape(-1, 2))).reshape(8))
             fix.append(i)
+        if fix:  # one conversion of all the rectangles' corners
+            b[fix] = poly_to_rbox(np.asarray(rects, dtype=np.float64))
         return b[keep], keep, len(fix)
     clipped = clip_polygons_to_rects(corners[idx], np.array([0.0, 0.0, w, h]))
     frac = np.where(area > 0, polygon_areas(clipped) / np.maximum(area, 1e-12), 0.0)
@@ -132,7 +132,7 @@ def clip_rotated_boxes(
     keep[idx[~visible]] = False
     fix = idx[visible]
     if len(fix):
-        b[fix] = rect_corners_to_rboxes(min_area_rect_corners(clipped[visible]))
+        b[fix] = poly_to_rbox(min_area_rect_corners(clipped[visible]).reshape(-1, 8))
     return b[keep], keep, len(fix)
 
 

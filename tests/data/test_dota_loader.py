@@ -72,6 +72,33 @@ def test_loaded_boxes_are_min_area_rects_covering_the_polygons(dota_samples):
         assert rect.buffer(1e-6).contains(poly)
 
 
+def test_loader_boxes_of_random_and_degenerate_quads(tmp_path):
+    """Any 4 points (random order, bow ties, collinear, identical): the loaded box is the
+    minimum-area rectangle of the points (shapely), covers them, and is in "le90" form."""
+    (tmp_path / "img").mkdir()
+    (tmp_path / "lbl").mkdir()
+    _write_image(tmp_path / "img" / "a.png", 200, 200)
+    rng = np.random.default_rng(3)
+    quads = np.round(rng.uniform(0, 200, (300, 8)), 1)
+    degenerate = [[50] * 8, [10, 10, 30, 10, 50, 10, 20, 10], [0, 0, 10, 10, 20, 20, 5, 5]]
+    lines = [" ".join(f"{v:g}" for v in q) + " plane 0" for q in [*quads, *degenerate]]
+    (tmp_path / "lbl" / "a.txt").write_text("\n".join(lines) + "\n")
+    (rec,) = load_dota_instances(str(tmp_path / "img"), str(tmp_path / "lbl"))
+    boxes = np.array([a["bbox"] for a in rec["annotations"]])
+    assert len(boxes) == 303
+    assert (boxes[:, 2] >= boxes[:, 3]).all()
+    assert ((boxes[:, 4] >= -90) & (boxes[:, 4] < 90)).all()
+    for b, q in zip(boxes[:300], quads):
+        pts = sg.MultiPoint(q.reshape(4, 2))
+        assert b[2] * b[3] == pytest.approx(pts.minimum_rotated_rectangle.area, rel=1e-9)
+        rect = sg.Polygon(np.asarray(rbox_to_poly(b[None])).reshape(4, 2))
+        assert rect.buffer(1e-6).contains(pts)
+    np.testing.assert_allclose(boxes[300], [50, 50, 0, 0, boxes[300, 4]], atol=1e-12)
+    np.testing.assert_allclose(boxes[301], [30, 10, 40, 0, 0], atol=1e-9)  # a segment
+    np.testing.assert_allclose(boxes[302, 2:4], [20 * math.sqrt(2), 0], atol=1e-9)
+    assert _same_rect(boxes[302], [10, 10, 20 * math.sqrt(2), 0, -45])
+
+
 def test_hand_worked_box_convention(tmp_path):
     (tmp_path / "img").mkdir()
     (tmp_path / "lbl").mkdir()

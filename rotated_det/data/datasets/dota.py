@@ -38,13 +38,10 @@ from rotated_det.data.catalog import DatasetCatalog, MetadataCatalog
 from rotated_det.data.polygon_ops import (
     clip_polygons_to_rects,
     min_area_rect_corners,
-    normalize_le90,
     order_quads,
     polygon_areas,
-    quads_to_rboxes,
-    rect_corners_to_rboxes,
 )
-from rotated_det.structures import BoxMode
+from rotated_det.structures import BoxMode, poly_to_rbox
 
 __all__ = [
     "DOTA_V1_CLASSES",
@@ -208,8 +205,10 @@ def parse_dota_label_file(path: str, skip_malformed: bool = False) -> DotaLabels
 
 
 def polys_to_rboxes(polys: np.ndarray) -> np.ndarray:
-    """``[N, 8]`` polygons -> ``[N, 5]`` float64 XYWHA_ABS boxes (minimum-area rectangles)."""
-    return quads_to_rboxes(polys)
+    """``[N, 8]`` polygons (any array-like) -> ``[N, 5]`` float64 XYWHA_ABS boxes: the
+    minimum-area rectangles of :func:`rotated_det.structures.poly_to_rbox`, angle version "le90"
+    (``w >= h``, angle in ``[-90, 90)``)."""
+    return poly_to_rbox(np.asarray(polys, dtype=np.float64).reshape(-1, 8))
 
 
 def clip_polys_to_image(
@@ -250,8 +249,7 @@ def clip_polys_to_image(
         area = polygon_areas(q)
         inter = polygon_areas(clipped)
         frac[idx] = np.where(area > 0, inter / np.maximum(area, 1e-12), 0.0)
-        rects = rect_corners_to_rboxes(min_area_rect_corners(clipped))
-        boxes[idx] = normalize_le90(rects)
+        boxes[idx] = poly_to_rbox(min_area_rect_corners(clipped).reshape(-1, 8))
     return outside, frac, boxes
 
 

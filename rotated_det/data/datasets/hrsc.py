@@ -25,8 +25,7 @@ import xml.etree.ElementTree as ET
 import numpy as np
 
 from rotated_det.data.catalog import DatasetCatalog, MetadataCatalog
-from rotated_det.data.polygon_ops import normalize_le90, rboxes_to_corners
-from rotated_det.structures import BoxMode
+from rotated_det.structures import BoxMode, normalize_rbox_angles, rbox_to_poly
 
 __all__ = [
     "HRSC_CLASS_IDS",
@@ -61,7 +60,7 @@ def hrsc_mbox_to_rbox(mbox: np.ndarray) -> np.ndarray:
     m = np.asarray(mbox, dtype=np.float64).reshape(-1, 5)
     out = m.copy()
     out[:, 4] = -np.degrees(m[:, 4])
-    return normalize_le90(out)
+    return normalize_rbox_angles(out, "le90")
 
 
 def _text(node, tag, path, required=True):
@@ -169,7 +168,7 @@ def load_hrsc_instances(
         elif not os.path.isfile(file_name):
             raise FileNotFoundError(f"HRSC2016 image {file_name} (for {xml}) does not exist")
         boxes = hrsc_mbox_to_rbox(info["mboxes"])
-        polys = rboxes_to_corners(boxes).reshape(-1, 8)
+        polys = rbox_to_poly(boxes)
         if fine_grained:
             cats = []
             for c in info["class_ids"]:

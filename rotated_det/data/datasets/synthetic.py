@@ -29,6 +29,8 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
+from rotated_det.structures import rbox_to_poly
+
 __all__ = [
     "SYNTHETIC_CLASSES",
     "SYNTHETIC_COLORS",
@@ -337,12 +339,6 @@ def _render_polys(cls: int, box) -> list[np.ndarray]:
     return [_to_image(cx, cy, w, h, a, _RECT)]
 
 
-def _box_corners(boxes: np.ndarray) -> np.ndarray:
-    """``[N, 5]`` -> ``[N, 8]`` corners (u,v) = (-,-), (+,-), (+,+), (-,+)."""
-    out = np.stack([_to_image(*b, _RECT) for b in boxes]) if len(boxes) else np.zeros((0, 4, 2))
-    return out.reshape(-1, 8)
-
-
 def _write_labels(path: str, polys: np.ndarray, classes, difficult) -> None:
     lines = ["imagesource:synthetic", "gsd:null"]
     for p, c, d in zip(polys, classes, difficult):
@@ -428,7 +424,7 @@ def generate_synthetic_dataset(
             raise OSError(f"Could not write {ipath}")
         _write_labels(
             os.path.join(root, split, "labelTxt", stem + ".txt"),
-            _box_corners(boxes),
+            rbox_to_poly(boxes),
             classes,
             difficult,
         )

@@ -101,25 +101,34 @@ def load_yolo_obb_instances(
     files = sorted(f for f in os.listdir(image_dir) if f.lower().endswith(IMAGE_EXTENSIONS))
     if not files:
         raise FileNotFoundError(f"No images found in {image_dir}")
-    dicts, missing, malformed, n_obj = [], 0, 0, 0
+    dicts, missing, malformed = [], 0, 0
+    labels: list[tuple[np.ndarray, np.ndarray]] = []  # (classes, pixel polygons) per image
     for f in files:
         path = os.path.join(image_dir, f)
         h, w = _image_size(path)
         stem = os.path.splitext(f)[0]
-        rec = {"file_name": path, "height": h, "width": w, "image_id": stem}
-        if label_dir is not None:
-            lpath = os.path.join(label_dir, stem + ".txt")
-            if os.path.isfile(lpath):
-                with open(lpath) as fh:
-                    cls, polys, bad = parse_yolo_obb_text(
-                        fh.read(), len(class_names), lpath, skip_malformed
-                    )
-                malformed += bad
-            else:
-                missing += 1
-                cls, polys = np.zeros(0, np.int64), np.zeros((0, 8))
-            polys = polys * np.array([w, h] * 4, dtype=np.float64)
-            boxes = polys_to_rboxes(polys)
+        dicts.append({"file_name": path, "height": h, "width": w, "image_id": stem})
+        if label_dir is None:
+            continue
+        lpath = os.path.join(label_dir, stem + ".txt")
+        if os.path.isfile(lpath):
+            with open(lpath) as fh:
+                cls, polys, bad = parse_yolo_obb_text(
+                    fh.read(), len(class_names), lpath, skip_malformed
+                )
+            malformed += bad
+        else:
+            missing += 1
+            cls, polys = np.zeros(0, np.int64), np.zeros((0, 8))
+        labels.append((cls, polys * np.array([w, h] * 4, dtype=np.float64)))
+    n_obj = 0
+    if label_dir is not None:
+        # one polygon -> rotated box conversion for the whole dataset
+        all_polys = np.concatenate([p for _, p in labels]) if labels else np.zeros((0, 8))
+        all_boxes = polys_to_rboxes(all_polys).tolist()
+        for rec, (cls, polys) in zip(dicts, labels, strict=True):
+            boxes = all_boxes[n_obj : n_obj + len(cls)]
+            n_obj += len(cls)
             rec["annotations"] = [
                 {
                     "bbox": b,
@@ -128,10 +137,8 @@ def load_yolo_obb_instances(
                     "difficult": 0,
                     "poly": p,
                 }
-                for b, c, p in zip(boxes.tolist(), cls.tolist(), polys.tolist())
+                for b, c, p in zip(boxes, cls.tolist(), polys.tolist())
             ]
-            n_obj += len(cls)
-        dicts.append(rec)
     logger.info(
         f"Loaded {len(dicts)} images and {n_obj} objects in YOLO-OBB format from {image_dir} "
         f"({dataset_name or label_dir}) in {time.perf_counter() - t0:.2f}s"
