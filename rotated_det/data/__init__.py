@@ -7,7 +7,7 @@ from .build import (
     get_detection_dataset_dicts,
 )
 from .catalog import DatasetCatalog, Metadata, MetadataCatalog
-from .common import AspectRatioGroupedDataset, DatasetFromList, MapDataset, ToIterableDataset
+from .common import DatasetFromList, MapDataset
 from .dataset_mapper import DatasetMapper
 from .datasets import (
     DOTA_V1_CLASSES,
@@ -25,6 +25,7 @@ from .datasets import (
     register_hrsc_instances,
     register_yolo_obb_instances,
 )
+from .train_loader import TrainBatchStream, TrainDataLoader
 
 __all__ = [
     "detection_utils",
@@ -33,10 +34,10 @@ __all__ = [
     "build_detection_test_loader",
     "build_detection_train_loader",
     "get_detection_dataset_dicts",
-    "AspectRatioGroupedDataset",
     "DatasetFromList",
     "MapDataset",
-    "ToIterableDataset",
+    "TrainBatchStream",
+    "TrainDataLoader",
     "DatasetMapper",
     "DatasetCatalog",
     "Metadata",

@@ -19,14 +19,11 @@ import torch
 import torch.utils.data as torchdata
 
 from rotated_det.data.catalog import DatasetCatalog, MetadataCatalog
-from rotated_det.data.common import (
-    AspectRatioGroupedDataset,
-    DatasetFromList,
-    MapDataset,
-    ToIterableDataset,
-)
+from rotated_det.data.common import DatasetFromList, MapDataset
 from rotated_det.data.dataset_mapper import DatasetMapper
 from rotated_det.data.samplers import InferenceSampler, TrainingSampler
+from rotated_det.data.samplers.distributed_sampler import _rank_world, _shared_seed
+from rotated_det.data.train_loader import TrainBatchStream, TrainDataLoader
 
 __all__ = [
     "get_detection_dataset_dicts",
@@ -40,9 +37,11 @@ logger = logging.getLogger(__name__)
 
 
 def _world_size() -> int:
-    import torch.distributed as dist
+    return _rank_world()[1]
 
-    return dist.get_world_size() if dist.is_available() and dist.is_initialized() else 1
+
+def _rank() -> int:
+    return _rank_world()[0]
 
 
 def filter_images_with_no_annotations(dataset_dicts: list[dict]) -> list[dict]:
@@ -117,7 +116,8 @@ def trivial_batch_collator(batch: list) -> list:
 
 def worker_init_reset_seed(worker_id: int) -> None:
     """Seed numpy and ``random`` in each DataLoader worker from torch's per-worker seed, so that
-    workers draw different (and reproducible) augmentations."""
+    workers draw different (and reproducible) random numbers. (The training loader seeds them
+    again for each image, from its position in the stream.)"""
     import random
 
     seed = torch.initial_seed() % 2**31
@@ -146,21 +146,25 @@ def build_detection_train_loader(
     collate_fn: Callable | None = None,
     serialize: bool = True,
     seed: int | None = None,
-):
+) -> TrainDataLoader:
     """An infinite training loader yielding lists of mapped dicts (``total_batch_size`` summed
-    over all ranks).
+    over all ranks), with ``state_dict()`` / ``load_state_dict()`` for exact resume (see
+    :mod:`rotated_det.data.train_loader`).
 
     Args:
         dataset: list of dataset dicts, a dataset name / list of names, or a torch Dataset.
         mapper: dict -> model input; default ``DatasetMapper(is_train=True)``.
-        sampler: default :class:`TrainingSampler` over the dataset (seeded by ``seed``).
+        sampler: default :class:`TrainingSampler` over the dataset (seeded by ``seed``). A
+            sampler with ``state_dict`` / ``load_state_dict`` (ours) resumes by position,
+            another one by skipping items (exact only if it repeats its stream for each iter).
         total_batch_size: images per iteration over all ranks (divisible by the world size).
         aspect_ratio_grouping: batch landscape and portrait images separately.
         num_workers: DataLoader worker processes.
         collate_fn: default :func:`trivial_batch_collator` (a list of dicts).
         serialize: store the dataset list as a serialised numpy buffer.
-        seed: seeds the sampler and the workers' random number generators (reproducible
-            batches and augmentations); None draws a seed shared by all ranks.
+        seed: seeds the sampler and the per-image random numbers of the augmentations
+            (reproducible batches); None draws a seed shared by all ranks. A resumed loader
+            takes the seeds from its state.
     """
     world = _world_size()
     if total_batch_size <= 0 or total_batch_size % world != 0:
@@ -172,37 +176,23 @@ def build_detection_train_loader(
     dataset = _as_dataset(dataset, serialize)
     if mapper is None:
         mapper = DatasetMapper(is_train=True)
-    dataset = MapDataset(dataset, mapper)
     if sampler is None:
         sampler = TrainingSampler(len(dataset), seed=seed)
-    dataset = ToIterableDataset(dataset, sampler)
-    # With a seed, the workers' random augmentations are reproducible too.
-    generator = torch.Generator().manual_seed(int(seed)) if seed is not None else None
-    if aspect_ratio_grouping:
-        # Grouping runs inside each worker, so that a whole batch crosses the process boundary
-        # in one message instead of one message per image.
-        loader = torchdata.DataLoader(
-            AspectRatioGroupedDataset(dataset, batch_size),
-            batch_size=None,
-            num_workers=num_workers,
-            collate_fn=_identity if collate_fn is None else collate_fn,
-            worker_init_fn=worker_init_reset_seed,
-            generator=generator,
-        )
-        return loader
-    return torchdata.DataLoader(
+    stream = TrainBatchStream(
         dataset,
-        batch_size=batch_size,
-        drop_last=True,
+        mapper,
+        sampler,
+        batch_size,
+        aspect_ratio_grouping,
+        seed=int(seed) if seed is not None else _shared_seed(),
+        rank=_rank(),
+    )
+    return TrainDataLoader(
+        stream,
         num_workers=num_workers,
         collate_fn=trivial_batch_collator if collate_fn is None else collate_fn,
         worker_init_fn=worker_init_reset_seed,
-        generator=generator,
     )
-
-
-def _identity(x):
-    return x
 
 
 def build_detection_test_loader(

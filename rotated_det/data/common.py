@@ -1,5 +1,5 @@
-"""Dataset wrappers used by the loaders: serialised lists, mapping, sampler-driven iteration and
-aspect-ratio grouping."""
+"""Dataset wrappers used by the loaders: serialised lists and mapping. (The training loader's
+sampler-driven, aspect-ratio-grouped batch stream is :mod:`rotated_det.data.train_loader`.)"""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 import numpy as np
 import torch.utils.data as data
 
-__all__ = ["DatasetFromList", "MapDataset", "ToIterableDataset", "AspectRatioGroupedDataset"]
+__all__ = ["DatasetFromList", "MapDataset"]
 
 logger = logging.getLogger(__name__)
 
@@ -87,46 +87,3 @@ class MapDataset(data.Dataset):
             cur = self._rng.choice(tuple(self._fallback_candidates))
             if retries in (3, 30, 300):
                 logger.warning(f"Failed to map item {idx} after {retries} retries")
-
-
-class ToIterableDataset(data.IterableDataset):
-    """Iterate ``dataset[i]`` for the indices ``i`` of ``sampler``; in DataLoader workers each
-    worker takes every ``num_workers``-th index so that no two produce the same item."""
-
-    def __init__(self, dataset, sampler, shard_sampler: bool = True):
-        self.dataset = dataset
-        self.sampler = sampler
-        self.shard_sampler = shard_sampler
-
-    def __iter__(self):
-        info = data.get_worker_info()
-        it = iter(self.sampler)
-        if self.shard_sampler and info is not None and info.num_workers > 1:
-            import itertools
-
-            it = itertools.islice(it, info.id, None, info.num_workers)
-        for idx in it:
-            yield self.dataset[idx]
-
-    def __len__(self) -> int:
-        return len(self.sampler)
-
-
-class AspectRatioGroupedDataset(data.IterableDataset):
-    """Batch mapped dicts so that each batch holds only landscape (w > h) or only portrait
-    images, which reduces padding. ``dataset`` yields dicts with a ``[C, H, W]`` "image"."""
-
-    def __init__(self, dataset, batch_size: int):
-        self.dataset = dataset
-        self.batch_size = batch_size
-        self._buckets: list[list] = [[], []]
-
-    def __iter__(self):
-        for d in self.dataset:
-            _, h, w = d["image"].shape
-            bucket = self._buckets[0 if w > h else 1]
-            bucket.append(d)
-            if len(bucket) == self.batch_size:
-                out = bucket[:]
-                del bucket[:]
-                yield out

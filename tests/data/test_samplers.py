@@ -73,3 +73,32 @@ def test_repeat_factor_sampler_repeats_in_expectation():
     reps = [per_image[i] for i in range(1000, 2000)]
     assert set(reps) <= {1, 2, 3} and 400 < reps.count(3) < 600
     assert _take(RepeatFactorTrainingSampler(rf, seed=3), 50) == first_epoch[:50]
+
+
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_training_sampler_resumes_at_any_position(shuffle):
+    ref = _take(TrainingSampler(7, shuffle=shuffle, seed=4), 80)
+    for pos in (0, 5, 7, 23, 70):
+        s = TrainingSampler(7, shuffle=shuffle, seed=4)
+        _take(s, pos)
+        state = s.state_dict()
+        assert state == {"seed": 4, "position": pos}
+        fresh = TrainingSampler(7, shuffle=shuffle, seed=99)  # the seed comes from the state
+        fresh.load_state_dict(state)
+        assert _take(fresh, 80 - pos) == ref[pos:]
+        assert fresh.position == 80
+
+
+def test_sharded_and_repeat_factor_samplers_resume():
+    shard = TrainingSampler(12, seed=5)
+    shard._rank, shard._world_size = 1, 3
+    ref = _take(shard, 30)
+    shard.load_state_dict({"seed": 5, "position": 13})
+    assert _take(shard, 17) == ref[13:]
+    rf = torch.tensor([0.5, 1.0, 2.5, 0.0, 1.7])
+    ref = _take(RepeatFactorTrainingSampler(rf, seed=8), 60)
+    s = RepeatFactorTrainingSampler(rf, seed=1)
+    s.load_state_dict({"seed": 8, "position": 31})
+    assert _take(s, 29) == ref[31:]
+    with pytest.raises(ValueError, match="at least one"):
+        RepeatFactorTrainingSampler(torch.tensor([0.0, 0.5]))

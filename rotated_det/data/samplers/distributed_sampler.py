@@ -47,12 +47,64 @@ def _shared_seed() -> int:
     return seed
 
 
-class TrainingSampler(Sampler):
+class _ResumableStream:
+    """Position bookkeeping shared by the infinite training samplers.
+
+    ``position`` counts the indices of this rank's stream yielded so far (since the very start
+    of the stream, not of the current iterator). ``state_dict()`` returns the seed and that
+    position; after ``load_state_dict(state)`` the next ``iter(sampler)`` continues the same
+    stream at ``state["position"]``. Skipping ahead draws the skipped epochs' permutations (the
+    generator must advance through them) but yields nothing, so it is cheap.
+    """
+
+    _seed: int
+    _rank: int
+    _world_size: int
+
+    def _init_position(self) -> None:
+        self._start = 0
+        self.position = 0
+
+    def __iter__(self) -> Iterator[int]:
+        self.position = start = self._start
+        # rank r takes the items r, r + world, ... of the global stream
+        global_start = start * self._world_size
+        stream = self._infinite_indices(global_start)
+        for idx in itertools.islice(stream, self._rank, None, self._world_size):
+            self.position += 1
+            yield idx
+
+    def _infinite_indices(self, skip: int) -> Iterator[int]:
+        raise NotImplementedError
+
+    def state_dict(self) -> dict:
+        return {"seed": self._seed, "position": self.position}
+
+    def load_state_dict(self, state: dict) -> None:
+        """Take the seed of ``state`` and start the next iteration at ``state["position"]``."""
+        self._seed = int(state["seed"])
+        self._start = self.position = int(state["position"])
+        if self._start < 0:
+            raise ValueError(f"sampler position must be >= 0, got {self._start}")
+
+
+def _skip_epochs(epochs: Iterator[torch.Tensor], skip: int) -> Iterator[int]:
+    """Concatenate ``epochs`` (1-D index tensors) and drop the first ``skip`` items."""
+    for epoch in epochs:
+        if skip >= len(epoch):
+            skip -= len(epoch)
+            continue
+        yield from epoch[skip:].tolist()
+        skip = 0
+
+
+class TrainingSampler(_ResumableStream, Sampler):
     """Infinite stream of indices of a dataset of ``size`` items.
 
     Every rank draws the same shuffled sequence from ``seed`` (epoch after epoch, each a new
     permutation) and keeps the items ``rank, rank + world_size, ...``: the ranks together see
-    every index once per epoch. With the same seed the stream is reproducible.
+    every index once per epoch. With the same seed the stream is reproducible, and it can be
+    resumed at any position (``state_dict`` / ``load_state_dict``).
     """
 
     def __init__(self, size: int, shuffle: bool = True, seed: int | None = None):
@@ -62,18 +114,19 @@ class TrainingSampler(Sampler):
         self._shuffle = shuffle
         self._seed = int(seed) if seed is not None else _shared_seed()
         self._rank, self._world_size = _rank_world()
+        self._init_position()
 
-    def __iter__(self) -> Iterator[int]:
-        yield from itertools.islice(self._infinite_indices(), self._rank, None, self._world_size)
-
-    def _infinite_indices(self) -> Iterator[int]:
+    def _infinite_indices(self, skip: int = 0) -> Iterator[int]:
+        if not self._shuffle:
+            return itertools.islice(itertools.cycle(range(self._size)), skip % self._size, None)
         g = torch.Generator()
         g.manual_seed(self._seed)
-        while True:
-            if self._shuffle:
-                yield from torch.randperm(self._size, generator=g).tolist()
-            else:
-                yield from range(self._size)
+
+        def epochs():
+            while True:
+                yield torch.randperm(self._size, generator=g)
+
+        return _skip_epochs(epochs(), skip)
 
 
 def repeat_factors_from_category_frequency(
@@ -96,19 +149,24 @@ def repeat_factors_from_category_frequency(
     )
 
 
-class RepeatFactorTrainingSampler(Sampler):
+class RepeatFactorTrainingSampler(_ResumableStream, Sampler):
     """Like :class:`TrainingSampler`, but each epoch repeats image i ``floor(r_i)`` times plus once
-    more with probability ``frac(r_i)`` (stochastic rounding), so rare classes are seen more."""
+    more with probability ``frac(r_i)`` (stochastic rounding), so rare classes are seen more.
+    Resumable like :class:`TrainingSampler`."""
 
     def __init__(self, repeat_factors: torch.Tensor, shuffle: bool = True, seed: int | None = None):
         rf = torch.as_tensor(repeat_factors, dtype=torch.float32)
-        if rf.dim() != 1 or len(rf) == 0 or (rf < 0).any():
-            raise ValueError("repeat_factors must be a non-empty 1-D tensor of values >= 0")
+        if rf.dim() != 1 or len(rf) == 0 or (rf < 0).any() or not (rf >= 1).any():
+            raise ValueError(
+                "repeat_factors must be a non-empty 1-D tensor of values >= 0, at least one >= 1 "
+                "(else an epoch can be empty)"
+            )
         self._int_part = torch.trunc(rf)
         self._frac_part = rf - self._int_part
         self._shuffle = shuffle
         self._seed = int(seed) if seed is not None else _shared_seed()
         self._rank, self._world_size = _rank_world()
+        self._init_position()
 
     @staticmethod
     def repeat_factors_from_category_frequency(dataset_dicts, repeat_thresh):
@@ -119,17 +177,18 @@ class RepeatFactorTrainingSampler(Sampler):
         reps = (self._int_part + (rands < self._frac_part).float()).long()
         return torch.repeat_interleave(torch.arange(len(reps)), reps)
 
-    def __iter__(self) -> Iterator[int]:
-        yield from itertools.islice(self._infinite_indices(), self._rank, None, self._world_size)
-
-    def _infinite_indices(self) -> Iterator[int]:
+    def _infinite_indices(self, skip: int = 0) -> Iterator[int]:
         g = torch.Generator()
         g.manual_seed(self._seed)
-        while True:
-            idx = self._epoch_indices(g)
-            if self._shuffle:
-                idx = idx[torch.randperm(len(idx), generator=g)]
-            yield from idx.tolist()
+
+        def epochs():
+            while True:
+                idx = self._epoch_indices(g)
+                if self._shuffle:
+                    idx = idx[torch.randperm(len(idx), generator=g)]
+                yield idx
+
+        return _skip_epochs(epochs(), skip)
 
 
 class InferenceSampler(Sampler):
