@@ -22,8 +22,10 @@ def _train(model, batch, lr: float):
     history = []
     model.train()
     for it in range(ITERS):
+        # 10-iteration linear warm-up, lr x0.1 for the last quarter
+        factor = min(1.0, (it + 1) / 10) * (0.1 if it >= 3 * ITERS // 4 else 1.0)
         for group in opt.param_groups:
-            group["lr"] = lr * min(1.0, (it + 1) / 10)  # 10-iteration linear warm-up
+            group["lr"] = lr * factor
         losses = model(batch)
         loss = sum(losses.values())
         assert torch.isfinite(loss), losses

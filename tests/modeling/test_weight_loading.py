@@ -131,6 +131,14 @@ def test_detectron2_named_pickle_round_trip(tmp_path):
         torch.testing.assert_close(dst.state_dict()[k], v)
 
 
+def test_stride_layout_mismatch_is_reported(tmp_path, caplog):
+    tv = torchvision.models.resnet50(weights=None)
+    ours = build_resnet_backbone(50, norm="FrozenBN", freeze_at=0, stride_in_1x1=True)
+    with caplog.at_level("WARNING"):
+        load_resnet_weights(ours, tv.state_dict())
+    assert "stride_in_1x1=False" in caplog.text
+
+
 def test_unknown_format_is_an_error():
     with pytest.raises(ValueError, match="Cannot tell the format"):
         load_resnet_weights(build_resnet_backbone(18), {"foo.weight": torch.zeros(1)})

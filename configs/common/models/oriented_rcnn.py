@@ -3,7 +3,7 @@
 The Rotated Faster R-CNN definition with the RRPN replaced by an oriented RPN (horizontal
 anchors of 3 aspect ratios on P2-P6, midpoint-offset deltas, proposal NMS 0.8, 2000 proposals)
 and, as in MMRotate's oriented_rcnn_r50_fpn_1x (le90), RoI targets in the le90 convention with
-angle weight 10.
+angle weight 10 and a smooth L1 loss with beta 1.
 """
 
 import copy
@@ -47,3 +47,4 @@ model.proposal_generator = L(OrientedRPN)(
 model.roi_heads.box_predictor.box2box_transform = L(Box2BoxTransformRotated)(
     weights=(10.0, 10.0, 5.0, 5.0, 10.0), angle_version="le90"
 )
+model.roi_heads.box_predictor.smooth_l1_beta = 1.0

@@ -210,6 +210,28 @@ def _find_resnet(model: nn.Module) -> nn.Module:
     raise ValueError(f"No ResNet (module with 'stem' and 'stages') found in {type(model).__name__}")
 
 
+def _warn_stride_layout(resnet: nn.Module, fmt: str) -> None:
+    """torchvision bottlenecks stride in the 3x3 conv, MSRA ones in the first 1x1 conv."""
+    from .resnet import BottleneckBlock
+
+    for name, block in resnet.named_modules():
+        if isinstance(block, BottleneckBlock) and block.stride > 1:
+            in_1x1 = block.conv1.stride[0] > 1
+            if fmt == "torchvision" and in_1x1:
+                logger.warning(
+                    "torchvision weights loaded into a ResNet built with stride_in_1x1=True "
+                    "(block %s): build it with stride_in_1x1=False to match them",
+                    name,
+                )
+            elif fmt == "msra" and not in_1x1:
+                logger.warning(
+                    "MSRA weights loaded into a ResNet built with stride_in_1x1=False "
+                    "(block %s): build it with stride_in_1x1=True to match them",
+                    name,
+                )
+            return
+
+
 def load_resnet_weights(
     model: nn.Module, source: str | dict, format: str = "auto", strict: bool = False
 ) -> WeightLoadReport:
@@ -268,6 +290,7 @@ def load_resnet_weights(
     if strict and (report.missing or report.unexpected or report.shape_mismatch):
         raise ValueError(f"ResNet weights ({fmt}) do not match the model:\n{report.summary()}")
     resnet.load_state_dict(to_load, strict=False)
+    _warn_stride_layout(resnet, fmt)
     bad = report.missing or report.unexpected or report.shape_mismatch
     logger.log(
         logging.WARNING if bad else logging.INFO,
