@@ -337,9 +337,10 @@ class SlidingWindowInference:
                 flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                 borderMode=cv2.BORDER_REPLICATE,
             )
-        flip = self.input_format != self.model_input_format and channels == 3
-        for c in range(channels):
-            out[c].copy_(torch.from_numpy(crop[:, :, channels - 1 - c if flip else c]))
+        src = torch.from_numpy(crop).permute(2, 0, 1)  # a view; strided HWC reads in one copy
+        if self.input_format != self.model_input_format and channels == 3:
+            src = src.flip(0)  # a small uint8 copy
+        out.copy_(src)
 
     def _truncated(self, boxes: torch.Tensor, w: Window) -> torch.Tensor:
         """(N,) bool: detections (window pixels) cut by an inner border whose object a neighbour
