@@ -158,7 +158,8 @@ class TrainBatchStream(data.IterableDataset):
 
     def _map(self, pos: int, idx: int) -> dict:
         """Map the item at ``pos`` (dataset index ``idx``) with random numbers seeded by ``pos``."""
-        s_rng, s_fallback = np.random.SeedSequence([self.seed, self.rank, pos]).generate_state(2)
+        key = [self.seed % 2**64, self.rank, pos]
+        s_rng, s_fallback = np.random.SeedSequence(key).generate_state(2)
         with _seeded_global_rngs(int(s_rng)):
             cur, tried = idx, set()
             fallback_rng = None
@@ -168,6 +169,11 @@ class TrainBatchStream(data.IterableDataset):
                     return out
                 tried.add(cur)
                 self.num_fallbacks += 1
+                if self.num_fallbacks in (1, 10, 100, 1000, 10000):
+                    logger.info(
+                        f"The mapper returned None {self.num_fallbacks} time(s) so far in this "
+                        "process; each such item was replaced by another random item"
+                    )
                 if len(tried) == len(self.dataset):
                     raise RuntimeError("The mapper returned None for every item of the dataset")
                 if len(tried) in (3, 30, 300):
