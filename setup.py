@@ -31,7 +31,8 @@ def build_extensions():
     if not sources:
         return []
     extra_compile_args = {"cxx": ["-O3", "-fopenmp"]}
-    define_macros = [("Py_LIMITED_API", "0x030B0000")]
+    # cpp_extension itself adds -DPy_LIMITED_API for py_limited_api extensions.
+    define_macros = []
     extension = CppExtension
     if _want_cuda() and cuda_sources:
         extension = CUDAExtension
