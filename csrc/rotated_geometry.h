@@ -253,6 +253,8 @@ RD_HOST_DEVICE bool bilinear_taps(T y, T x, int height, int width, int64_t* idx,
 // pixels; spatial_scale maps them to the feature map. RoIs with a non-finite value or a batch index
 // outside [0, batch_size) are marked invalid (their output is 0 and they receive no gradient).
 // Negative sizes are clamped to 0 (the RoI degenerates to its centre line or point).
+constexpr int kMaxAdaptiveGrid = 256;
+
 template <typename T>
 struct RoiGeometry {
   int batch;
@@ -294,8 +296,13 @@ RD_HOST_DEVICE RoiGeometry<T> make_roi_geometry(const T* roi, T spatial_scale, i
   g.bin_h = h / T(pooled_height);
   g.start_w = -w * T(0.5);
   g.start_h = -h * T(0.5);
-  g.grid_w = sampling_ratio > 0 ? sampling_ratio : static_cast<int>(ceil(w / T(pooled_width)));
-  g.grid_h = sampling_ratio > 0 ? sampling_ratio : static_cast<int>(ceil(h / T(pooled_height)));
+  // Adaptive grids are capped at kMaxAdaptiveGrid samples per bin side, so that absurd RoIs
+  // (a bin wider than that many feature-map pixels) cannot overflow or run for hours.
+  const T gw = ceil(w / T(pooled_width)), gh = ceil(h / T(pooled_height));
+  g.grid_w = sampling_ratio > 0 ? sampling_ratio
+                                : static_cast<int>(gw < T(kMaxAdaptiveGrid) ? gw : T(kMaxAdaptiveGrid));
+  g.grid_h = sampling_ratio > 0 ? sampling_ratio
+                                : static_cast<int>(gh < T(kMaxAdaptiveGrid) ? gh : T(kMaxAdaptiveGrid));
   const int n = g.grid_w * g.grid_h;
   g.count = T(n > 1 ? n : 1);
   g.valid = true;

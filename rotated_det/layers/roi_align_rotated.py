@@ -35,7 +35,7 @@ def roi_align_rotated(
         output_size: int or (pooled_height, pooled_width).
         spatial_scale: feature-map size / image size, e.g. 1/16.
         sampling_ratio: samples per bin along each side; <= 0 means adaptive
-            (ceil(RoI side / output side), per RoI).
+            (ceil(RoI side / output side) in feature-map pixels, per RoI, at most 256).
 
     Returns:
         [K, C, pooled_height, pooled_width] tensor. RoIs with a NaN/inf value or a batch index

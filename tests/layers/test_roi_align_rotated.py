@@ -146,6 +146,28 @@ def test_axis_aligned_equals_torchvision_and_rotations_permute_bins():
     )
 
 
+def test_degenerate_sizes_match_reference():
+    # Negative sides count as 0: the RoI shrinks to its centre line (or point).
+    gen = torch.Generator().manual_seed(8)
+    x = torch.randn(1, 2, 10, 10, generator=gen, dtype=torch.float64)
+    rois = torch.tensor(
+        [
+            [0, 9.0, 9.0, -6.0, 8.0, 30.0],
+            [0, 9.0, 9.0, 6.0, 0.0, -60.0],
+            [0, 9.0, 9.0, 0.0, 0.0, 10.0],
+        ],
+        dtype=torch.float64,
+    )
+    for sr in (2, 0):
+        got = roi_align_rotated(x, rois, 3, 0.5, sr)
+        torch.testing.assert_close(got, _reference(x, rois, (3, 3), 0.5, sr))
+    flat = rois.clone()
+    flat[0, 3] = 0.0
+    torch.testing.assert_close(
+        roi_align_rotated(x, rois[:1], 3, 0.5, 2), roi_align_rotated(x, flat[:1], 3, 0.5, 2)
+    )
+
+
 def test_gradcheck_float64():
     gen = torch.Generator().manual_seed(5)
     x = torch.randn(2, 2, 7, 8, generator=gen, dtype=torch.float64, requires_grad=True)
