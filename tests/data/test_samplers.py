@@ -102,3 +102,15 @@ def test_sharded_and_repeat_factor_samplers_resume():
     assert _take(s, 29) == ref[31:]
     with pytest.raises(ValueError, match="at least one"):
         RepeatFactorTrainingSampler(torch.tensor([0.0, 0.5]))
+
+
+def test_unseeded_sampler_follows_numpys_global_seed():
+    import numpy as np
+
+    np.random.seed(11)
+    a = _take(TrainingSampler(50), 20)
+    np.random.seed(11)
+    b = _take(TrainingSampler(50), 20)
+    np.random.seed(12)
+    c = _take(TrainingSampler(50), 20)
+    assert a == b != c

@@ -34,8 +34,10 @@ def _rank_world() -> tuple[int, int]:
 
 
 def _shared_seed() -> int:
-    """A random seed that is the same on every rank (rank 0's, broadcast)."""
-    seed = int(np.random.SeedSequence().entropy % (2**31))
+    """A random seed that is the same on every rank (rank 0's, broadcast). Drawn from numpy's
+    global generator, so that seeding a run (``train.seed``, seeded by ``default_setup``) fixes
+    the data order too."""
+    seed = int(np.random.randint(2**31))
     import torch.distributed as dist
 
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1:
