@@ -85,7 +85,7 @@ inline float round_up(double v) {
   return static_cast<double>(f) < v ? std::nextafter(f, std::numeric_limits<float>::infinity()) : f;
 }
 
-// Greedy NMS in blocks: the first kBlock boxes still alive are resolved serially among
+// Greedy NMS, per category (batched form), in blocks: the first kBlock boxes still alive are resolved serially among
 // themselves, then the boxes kept among them suppress all later alive boxes in parallel (each
 // later box runs a vectorised float prefilter against all of them, then the exact test on the few
 // that pass, stopping at its first suppressor), and the alive list is compacted.
@@ -120,8 +120,22 @@ at::Tensor nms_kernel(const at::Tensor& dets, const at::Tensor& scores, const in
 
   const double t = iou_threshold;
   const scalar_t t_cast = static_cast<scalar_t>(iou_threshold);
-  std::vector<int64_t> alive(n);
-  for (int64_t k = 0; k < n; ++k) alive[k] = k;
+  // Categories are independent: each one is run on its own (boxes in score order), which
+  // skips all cross-category pairs, and the kept positions are merged back in score order.
+  std::vector<std::vector<int64_t>> groups;
+  if (labels == nullptr) {
+    groups.emplace_back(n);
+    for (int64_t k = 0; k < n; ++k) groups[0][k] = k;
+  } else {
+    std::vector<int64_t> by_label(n);
+    for (int64_t k = 0; k < n; ++k) by_label[k] = k;
+    std::stable_sort(by_label.begin(), by_label.end(),
+                     [&](int64_t a, int64_t b) { return box[a].label < box[b].label; });
+    for (int64_t k = 0; k < n; ++k) {
+      if (k == 0 || box[by_label[k]].label != box[by_label[k - 1]].label) groups.emplace_back();
+      groups.back().push_back(by_label[k]);
+    }
+  }
   std::vector<uint8_t> removed(n, 0);
   std::vector<int64_t> keep, block_kept;
   std::vector<float> kx0(kBlock), kx1(kBlock), ky0(kBlock), ky1(kBlock), karea(kBlock);
@@ -130,80 +144,84 @@ at::Tensor nms_kernel(const at::Tensor& dets, const at::Tensor& scores, const in
   // Threshold of the float prefilter, lowered far below its rounding error (~1e-6).
   const float tf = static_cast<float>(std::max(0.0, iou_threshold - 1e-4));
 
-  while (!alive.empty()) {
-    const int64_t head = std::min<int64_t>(kBlock, alive.size());
-    block_kept.clear();
-    for (int64_t a = 0; a < head; ++a) {
-      const int64_t j = alive[a];
-      bool hit = false;
-      for (const int64_t k : block_kept) {
-        if (suppresses<scalar_t>(box[k], box[j], t, t_cast)) {
-          hit = true;
-          break;
-        }
-      }
-      if (hit) continue;
-      keep.push_back(order[j]);
-      if (box[j].b.valid) block_kept.push_back(j);  // invalid boxes suppress nothing
-    }
-    const int64_t rest = static_cast<int64_t>(alive.size()) - head;
-    if (!block_kept.empty() && rest > 0) {
-      // Float copies of the first test's numbers for the kept boxes of this block, rounded
-      // outwards, so that the vectorised prefilter below only rejects pairs that the exact test
-      // would reject too.
-      const int64_t nk = static_cast<int64_t>(block_kept.size());
-      for (int64_t m = 0; m < nk; ++m) {
-        const NmsBox& k = box[block_kept[m]];
-        kx0[m] = round_down(k.x0);
-        kx1[m] = round_up(k.x1);
-        ky0[m] = round_down(k.y0);
-        ky1[m] = round_up(k.y1);
-        karea[m] = round_up(k.b.area);
-        klabel[m] = k.label;
-        // Beyond float range the prefilter cannot decide; send such pairs to the exact test.
-        kforce[m] = !(std::isfinite(kx0[m]) && std::isfinite(kx1[m]) && std::isfinite(ky0[m]) &&
-                      std::isfinite(ky1[m]) && std::isfinite(karea[m]));
-      }
-      at::parallel_for(head, head + rest, 1024, [&](int64_t begin, int64_t end) {
-        uint8_t pass[kBlock];
-        for (int64_t a = begin; a < end; ++a) {
-          const int64_t j = alive[a];
-          const NmsBox& bj = box[j];
-          const float jx0 = round_down(bj.x0), jx1 = round_up(bj.x1);
-          const float jy0 = round_down(bj.y0), jy1 = round_up(bj.y1);
-          const float ja = round_up(bj.b.area);
-          const int64_t jl = bj.label;
-          const bool jforce = bj.b.valid && !(std::isfinite(jx0) && std::isfinite(jx1) &&
-                                              std::isfinite(jy0) && std::isfinite(jy1) &&
-                                              std::isfinite(ja));
-          int any = 0;
-          for (int64_t m = 0; m < nk; ++m) {
-            const float ox = std::min(kx1[m], jx1) - std::max(kx0[m], jx0);
-            const float oy = std::min(ky1[m], jy1) - std::max(ky0[m], jy0);
-            const float ub = std::min(ox * oy, std::min(karea[m], ja)) * 1.0001f;
-            const bool near = (ox > 0.f) & (oy > 0.f) & (ub >= tf * (karea[m] + ja - ub));
-            const bool ok = (near | (kforce[m] != 0) | jforce) & (klabel[m] == jl);
-            pass[m] = ok;
-            any |= ok;
+  for (std::vector<int64_t>& alive : groups) {
+    while (!alive.empty()) {
+      const int64_t head = std::min<int64_t>(kBlock, alive.size());
+      block_kept.clear();
+      for (int64_t a = 0; a < head; ++a) {
+        const int64_t j = alive[a];
+        bool hit = false;
+        for (const int64_t k : block_kept) {
+          if (suppresses<scalar_t>(box[k], box[j], t, t_cast)) {
+            hit = true;
+            break;
           }
-          if (!any) continue;
-          for (int64_t m = 0; m < nk; ++m) {
-            if (pass[m] && suppresses<scalar_t>(box[block_kept[m]], bj, t, t_cast)) {
-              removed[j] = 1;
-              break;
+        }
+        if (hit) continue;
+        keep.push_back(j);
+        if (box[j].b.valid) block_kept.push_back(j);  // invalid boxes suppress nothing
+      }
+      const int64_t rest = static_cast<int64_t>(alive.size()) - head;
+      if (!block_kept.empty() && rest > 0) {
+        // Float copies of the first test's numbers for the kept boxes of this block, rounded
+        // outwards, so that the vectorised prefilter below only rejects pairs that the exact test
+        // would reject too.
+        const int64_t nk = static_cast<int64_t>(block_kept.size());
+        for (int64_t m = 0; m < nk; ++m) {
+          const NmsBox& k = box[block_kept[m]];
+          kx0[m] = round_down(k.x0);
+          kx1[m] = round_up(k.x1);
+          ky0[m] = round_down(k.y0);
+          ky1[m] = round_up(k.y1);
+          karea[m] = round_up(k.b.area);
+          klabel[m] = k.label;
+          // Beyond float range the prefilter cannot decide; send such pairs to the exact test.
+          kforce[m] = !(std::isfinite(kx0[m]) && std::isfinite(kx1[m]) && std::isfinite(ky0[m]) &&
+                        std::isfinite(ky1[m]) && std::isfinite(karea[m]));
+        }
+        at::parallel_for(head, head + rest, 1024, [&](int64_t begin, int64_t end) {
+          uint8_t pass[kBlock];
+          for (int64_t a = begin; a < end; ++a) {
+            const int64_t j = alive[a];
+            const NmsBox& bj = box[j];
+            const float jx0 = round_down(bj.x0), jx1 = round_up(bj.x1);
+            const float jy0 = round_down(bj.y0), jy1 = round_up(bj.y1);
+            const float ja = round_up(bj.b.area);
+            const int64_t jl = bj.label;
+            const bool jforce = bj.b.valid && !(std::isfinite(jx0) && std::isfinite(jx1) &&
+                                                std::isfinite(jy0) && std::isfinite(jy1) &&
+                                                std::isfinite(ja));
+            int any = 0;
+            for (int64_t m = 0; m < nk; ++m) {
+              const float ox = std::min(kx1[m], jx1) - std::max(kx0[m], jx0);
+              const float oy = std::min(ky1[m], jy1) - std::max(ky0[m], jy0);
+              const float ub = std::min(ox * oy, std::min(karea[m], ja)) * 1.0001f;
+              const bool near = (ox > 0.f) & (oy > 0.f) & (ub >= tf * (karea[m] + ja - ub));
+              const bool ok = (near | (kforce[m] != 0) | jforce) & (klabel[m] == jl);
+              pass[m] = ok;
+              any |= ok;
+            }
+            if (!any) continue;
+            for (int64_t m = 0; m < nk; ++m) {
+              if (pass[m] && suppresses<scalar_t>(box[block_kept[m]], bj, t, t_cast)) {
+                removed[j] = 1;
+                break;
+              }
             }
           }
-        }
-      });
+        });
+      }
+      int64_t w = 0;
+      for (int64_t a = head; a < head + rest; ++a) {
+        if (!removed[alive[a]]) alive[w++] = alive[a];
+      }
+      alive.resize(w);
     }
-    int64_t w = 0;
-    for (int64_t a = head; a < head + rest; ++a) {
-      if (!removed[alive[a]]) alive[w++] = alive[a];
-    }
-    alive.resize(w);
   }
+  std::sort(keep.begin(), keep.end());  // positions in score order
   auto out = at::empty({static_cast<int64_t>(keep.size())}, dets.options().dtype(at::kLong));
-  std::copy(keep.begin(), keep.end(), out.data_ptr<int64_t>());
+  int64_t* o = out.data_ptr<int64_t>();
+  for (size_t q = 0; q < keep.size(); ++q) o[q] = order[keep[q]];
   return out;
 }
 

@@ -65,9 +65,9 @@ def batched_nms_rotated(
     """Non-maximum suppression done independently per category.
 
     Same as running :func:`nms_rotated` on each group of boxes sharing an ``idxs`` value and
-    merging the kept indices by decreasing score, in one pass of the compiled kernel (a box only
-    ever suppresses boxes of its own category; no coordinate offsets are used, so the result is
-    exactly the per-category one).
+    merging the kept indices by decreasing score. The compiled kernel does exactly that in one
+    call (the CPU kernel splits by category itself, the CUDA kernel masks cross-category pairs);
+    no coordinate offsets are used, so the result is exactly the per-category one.
 
     Args:
         boxes: [N, 5] float32/float64 boxes (cx, cy, w, h, angle_deg).
