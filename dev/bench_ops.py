@@ -82,7 +82,7 @@ def row(name, ours, base_name, base, key=None):
     if key is not None:
         d2, target = ISSUE[key]
         ok = "OK" if ours <= target else "MISSED"
-        line += f"   | D2 {d2:6.2f} s, target <= {target:.2f} s: {ok} (x{d2 / ours:.0f} vs D2)"
+        line += f"   | D2 {d2:6.2f} s, target <= {target:.2f} s: {ok} (x{d2 / ours:.1f} vs D2)"
     print(line, flush=True)
 
 
