@@ -37,7 +37,7 @@ def box_iou_rotated(
 
     Returns:
         [N, M] tensor (or [N] when ``aligned``) in the input dtype, values in [0, 1]. The geometry
-        is exact up to the rounding of the input dtype (computed in float64 on CPU).
+        is exact up to the rounding of the input dtype (computed in float64 on CPU and CUDA).
         Boxes with a NaN or infinite value, or a side <= 0, have IoU (and IoF) 0 with everything,
         themselves included.
 
