@@ -232,3 +232,35 @@ def test_cpp_runner_rejects_bad_input(runner, exported, tmp_path):
         assert proc.returncode == 0
     else:
         assert proc.returncode != 0 and "traced at input size" in proc.stderr
+
+
+def test_exported_detector_runs_in_fresh_python_with_only_torch(exported):
+    """model.ts of the real detector, loaded by a process that imports torch and the ops library
+    only, reproduces the eager outputs the export tool saved."""
+    script = textwrap.dedent(
+        f"""
+        import json, sys, torch
+        torch.ops.load_library({library_path()!r})
+        model = torch.jit.load({str(exported / "model.ts")!r})
+        x = torch.load({str(exported / "sample_input.pt")!r})
+        with torch.no_grad():
+            boxes, scores, classes = model(x)
+        torch.save({{"boxes": boxes, "scores": scores, "classes": classes}},
+                   {str(exported / "fresh_outputs.pt")!r})
+        print(json.dumps(sorted(m for m in sys.modules if m.startswith("rotated_det"))))
+        """
+    )
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    proc = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, env=env, cwd="/"
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    assert json.loads(proc.stdout.strip().splitlines()[-1]) == []
+    got = torch.load(exported / "fresh_outputs.pt")
+    expected = torch.load(exported / "sample_outputs.pt")
+    assert_same(
+        (got["boxes"].double(), got["scores"].double(), got["classes"]),
+        expected["boxes"],
+        expected["scores"],
+        expected["classes"],
+    )
