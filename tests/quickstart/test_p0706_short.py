@@ -101,6 +101,8 @@ def test_oracle_patch_labels_merge_to_ap_100(datasets_root):
 
 def _run_short_training(out_dir: str, root: str, iters: int) -> None:
     env = dict(os.environ, ROTATED_DET_DATASETS=root, PYTHONUNBUFFERED="1")
+    if "OMP_NUM_THREADS" not in env and os.getloadavg()[0] >= (os.cpu_count() or 1):
+        env["OMP_NUM_THREADS"] = "1"  # on a busy machine OpenMP threads spin-wait for each other
     env["PYTHONPATH"] = REPO + os.pathsep + env.get("PYTHONPATH", "")
     cmd = [
         sys.executable,
