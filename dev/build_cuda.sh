@@ -16,5 +16,6 @@ echo "[cuda] compiling CUDA kernels (compile only) into $OUT"
 "$PY" setup.py -q build_ext --build-temp "$OUT/tmp" --build-lib "$OUT/lib"
 so="$(find "$OUT/lib" -name '_C*.so' | head -n1)"
 [ -n "$so" ] || { echo "[cuda] no library was produced" >&2; exit 1; }
-nm -C -D "$so" | grep -q "cuda" || { echo "[cuda] $so has no CUDA symbols" >&2; exit 1; }
+# (grep reads all of nm's output: an early `grep -q` exit would SIGPIPE nm under pipefail)
+grep -q "cuda" < <(nm -C -D "$so") || { echo "[cuda] $so has no CUDA symbols" >&2; exit 1; }
 echo "[cuda] OK: $(basename "$so") built with CUDA kernels"
