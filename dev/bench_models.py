@@ -20,6 +20,7 @@ Usage: python dev/bench_models.py [--iters 5] [--warmup 2] [--threads 1] [--only
 """
 
 import argparse
+import contextlib
 import os
 import statistics
 import sys
@@ -121,6 +122,7 @@ def build_detectron2(path):
         from detectron2.modeling import build_model
         from detectron2.structures import Instances as D2Instances
         from detectron2.structures import RotatedBoxes as D2RotatedBoxes
+        from detectron2.utils.events import EventStorage
     except Exception as e:  # noqa: BLE001
         return None, f"{type(e).__name__}: {e}"
     cfg = get_cfg()
@@ -151,7 +153,35 @@ def build_detectron2(path):
     cfg.MODEL.ROI_BOX_HEAD.BBOX_REG_WEIGHTS = (10.0, 10.0, 5.0, 5.0, 1.0)
     torch.manual_seed(0)
     model = build_model(cfg)
-    return (model, D2Instances, D2RotatedBoxes), None
+    # Detectron2's training forward logs to an EventStorage that its trainer normally opens.
+    return (model, D2Instances, D2RotatedBoxes, lambda: EventStorage(0)), None
+
+
+@torch.no_grad()
+def calibrate_frozen_bn(model, inputs):
+    """Set every frozen BN's statistics to those of its input on ``inputs`` (one pass).
+
+    Random weights with identity BN statistics make ResNet activations grow by orders of
+    magnitude, and the resulting degenerate proposals break Detectron2's IoU matcher. With
+    calibrated statistics the random network behaves like a trained one numerically (unit-scale
+    features, proposals near their anchors), which is what the timings should reflect.
+    """
+
+    def hook(module, args):
+        x = args[0]
+        module.running_mean.copy_(x.mean(dim=(0, 2, 3)))
+        module.running_var.copy_(x.var(dim=(0, 2, 3)))
+
+    handles = [
+        m.register_forward_pre_hook(hook)
+        for m in model.modules()
+        if type(m).__name__ == "FrozenBatchNorm2d"
+    ]
+    model.eval()
+    images = model.preprocess_image(inputs)
+    model.backbone(images.tensor)
+    for h in handles:
+        h.remove()
 
 
 def share_weights(d2_model, ours):
@@ -165,12 +195,13 @@ def share_weights(d2_model, ours):
         raise RuntimeError(f"weight sharing failed: missing {missing}, unexpected {unexpected}")
 
 
-def time_train(model, inputs):
+def time_train(model, inputs, context=contextlib.nullcontext):
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=1e-5, momentum=0.9)
     model.train()
     t = time.perf_counter()
-    losses = model(inputs)
+    with context():
+        losses = model(inputs)
     loss = sum(losses.values())
     opt.zero_grad()
     loss.backward()
@@ -212,28 +243,33 @@ def main():
     rows = []
     for name in args.only:
         model = build_ours(name)
-        runs = [("rotated_det " + name, model, ours_inputs)]
+        calibrate_frozen_bn(model, ours_inputs)
+        runs = [("rotated_det " + name, model, ours_inputs, contextlib.nullcontext)]
         if name == "rotated_faster_rcnn" and reference is not None:
-            d2_model, d2_inst, d2_boxes = reference
+            d2_model, d2_inst, d2_boxes, d2_context = reference
+            d2_inputs = to_inputs(scenes, d2_inst, d2_boxes)
+            calibrate_frozen_bn(d2_model, d2_inputs)
             share_weights(d2_model, model)
-            runs.append(
-                ("detectron2 RRPN+RROIHeads", d2_model, to_inputs(scenes, d2_inst, d2_boxes))
-            )
-        train_t = {label: [] for label, _, _ in runs}
-        infer_t = {label: [] for label, _, _ in runs}
+            runs.append(("detectron2 RRPN+RROIHeads", d2_model, d2_inputs, d2_context))
+        train_t = {run[0]: [] for run in runs}
+        infer_t = {run[0]: [] for run in runs}
         dets = {}
         # Interleave the implementations so that both see the same machine load.
         for it in range(args.warmup + args.iters):
-            for label, m, inputs in runs:
+            for label, m, inputs, context in runs:
                 torch.manual_seed(it)
-                t_train = time_train(m, inputs)
+                t_train = time_train(m, inputs, context)
                 t_infer, n = time_infer(m, inputs)
+                print(
+                    f"  {label}: iteration {it + 1}/{args.warmup + args.iters}: train "
+                    f"{t_train:.2f} s, inference {t_infer:.2f} s/image",
+                    flush=True,
+                )
                 if it >= args.warmup:
                     train_t[label].append(t_train)
                     infer_t[label].append(t_infer)
                     dets[label] = n
-            print(f"  {name}: iteration {it + 1}/{args.warmup + args.iters}", flush=True)
-        for label, _, _ in runs:
+        for label, *_ in runs:
             rows.append(
                 (
                     label,
