@@ -19,7 +19,10 @@ baseline in the same run, and a traced (TorchScript) model against eager PyTorch
 
 The model is the config's (default: the quickstart Rotated RetinaNet R-18) with the weights of
 ``train.init_checkpoint`` if set, else seeded random weights: timing does not depend on weights
-beyond the number of detections.
+beyond the number of detections (random weights detect nothing at the default score threshold;
+``model.test_score_thresh=0.005`` makes them return many boxes, to include the merging cost).
+On a shared machine use ``--threads 1``: OpenMP threads spin-waiting for busy cores make timings
+several times slower and noisy.
 """
 
 from __future__ import annotations
@@ -171,6 +174,8 @@ def traced_vs_eager(args) -> dict:
 
     from rotated_det.export import TracingAdapter, export_torchscript_tracing
 
+    if args.threads:
+        torch.set_num_threads(args.threads)
     model = build_model(args.config_file, args.opts)
     image = cv2.imread(SCENE, cv2.IMREAD_COLOR)
     x = torch.from_numpy(image[: args.patch_size, : args.patch_size].transpose(2, 0, 1).copy())
