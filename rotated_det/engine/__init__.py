@@ -6,6 +6,7 @@ from .defaults import create_ddp_model, default_argument_parser, default_setup
 from .hooks import HookBase
 from .launch import launch
 from .predictor import DefaultPredictor
+from .sliding_window import SlidingWindowInference
 from .train_loop import AMPTrainer, SimpleTrainer, TrainerBase
 
 __all__ = [
@@ -16,6 +17,7 @@ __all__ = [
     "AMPTrainer",
     "DefaultTrainer",
     "DefaultPredictor",
+    "SlidingWindowInference",
     "default_argument_parser",
     "default_setup",
     "create_ddp_model",
