@@ -5,15 +5,11 @@
 #       --config-file configs/quickstart/dota_p0706_rotated_faster_rcnn_R_18_FPN.py
 #   (or bash dev/train_p0706.sh, which also prints AP50)
 #
-# Same recipe as synthetic_quickstart.py, with anchors for small elongated ships (20-80 px long,
-# about 3:1) and room for ~150 ships per patch.
+# Same recipe (and anchors) as synthetic_quickstart.py, with room for ~150 ships per patch.
 from .dota_p0706_data import P0706_CLASSES, dataloader
 from .synthetic_quickstart import lr_multiplier, model, optimizer, train
 
 model.roi_heads.num_classes = len(P0706_CLASSES)
-# long side of a ratio-0.25 anchor is 2x its size: 48-768 px (P2-P6)
-model.proposal_generator.anchor_generator.sizes = [[24], [48], [96], [192], [384]]
-model.proposal_generator.anchor_generator.aspect_ratios = [0.25, 0.5, 1.0]
 model.proposal_generator.pre_nms_topk = (1000, 1000)
 model.proposal_generator.post_nms_topk = (1000, 1000)
 model.roi_heads.batch_size_per_image = 512
