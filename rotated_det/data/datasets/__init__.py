@@ -1,6 +1,12 @@
 """Dataset loaders and the builtin dataset registrations."""
 
 from . import builtin as _builtin  # noqa: F401, I001  (registers the builtin datasets)
+from .coco_rotated import (
+    convert_to_coco_rotated_dict,
+    convert_to_coco_rotated_json,
+    load_coco_rotated_json,
+    register_coco_rotated_instances,
+)
 from .dota import (
     DOTA_V1_CLASSES,
     DOTA_V2_CLASSES,
@@ -31,4 +37,8 @@ __all__ = [
     "generate_synthetic_dataset",
     "load_yolo_obb_instances",
     "register_yolo_obb_instances",
+    "convert_to_coco_rotated_dict",
+    "convert_to_coco_rotated_json",
+    "load_coco_rotated_json",
+    "register_coco_rotated_instances",
 ]
