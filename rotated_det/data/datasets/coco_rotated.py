@@ -77,18 +77,17 @@ logger = logging.getLogger(__name__)
 _BOX_SOURCES = ("auto", "bbox", "segmentation")
 _BBOX_MODES = (BoxMode.XYWHA_ABS, BoxMode.XYWH_ABS, BoxMode.XYXY_ABS)
 _DIFFICULT_KEYS = ("difficult", "ignore", "iscrowd")
-
-
-def _is_number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
+_NUMBER_TYPES = frozenset((int, float))
 
 
 def _numbers(values, where: str, key: str) -> list[float]:
     """``values`` as a list of finite floats, or a ValueError naming ``where`` and ``key``."""
-    if not isinstance(values, (list, tuple)) or not all(_is_number(v) for v in values):
+    # exact type checks (bool is an int subclass; JSON gives only int and float) in one pass
+    if not isinstance(values, (list, tuple)) or not all(type(v) in _NUMBER_TYPES for v in values):
         raise ValueError(f"{where}: malformed '{key}' {values!r}: expected a list of numbers")
     out = [float(v) for v in values]
-    if not all(math.isfinite(v) for v in out):
+    # a NaN or infinity makes the sum non-finite; an overflowing sum of finite values is rare
+    if not math.isfinite(sum(out)) and not all(math.isfinite(v) for v in out):
         raise ValueError(f"{where}: malformed '{key}' {values!r}: non-finite number")
     return out
 
