@@ -21,7 +21,7 @@ import pytest
 import torch
 
 from rotated_det.config import LazyConfig
-from rotated_det.data import DatasetCatalog
+from rotated_det.data import DatasetCatalog, MetadataCatalog
 from rotated_det.evaluation import DOTAEvaluator
 from rotated_det.structures import Instances, RotatedBoxes
 
@@ -48,6 +48,8 @@ def datasets_root(tmp_path_factory):
     for name in ("dota_p0706", "dota_p0706_512"):  # registered by an earlier load: fresh paths
         if name in DatasetCatalog.list():
             DatasetCatalog.remove(name)
+        if name in MetadataCatalog.list():
+            MetadataCatalog.remove(name)
     LazyConfig.load(DATA_CONFIG)  # registers dota_p0706 and dota_p0706_512
     yield root
     if old is None:
