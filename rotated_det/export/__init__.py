@@ -1,6 +1,11 @@
 """Export of detectors for deployment: tracing adapter, TorchScript (tracing), torch.export."""
 
-from .torch_export import TorchExport, export_torch_export, rotated_det_ops_in_exported_program
+from .torch_export import (
+    TorchExport,
+    dynamic_min_size,
+    export_torch_export,
+    rotated_det_ops_in_exported_program,
+)
 from .torchscript import (
     FixedInputSize,
     TorchScriptExport,
@@ -18,6 +23,7 @@ __all__ = [
     "TracingAdapter",
     "check_resolution",
     "compare_detections",
+    "dynamic_min_size",
     "export_torch_export",
     "export_torchscript_tracing",
     "other_resolution",

@@ -3,11 +3,14 @@ after TorchScript.
 
 The program is exported from :class:`TracingAdapter` with the image's height and width declared
 dynamic (``torch.export.Dim``), so one program serves every resolution in
-``[min_size, max_size]``; when the model cannot be exported with dynamic sizes it is exported for
-the sample's size, and the program itself rejects other sizes with torch.export's guard error
-("Expected input at *args[0].shape[1] to be equal to H, but got ..."). The compiled ops carry
-fake (meta) implementations (``rotated_det.layers.ops_library``), which torch.export uses to
-propagate shapes, including the data-dependent number of boxes NMS keeps.
+``[min_size, max_size]``. ``min_size`` defaults to one more than the backbone's largest feature
+stride: torch.export specialises dimensions of size 1, so every feature map must be at least 2
+pixels high and wide (129 for a P3-P7 RetinaNet, 65 for a P2-P6 FPN). The program rejects sizes
+outside the range with torch.export's guard error ("Guard failed: image.size()[1] >= 129").
+When a model cannot be exported with dynamic sizes it is exported for the sample's size, and the
+program rejects other sizes the same way. The compiled ops carry fake (meta) implementations
+(``rotated_det.layers.ops_library``), which torch.export uses to propagate shapes, including the
+data-dependent number of boxes NMS keeps.
 
 Load in a fresh process with ``torch.ops.load_library(<rotated_det/_C.so>)`` and
 ``torch.export.load(path).module()``.
@@ -15,20 +18,21 @@ Load in a fresh process with ``torch.ops.load_library(<rotated_det/_C.so>)`` and
 
 from __future__ import annotations
 
-import contextlib
 import logging
-from collections.abc import Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
-from torch.fx.experimental.symbolic_shapes import guard_or_false
-
-from rotated_det.structures import Instances, RotatedBoxes
 
 from .tracing_adapter import _inference_copy
+from .verification import ResolutionCheck, check_resolution, other_resolution
 
-__all__ = ["TorchExport", "export_torch_export", "rotated_det_ops_in_exported_program"]
+__all__ = [
+    "TorchExport",
+    "dynamic_min_size",
+    "export_torch_export",
+    "rotated_det_ops_in_exported_program",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -42,62 +46,30 @@ class TorchExport:
         dynamic_resolution: height and width are dynamic dimensions of the program.
         ops: names of the ``rotated_det`` ops in the graph.
         message: why dynamic export failed ("" when it did not).
+        size_range: ``(min_size, max_size)`` of the dynamic height and width (None if static).
+        resolution_checks: the dynamic program's detections against the eager model's at other
+            resolutions (a failed check makes the export fall back to the sample's size).
     """
 
     program: torch.export.ExportedProgram
     dynamic_resolution: bool
     ops: list[str]
     message: str = ""
+    size_range: tuple[int, int] | None = None
+    resolution_checks: list[ResolutionCheck] = field(default_factory=list)
 
 
-def _rows(value) -> int | torch.SymInt:
-    """Row count without ``len()`` (which must return a Python int and so cannot carry a
-    data-dependent size)."""
-    if isinstance(value, torch.Tensor):
-        return value.shape[0]
-    tensor = getattr(value, "tensor", None)
-    if isinstance(tensor, torch.Tensor):
-        return tensor.shape[0]
-    return len(value)
-
-
-@contextlib.contextmanager
-def _export_friendly_structures() -> Iterator[None]:
-    """Makes ``RotatedBoxes`` and ``Instances`` traceable with data-dependent numbers of rows.
-
-    Detectors end with NMS, whose output size is data-dependent (an "unbacked" symbol ``u0`` for
-    torch.export), and wrap the result in ``RotatedBoxes`` and ``Instances``. Two checks there
-    cannot be traced: ``RotatedBoxes.__init__``'s ``if tensor.numel() == 0`` (undecidable for
-    ``u0``) and ``Instances.set``'s ``len(value)`` (``len`` must return a concrete int). During
-    export they are replaced by equivalents: the emptiness test by ``guard_or_false`` (an
-    ``[N, 5]`` tensor needs no reshape whatever N is), the length check by ``torch._check`` (a
-    runtime assertion in the exported program instead of a Python-time comparison). Both methods
-    are restored on exit. (The lasting fix belongs in rotated_det.structures.)
-    """
-    original_init = RotatedBoxes.__init__
-    original_set = Instances.set
-
-    def rotated_boxes_init(self, tensor):
-        if isinstance(tensor, torch.Tensor) and tensor.dim() == 2 and tensor.shape[-1] == 5:
-            if not guard_or_false(tensor.numel() == 0):
-                self.tensor = tensor.to(torch.float32)
-                return
-        original_init(self, tensor)
-
-    def instances_set(self, name, value):
-        fields = self.get_fields()
-        if fields:
-            n, m = _rows(value), _rows(next(iter(fields.values())))
-            torch._check(n == m, lambda: f"Instances: field '{name}' has {n} rows, the others {m}")
-        fields[name] = value
-
-    RotatedBoxes.__init__ = rotated_boxes_init
-    Instances.set = instances_set
-    try:
-        yield
-    finally:
-        RotatedBoxes.__init__ = original_init
-        Instances.set = original_set
+def dynamic_min_size(model: nn.Module, default: int = 64) -> int:
+    """Smallest height/width a dynamic export of ``model`` can accept: one more than the
+    largest stride of ``model.backbone.output_shape()`` (so that the coarsest feature map is at
+    least 2 x 2; torch.export specialises dimensions of size 1), or ``default`` for a model
+    without such a backbone."""
+    backbone = getattr(model, "backbone", None)
+    output_shape = getattr(backbone, "output_shape", None)
+    if not callable(output_shape):
+        return default
+    strides = [s.stride for s in output_shape().values() if getattr(s, "stride", None)]
+    return max(strides) + 1 if strides else default
 
 
 def _explain(error: Exception) -> str:
@@ -140,23 +112,37 @@ def export_torch_export(
     model: nn.Module,
     sample_image: torch.Tensor,
     dynamic: bool = True,
-    min_size: int = 64,
+    min_size: int | None = None,
     max_size: int = 4096,
     require_rotated_ops: bool = True,
+    check_images: list[torch.Tensor] | None = None,
 ) -> TorchExport:
     """Export ``model`` (eval mode) with ``torch.export`` on ``sample_image`` ([C, H, W] float32).
 
     Args:
         dynamic: try dynamic height/width first (falls back to the sample's size).
-        min_size, max_size: range of the dynamic height and width.
+        min_size, max_size: range of the dynamic height and width; ``min_size`` defaults to
+            :func:`dynamic_min_size`. The sample must lie in the range.
         require_rotated_ops: raise if the program calls no ``rotated_det`` op.
+        check_images: for a dynamic program, images at other resolutions to compare with the
+            eager model (``resolution_checks``); default one image resized from the sample to
+            :func:`other_resolution` (within the range). Pass ``[]`` to skip.
     """
     if sample_image.dim() != 3:
         raise ValueError(f"sample_image must be [C, H, W], got {tuple(sample_image.shape)}")
     model.eval()
     adapter = _inference_copy(model)
+    if min_size is None:
+        min_size = dynamic_min_size(model)
+    h, w = (int(v) for v in sample_image.shape[1:])
     program, message = None, ""
-    if dynamic:
+    if dynamic and not (min_size <= h <= max_size and min_size <= w <= max_size):
+        message = (
+            f"the sample image is {h} x {w} but dynamic sizes must lie in [{min_size}, "
+            f"{max_size}] (min_size: every feature map of the backbone at least 2 x 2)"
+        )
+        logger.warning("%s; exporting for the sample's size only.", message)
+    elif dynamic:
         dims = {
             "image": {
                 1: torch.export.Dim("height", min=min_size, max=max_size),
@@ -164,22 +150,43 @@ def export_torch_export(
             }
         }
         try:
-            with torch.no_grad(), _export_friendly_structures():
+            with torch.no_grad():
                 program = torch.export.export(
                     adapter, (sample_image,), dynamic_shapes=dims, strict=False
                 )
         except Exception as e:  # noqa: BLE001 - any export failure falls back to static sizes
-            message = f"{type(e).__name__}: {str(e).strip().splitlines()[0] if str(e) else ''}"
+            message = _explain(e)
             logger.warning(
                 "torch.export with dynamic height/width failed (%s); exporting for the sample's "
                 "size %s only.",
                 message,
-                tuple(sample_image.shape[1:]),
+                (h, w),
             )
+    checks: list[ResolutionCheck] = []
+    if program is not None:
+        if check_images is None:
+            oh, ow = (max(min_size, v) for v in other_resolution(h, w))
+            check_images = [
+                torch.nn.functional.interpolate(
+                    sample_image[None], size=(oh, ow), mode="bilinear", align_corners=False
+                )[0]
+            ]
+        module = program.module()
+        checks = [check_resolution(module, model, img) for img in check_images]
+        failed = [ch for ch in checks if not ch.ok]
+        if failed:  # wrong detections at another size: a fixed-size program refuses instead
+            message = "; ".join(f"at {c.size[0]}x{c.size[1]}: {c.message}" for c in failed)
+            logger.warning(
+                "The dynamic program does not reproduce the model (%s); exporting for the "
+                "sample's size %s only.",
+                message,
+                (h, w),
+            )
+            program = None
     is_dynamic = program is not None
     if program is None:
         try:
-            with torch.no_grad(), _export_friendly_structures():
+            with torch.no_grad():
                 program = torch.export.export(adapter, (sample_image,), strict=False)
         except Exception as e:
             raise RuntimeError(
@@ -188,4 +195,5 @@ def export_torch_export(
     ops = rotated_det_ops_in_exported_program(program)
     if require_rotated_ops and not ops:
         raise RuntimeError("the exported program calls no torch.ops.rotated_det op")
-    return TorchExport(program, is_dynamic, ops, message)
+    size_range = (min_size, max_size) if is_dynamic else None
+    return TorchExport(program, is_dynamic, ops, message, size_range, checks)

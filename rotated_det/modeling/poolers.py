@@ -4,6 +4,7 @@ import math
 
 import torch
 from torch import nn
+from torch.fx.experimental.symbolic_shapes import guard_or_false
 
 from rotated_det.layers import ROIAlignRotated
 from rotated_det.layers.wrappers import cat, nonzero_tuple
@@ -143,7 +144,10 @@ class ROIPooler(nn.Module):
         output = x[0].new_zeros((rois.shape[0], num_channels) + self.output_size)
         for level, pooler in enumerate(self.level_poolers):
             inds = nonzero_tuple(levels == level)[0]
-            if inds.numel() == 0:
+            # Skipping an empty level only saves time (its rows stay zero). Not under tracing,
+            # where the trace-time emptiness would be frozen into the graph; under torch.export
+            # the count is data-dependent and guard_or_false takes it as non-empty.
+            if not torch.jit.is_tracing() and guard_or_false(inds.numel() == 0):
                 continue
             output.index_put_((inds,), pooler(x[level], rois[inds]))
         return output

@@ -9,6 +9,20 @@ import torch
 __all__ = ["Instances"]
 
 
+def _num_rows(value: Any) -> "int | torch.SymInt":
+    """Length of a field. ``len()`` must return a Python int, so tensors (and objects holding a
+    ``tensor``, like RotatedBoxes) are measured by ``shape[0]``, which stays symbolic under
+    ``torch.export``. Under ``torch.jit.trace`` shapes are traced tensors: there ``len()`` gives
+    the trace-time length, which is all the check needs."""
+    if torch.jit.is_tracing():
+        with warnings.catch_warnings(record=True):  # len() of a traced tensor warns
+            return len(value)
+    tensor = value if isinstance(value, torch.Tensor) else getattr(value, "tensor", None)
+    if isinstance(tensor, torch.Tensor) and tensor.dim() > 0:
+        return tensor.shape[0]
+    return len(value)
+
+
 class Instances:
     """
     The objects of one image, as named fields of equal length N ("gt_boxes", "gt_classes",
@@ -57,15 +71,25 @@ class Instances:
         """
         Set field ``name`` to ``value``. Raises ValueError if its length differs from the length
         of the fields already present.
+
+        Under ``torch.export`` a length may be symbolic (e.g. the data-dependent number of boxes
+        NMS keeps); the check then becomes a runtime assertion of the exported program.
         """
-        with warnings.catch_warnings(record=True):
-            # len() of a traced tensor warns; the length is still right for this trace
-            data_len = len(value)
-        if len(self._fields) and len(self) != data_len:
-            raise ValueError(
-                f"Instances: adding field '{name}' of length {data_len} to Instances of "
-                f"length {len(self)}"
-            )
+        data_len = _num_rows(value)
+        if self._fields:
+            length = _num_rows(next(iter(self._fields.values())))
+
+            def message() -> str:
+                return (
+                    f"Instances: adding field '{name}' of length {data_len} to Instances of "
+                    f"length {length}"
+                )
+
+            if isinstance(data_len, int) and isinstance(length, int):
+                if data_len != length:
+                    raise ValueError(message())
+            else:
+                torch._check(data_len == length, message)
         self._fields[name] = value
 
     def has(self, name: str) -> bool:

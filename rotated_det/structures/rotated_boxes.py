@@ -3,6 +3,7 @@
 import math
 
 import torch
+from torch.fx.experimental.symbolic_shapes import guard_or_false
 
 from .boxes import Boxes
 
@@ -46,7 +47,9 @@ class RotatedBoxes(Boxes):
         if torch.jit.is_tracing():  # sizes are traced values; the checks would be constants
             self.tensor = tensor
             return
-        if tensor.numel() == 0:
+        # guard_or_false: under torch.export the number of rows may be data-dependent (NMS
+        # output); it is then taken as non-empty, and an [N, 5] tensor needs no reshape anyway.
+        if guard_or_false(tensor.numel() == 0):
             tensor = tensor.reshape((-1, 5))
         if tensor.dim() != 2 or tensor.size(-1) != 5:
             raise ValueError(

@@ -18,6 +18,7 @@ from rotated_det.export import (
     TracingAdapter,
     check_resolution,
     compare_detections,
+    dynamic_min_size,
     export_torch_export,
     export_torchscript_tracing,
     outputs_to_instances,
@@ -103,32 +104,42 @@ def test_torch_export_tiny_dynamic_and_static_fallback():
     assert check_resolution(fixed.program.module(), static, img).ok
 
 
+# The coarsest feature map must be at least 2 x 2 for a dynamic export: P7 (stride 128) of
+# RetinaNet needs sizes >= 129, P6 (stride 64) of the two-stage detectors' FPN >= 65.
+MIN_DYNAMIC_SIZE = {"rotated_retinanet": 129, "rotated_faster_rcnn": 65, "oriented_rcnn": 65}
+
+
 @pytest.mark.parametrize("name", sorted(SMALL_DETECTORS))
-def test_torchscript_every_detector_calls_rotated_ops_and_matches_eager(name):
+def test_every_detector_traces_and_exports_for_any_resolution(name):
+    """TorchScript trace and dynamic torch.export of each detector at 160 x 192 reproduce the
+    eager model at 160 x 192 and at 224 x 136 (taller: a size frozen into the graph would clip
+    boxes at the traced image border; not a multiple of 32: padding follows the input)."""
     model = build_small_detector(name)
-    img = image(128, 160)
-    result = export_torchscript_tracing(model, img)
-    assert "rotated_det::batched_nms_rotated" in result.ops
+    sample, other = image(160, 192), image(224, 136, seed=3)
+    expected = {size: eager(model, x) for size, x in [("sample", sample), ("other", other)]}
+    assert all(len(e[0]) > 0 for e in expected.values())
+
+    traced = export_torchscript_tracing(model, sample)
+    assert "rotated_det::batched_nms_rotated" in traced.ops
     if name != "rotated_retinanet":  # two-stage detectors pool rotated RoIs
-        assert "rotated_det::roi_align_rotated_forward" in result.ops
-    expected = eager(model, img)
-    assert len(expected[0]) > 0
-    assert compare_detections(tuple(result.module(img)), expected) is None
-    # Another resolution: right detections, or a clear refusal -- never wrong boxes.
-    other = image(96, 128, seed=3)
-    if result.dynamic_resolution:
-        assert compare_detections(tuple(result.module(other)), eager(model, other)) is None
-    else:
-        with pytest.raises(torch.jit.Error, match=r"traced at input size \[3, 128, 160\]"):
-            result.module(other)
+        assert "rotated_det::roi_align_rotated_forward" in traced.ops
+    assert traced.dynamic_resolution, [c.message for c in traced.resolution_checks]
+    assert compare_detections(tuple(traced.module(sample)), expected["sample"]) is None
+    assert compare_detections(tuple(traced.module(other)), expected["other"]) is None
 
-
-def test_torch_export_retinanet_matches_eager():
-    model = build_small_detector("rotated_retinanet")
-    img = image(160, 192)
-    result = export_torch_export(model, img, dynamic=False)
-    assert result.ops == ["rotated_det::batched_nms_rotated"]
-    assert compare_detections(tuple(result.program.module()(img)), eager(model, img)) is None
+    exported = export_torch_export(model, sample)
+    assert exported.dynamic_resolution, exported.message
+    assert exported.size_range == (MIN_DYNAMIC_SIZE[name], 4096)
+    assert dynamic_min_size(model) == MIN_DYNAMIC_SIZE[name]
+    assert exported.resolution_checks and all(c.ok for c in exported.resolution_checks)
+    assert set(traced.ops) == set(exported.ops)
+    program = exported.program.module()
+    assert compare_detections(tuple(program(sample)), expected["sample"]) is None
+    assert compare_detections(tuple(program(other)), expected["other"]) is None
+    # Below the smallest dynamic size the program refuses, naming the bound.
+    small = MIN_DYNAMIC_SIZE[name] - 1
+    check = check_resolution(program, model, image(small, 160, seed=5))
+    assert not check.ok and f">= {MIN_DYNAMIC_SIZE[name]}" in check.message, check.message
 
 
 def test_exported_files_run_in_fresh_process_with_only_torch(tmp_path):

@@ -94,3 +94,33 @@ def test_repr():
     s = repr(make(2))
     assert s.startswith("Instances(num_instances=2, image_height=20, image_width=30, fields=[")
     assert "gt_boxes: RotatedBoxes(" in s and "gt_classes: tensor([0, 1])" in s
+
+
+def test_torch_export_with_data_dependent_rows():
+    """A masked selection (like NMS output) has a data-dependent number of rows under
+    torch.export: RotatedBoxes and Instances accept it, and the length check becomes a runtime
+    assertion of the program."""
+
+    class Select(torch.nn.Module):
+        def forward(self, boxes, scores, other):
+            keep = torch.nonzero(scores > 0.5)[:, 0]
+            inst = Instances((100, 120), pred_boxes=RotatedBoxes(boxes[keep]))
+            inst.scores = scores[keep]
+            inst.other = other[other > 0.5]  # an unrelated count: must equal at run time
+            return inst.pred_boxes.tensor, inst.scores
+
+    boxes = torch.arange(20, dtype=torch.float32).view(4, 5)
+    scores = torch.tensor([0.9, 0.1, 0.7, 0.6])
+    other = torch.tensor([0.8, 0.9, 0.2, 0.7])
+    ep = torch.export.export(
+        Select(),
+        (boxes, scores, other),
+        dynamic_shapes=({0: torch.export.Dim("N")}, {0: torch.export.Dim("N")}, None),
+    )
+    got_boxes, got_scores = ep.module()(boxes, scores, other)
+    assert torch.equal(got_boxes, boxes[[0, 2, 3]]) and torch.equal(got_scores, scores[[0, 2, 3]])
+    with pytest.raises(RuntimeError, match="Runtime assertion failed"):
+        ep.module()(boxes, scores, torch.tensor([0.8, 0.1, 0.2, 0.1]))
+    # eager: the same mismatch is a ValueError
+    with pytest.raises(ValueError, match="adding field 'other' of length 1"):
+        Select()(boxes, scores, torch.tensor([0.8, 0.1, 0.2, 0.1]))

@@ -92,10 +92,12 @@ def _gt_instances(batched_inputs: list[dict], device: torch.device) -> list[Inst
 
 
 def postprocess_batch(results: list[Instances], batched_inputs: list[dict]) -> list[dict]:
-    """Wrap per-image results as ``{"instances": ...}`` in each input's original size."""
+    """Wrap per-image results as ``{"instances": ...}`` in each input's original size
+    ("height"/"width" of the input dict; default the network's input size, kept as the traced /
+    symbolic size under tracing and torch.export)."""
     processed = []
     for res, x in zip(results, batched_inputs):
         height = x.get("height", res.image_size[0])
         width = x.get("width", res.image_size[1])
-        processed.append({"instances": detector_postprocess(res, int(height), int(width))})
+        processed.append({"instances": detector_postprocess(res, height, width)})
     return processed

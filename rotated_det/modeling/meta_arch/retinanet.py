@@ -14,6 +14,7 @@ from ..losses.box_regression_loss import box_regression_loss, check_box_reg_loss
 from ..losses.focal_loss import sigmoid_focal_loss
 from ..matcher import Matcher
 from ..rotated_iou import pairwise_iou_rotated_sparse
+from ..shape_utils import min_size
 from .preprocessing import preprocess_image
 from .rcnn import _gt_instances, postprocess_batch
 
@@ -256,7 +257,7 @@ class RotatedRetinaNet(nn.Module):
                 keep = probs > self.test_score_thresh
                 scores = probs[keep]
                 idx = torch.nonzero(keep, as_tuple=True)[0]
-                k = min(self.test_topk_candidates, idx.numel())
+                k = min_size(idx.shape[0], self.test_topk_candidates)
                 scores, order = scores.topk(k)
                 idx = idx[order]
                 anchor_idx = idx // self.num_classes

@@ -7,6 +7,8 @@ import torch
 from rotated_det.layers import batched_nms_rotated
 from rotated_det.structures import Instances, RotatedBoxes
 
+from ..shape_utils import min_size
+
 __all__ = ["find_top_rrpn_proposals", "add_ground_truth_to_proposals"]
 
 
@@ -47,7 +49,7 @@ def find_top_rrpn_proposals(
     for level, (anc, logits, deltas) in enumerate(
         zip(anchors, pred_objectness_logits, pred_anchor_deltas)
     ):
-        k = min(pre_nms_topk, logits.shape[1])
+        k = min_size(logits.shape[1], pre_nms_topk)
         scores, idx = logits.topk(k, dim=1)  # [N, k]
         sel_deltas = deltas[batch_idx, idx]  # [N, k, D]
         sel_anchors = anc[idx.reshape(-1)]
@@ -64,16 +66,18 @@ def find_top_rrpn_proposals(
         scores = all_scores[i]
         levels = all_levels
         finite = torch.isfinite(boxes.tensor).all(dim=1) & torch.isfinite(scores)
-        if not bool(finite.all()):
-            if training:
+        if training:
+            if not bool(finite.all()):
                 raise FloatingPointError(
                     "Predicted boxes or scores contain Inf/NaN; the training has diverged."
                 )
+        else:
+            # Indexed unconditionally (selecting all rows changes nothing): a Python branch on
+            # the mask's values would freeze into a trace and cannot be exported.
             boxes, scores, levels = boxes[finite], scores[finite], levels[finite]
         boxes.clip(image_size)
         keep = boxes.nonempty(threshold=min_box_size)
-        if not bool(keep.all()):
-            boxes, scores, levels = boxes[keep], scores[keep], levels[keep]
+        boxes, scores, levels = boxes[keep], scores[keep], levels[keep]
         keep = batched_nms_rotated(boxes.tensor, scores, levels, nms_thresh)[:post_nms_topk]
         res = Instances(image_size)
         res.proposal_boxes = boxes[keep]

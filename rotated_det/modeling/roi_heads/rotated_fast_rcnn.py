@@ -38,8 +38,8 @@ def fast_rcnn_inference_rotated(
     results, kept = [], []
     for b, s, shape in zip(boxes, scores, image_shapes):
         valid = torch.isfinite(b).all(dim=1) & torch.isfinite(s).all(dim=1)
-        if not bool(valid.all()):
-            b, s = b[valid], s[valid]
+        # indexed unconditionally: a Python branch on the mask would freeze into a trace
+        b, s = b[valid], s[valid]
         roi_index = torch.nonzero(valid, as_tuple=True)[0]
         s = s[:, :-1]
         num_classes = s.shape[1]
@@ -62,6 +62,15 @@ def fast_rcnn_inference_rotated(
         results.append(res)
         kept.append(roi_index[r[keep]])
     return results, kept
+
+
+def _split_per_image(x: torch.Tensor, proposals: list[Instances]) -> list[torch.Tensor]:
+    """Split the rows of ``x`` by the number of proposals of each image. Counts are read from
+    shapes (``len()`` must return a Python int, which freezes into a trace and cannot hold
+    torch.export's data-dependent sizes); one image needs no split at all."""
+    if len(proposals) == 1:
+        return [x]
+    return list(x.split([p.proposal_boxes.tensor.shape[0] for p in proposals]))
 
 
 class RotatedFastRCNNOutputLayers(nn.Module):
@@ -173,17 +182,16 @@ class RotatedFastRCNNOutputLayers(nn.Module):
     def predict_boxes(self, predictions, proposals: list[Instances]) -> list[torch.Tensor]:
         """Decoded boxes per image: ``[R_i, K * 5]`` (or ``[R_i, 5]``)."""
         _, deltas = predictions
-        counts = [len(p) for p in proposals]
-        if not counts:
+        if not proposals:
             return []
         boxes = torch.cat([p.proposal_boxes.tensor for p in proposals])
         decoded = self.box2box_transform.apply_deltas(deltas, boxes)
-        return list(decoded.split(counts))
+        return _split_per_image(decoded, proposals)
 
     def predict_probs(self, predictions, proposals: list[Instances]) -> list[torch.Tensor]:
         """Softmax class probabilities per image: ``[R_i, K + 1]``."""
         scores, _ = predictions
-        return list(F.softmax(scores, dim=-1).split([len(p) for p in proposals]))
+        return _split_per_image(F.softmax(scores, dim=-1), proposals)
 
     def inference(self, predictions, proposals: list[Instances]):
         """Detections per image (see ``fast_rcnn_inference_rotated``)."""
