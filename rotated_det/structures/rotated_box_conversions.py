@@ -61,8 +61,8 @@ with each of the 6 point pairs and keeps the smallest (ties: the first pair in t
 (float32) of the minimum, so the choice does not depend on rounding). Ties are common: every side
 of an acute triangle, or two hull edges that see the same farthest point, give different minimal
 rectangles of equal area; any of them is a correct answer, the rule makes the choice
-deterministic (``rotated_det.data``'s numpy ``quads_to_rboxes`` follows the same rule, except
-that it may pick another tied rectangle when two points coincide).
+deterministic. This is the only implementation: ``rotated_det.data`` converts label polygons
+with it too (``polys_to_rboxes`` in ``rotated_det.data.datasets.dota`` is a thin wrapper).
 For a true rectangle it returns that rectangle to float precision. Collinear points give
 ``h == 0`` (a segment), identical points ``w == h == 0``. The result is normalised with
 ``version`` (default ``"le90"``: ``w >= h``, angle in [-90, 90)). Rows with NaN or infinite

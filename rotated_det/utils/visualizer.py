@@ -13,8 +13,11 @@ It is built for dense aerial scenes (hundreds of small objects):
 - a legend lists each drawn class with its colour and number of boxes;
 - ``scale`` > 1 renders on an upscaled canvas, which gives small objects room for their labels.
 
-This module is on the ground floor (it imports no other rotated_det package): boxes may be
-``RotatedBoxes``, tensors or arrays of shape (N, 5) = (cx, cy, w, h, angle in degrees, CCW).
+Boxes may be ``RotatedBoxes``, tensors or arrays of shape (N, 5) = (cx, cy, w, h, angle in
+degrees, CCW); their corners come from ``rotated_det.structures``' ``rbox_to_poly`` (the one
+definition of the box convention), in its order: (-w/2, -h/2), (+w/2, -h/2), (+w/2, +h/2),
+(-w/2, +h/2) in the box frame. Apart from that pure-tensor helper the module needs no other
+rotated_det package (dataset metadata is any object with ``thing_classes``).
 """
 
 from __future__ import annotations
@@ -27,33 +30,16 @@ from typing import Any
 import cv2
 import numpy as np
 
-__all__ = ["Visualizer", "VisImage", "rotated_box_corners", "class_color"]
+from rotated_det.structures.rotated_box_conversions import rbox_to_poly
+
+__all__ = ["Visualizer", "VisImage", "class_color"]
 
 # BoxMode values of the dataset-dict convention (rotated_det.structures.BoxMode); repeated here
-# as integers because utils must not import structures.
+# as integers (the visualizer takes plain ints from dataset dicts).
 _XYXY_ABS, _XYWH_ABS, _XYWHA_ABS = 0, 1, 4
 _FONT = cv2.FONT_HERSHEY_SIMPLEX
 # A label may cover at most this fraction of its area with (other) boxes.
 _MAX_BOX_COVER = 0.2
-
-
-def rotated_box_corners(boxes: Any) -> np.ndarray:
-    """(N, 5) rotated boxes (cx, cy, w, h, angle_deg) -> (N, 4, 2) float64 corners.
-
-    Corners go around the box: centre + (w/2) u + (h/2) v with signs (-,-), (+,-), (+,+), (-,+),
-    where u = (cos a, -sin a) is the w-axis and v = (sin a, cos a) the h-axis in image
-    coordinates (y down), the repository's box convention.
-    """
-    b = _to_numpy(boxes).astype(np.float64).reshape(-1, 5)
-    cx, cy, w, h, a = (b[:, i] for i in range(5))
-    rad = np.deg2rad(a)
-    cos, sin = np.cos(rad), np.sin(rad)
-    ux, uy = cos * w / 2, -sin * w / 2
-    vx, vy = sin * h / 2, cos * h / 2
-    signs = np.array([[-1, -1], [1, -1], [1, 1], [-1, 1]], dtype=np.float64)
-    xs = cx[:, None] + signs[None, :, 0] * ux[:, None] + signs[None, :, 1] * vx[:, None]
-    ys = cy[:, None] + signs[None, :, 0] * uy[:, None] + signs[None, :, 1] * vy[:, None]
-    return np.stack([xs, ys], axis=-1)
 
 
 def class_color(class_id: int) -> tuple[int, int, int]:
@@ -207,7 +193,7 @@ class Visualizer:
             ]
         # Bigger boxes first so that small boxes stay visible on top; labels best score first.
         order = np.argsort(-(boxes[:, 2] * boxes[:, 3]), kind="stable")
-        corners = rotated_box_corners(boxes) * self.output.scale
+        corners = rbox_to_poly(boxes).reshape(-1, 4, 2) * self.output.scale
         self._draw_fills(corners[order], classes[order])
         for i in order:
             self._draw_box(corners[i], self._color(classes[i]), bool(dashed[i]))

@@ -9,7 +9,7 @@ import torch
 
 from rotated_det.data import DOTA_V1_CLASSES, load_dota_instances
 from rotated_det.structures import Instances, RotatedBoxes, rbox_to_poly
-from rotated_det.utils.visualizer import Visualizer, class_color, rotated_box_corners
+from rotated_det.utils.visualizer import Visualizer, class_color
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 DOTA = os.path.join(REPO, "..", "shared", "data", "dota_samples")
@@ -26,26 +26,43 @@ def near(img, rgb, tol=40):
     return np.abs(img.astype(int) - np.array(rgb)).max(axis=-1) <= tol
 
 
-def test_corners_match_structures_reference():
-    rng = np.random.default_rng(0)
-    boxes = np.column_stack(
-        [
-            rng.uniform(0, 500, 50),
-            rng.uniform(0, 500, 50),
-            rng.uniform(1, 90, 50),
-            rng.uniform(1, 90, 50),
-            rng.uniform(-180, 180, 50),
-        ]
+def corners(box):
+    """(4, 2) corners of one (cx, cy, w, h, angle) box, from structures' rbox_to_poly."""
+    return rbox_to_poly(np.asarray([box], dtype=np.float64)).reshape(4, 2)
+
+
+def test_box_is_drawn_at_its_hand_worked_corners_with_heading():
+    # An 80 x 40 box at 30 deg counter-clockwise on screen, centre (100, 100): its w-axis is
+    # (cos 30, -sin 30), its h-axis (sin 30, cos 30) (image y down). Hand-worked corners:
+    u = np.array([np.cos(np.pi / 6), -0.5]) * 40  # w/2 along the w-axis
+    v = np.array([0.5, np.cos(np.pi / 6)]) * 20  # h/2 along the h-axis
+    c0 = np.array([100.0, 100.0])
+    hand = np.stack([c0 - u - v, c0 + u - v, c0 + u + v, c0 - u + v])
+    np.testing.assert_allclose(corners([100, 100, 80, 40, 30]), hand, atol=1e-9)
+    img = np.zeros((200, 200, 3), np.uint8)
+    vis = Visualizer(img, Meta(["a"], colors=[(0, 255, 0)]), fill_alpha=0.0, show_legend=False)
+    out = vis.draw_instance_predictions(
+        Instances(
+            (200, 200),
+            pred_boxes=RotatedBoxes(torch.tensor([[100.0, 100.0, 80.0, 40.0, 30.0]])),
+            scores=torch.tensor([0.9]),
+            pred_classes=torch.tensor([0]),
+        )
     )
-    ref = rbox_to_poly(torch.from_numpy(boxes)).numpy().reshape(-1, 4, 2)
-    ours = rotated_box_corners(boxes)
-    # Same corner set (order may start elsewhere).
-    d = np.linalg.norm(ours[:, :, None] - ref[:, None], axis=-1).min(axis=2)
-    assert d.max() < 1e-6
-    # Hand-worked: a 20 x 10 box at 30 deg CCW on screen: w-axis (cos30, -sin30).
-    c = rotated_box_corners([[100, 100, 20, 10, 30]])[0]
-    right_mid = (c[1] + c[2]) / 2
-    np.testing.assert_allclose(right_mid, [100 + 10 * np.cos(np.pi / 6), 100 - 10 * 0.5])
+    green = near(out.get_image(), (0, 255, 0))
+
+    def drawn(p, r=1):
+        x, y = np.round(p).astype(int)
+        return green[y - r : y + r + 1, x - r : x + r + 1].any()
+
+    # Outline: every corner and edge point drawn; the clockwise-turned box (-30 deg) is not.
+    for k in range(4):
+        for t in (0.0, 0.25, 0.5, 0.75):
+            assert drawn(hand[k] + t * (hand[(k + 1) % 4] - hand[k])), (k, t)
+    mirrored = np.stack([c0 - u * [1, -1] - v * [-1, 1], c0 + u * [1, -1] + v * [-1, 1]])
+    assert not any(drawn(p) for p in mirrored)
+    # Heading: from the centre towards +w-axis (up-right on screen), not the other way.
+    assert drawn(c0 + 0.5 * u) and not drawn(c0 - 0.5 * u)
 
 
 def test_draws_outline_heading_label_and_legend():
@@ -60,7 +77,7 @@ def test_draws_outline_heading_label_and_legend():
     assert canvas.shape == (200, 300, 3) and out.num_boxes == 1 and out.num_labels_drawn == 1
     green = near(canvas, (0, 255, 0))
     # Every edge midpoint and the heading line's end are drawn in the class colour.
-    c = rotated_box_corners([[150.0, 120.0, 100.0, 40.0, 20.0]])[0]
+    c = corners([150.0, 120.0, 100.0, 40.0, 20.0])
     for k in range(4):
         x, y = np.round((c[k] + c[(k + 1) % 4]) / 2).astype(int)
         assert green[y - 1 : y + 2, x - 1 : x + 2].any(), (k, x, y)
@@ -123,7 +140,7 @@ def test_dense_dota_scene_p0706(tmp_path):
     visible = 0
     ships = [a for a in d["annotations"] if a["category_id"] == ship]
     for a in ships:
-        c = rotated_box_corners([a["bbox"]])[0] * 2.0
+        c = corners(a["bbox"]) * 2.0
         mids = [np.round((c[k] + c[(k + 1) % 4]) / 2).astype(int) for k in range(4)]
         hits = sum(
             drawn[max(y - 2, 0) : y + 3, max(x - 2, 0) : x + 3].any()
