@@ -34,6 +34,8 @@ logger = logging.getLogger("rotated_det")
 
 
 def do_test(cfg):
+    # a model whose classes do not match the test data's metadata fails here, naming the keys
+    DefaultTrainer.check_config(cfg, splits=("test",))
     model = DefaultTrainer.build_model(cfg)
     model = create_ddp_model(model)
     init = cfg.train.init_checkpoint

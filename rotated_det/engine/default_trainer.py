@@ -12,7 +12,9 @@ from omegaconf import DictConfig
 
 from rotated_det.checkpoint import DetectionCheckpointer
 from rotated_det.config import instantiate
+from rotated_det.data import MetadataCatalog
 from rotated_det.evaluation.evaluator import inference_on_dataset
+from rotated_det.modeling.config_checks import ModelConfigError, check_model_config
 from rotated_det.solver import LRMultiplier
 from rotated_det.utils import comm
 from rotated_det.utils.events import CommonMetricPrinter, JSONWriter, TensorboardXWriter
@@ -22,7 +24,7 @@ from . import hooks
 from .defaults import _get, create_ddp_model
 from .train_loop import AMPTrainer, SimpleTrainer, TrainerBase
 
-__all__ = ["DefaultTrainer"]
+__all__ = ["DefaultTrainer", "check_model_against_datasets", "dataset_names"]
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +53,75 @@ def _put_model_in_optimizer_cfg(opt_cfg: Any, model: torch.nn.Module) -> Any:
             "get_default_optimizer_params) or null, got " + repr(params)
         )
     return opt_cfg
+
+
+def dataset_names(loader_cfg: Any) -> list[str]:
+    """Names of the registered datasets a (lazy) data loader config reads: every ``names``
+    argument (``get_detection_dataset_dicts(names=...)``, usually at ``dataset.names``) found
+    below ``loader_cfg``, in order, without duplicates. ``[]`` when there is none (e.g. a loader
+    over an in-memory list)."""
+    found: list[str] = []
+
+    def walk(node: Any, depth: int) -> None:
+        if depth > 8:
+            return
+        if isinstance(node, (Mapping, DictConfig)):
+            for key in list(node.keys()):
+                try:
+                    value = node[key]
+                except Exception:  # noqa: BLE001 - unresolvable interpolation / missing value
+                    continue
+                if key == "names":
+                    values = [value] if isinstance(value, str) else value
+                    if isinstance(values, (list, tuple)) or type(values).__name__ == "ListConfig":
+                        for v in values:
+                            if isinstance(v, str) and v not in found:
+                                found.append(v)
+                    continue
+                walk(value, depth + 1)
+        elif isinstance(node, (list, tuple)) or type(node).__name__ == "ListConfig":
+            for value in node:
+                walk(value, depth + 1)
+
+    walk(loader_cfg, 0)
+    return found
+
+
+def check_model_against_datasets(model: Any, cfg: DictConfig, split: str) -> list[str]:
+    """Run :func:`rotated_det.modeling.check_model_config` on ``model`` (the lazy ``cfg.model``
+    or a built model) against the ``thing_classes`` in the metadata of each dataset that
+    ``cfg.dataloader.<split>`` reads. Datasets whose metadata has no ``thing_classes`` (not
+    registered yet, or unlabeled) are left out; the model is still checked for internal
+    consistency. Returns the names checked against.
+
+    Raises:
+        ModelConfigError: naming the config keys that disagree and the dataset.
+    """
+    names = dataset_names(_get(cfg, f"dataloader.{split}", None))
+    registered = set(MetadataCatalog.list())
+    checked = []
+    for name in names:
+        classes = MetadataCatalog.get(name).get("thing_classes") if name in registered else None
+        if classes is None:
+            logger.info(
+                "Dataset '%s' (dataloader.%s) has no thing_classes in its metadata yet; the "
+                "model's class count is not checked against it.",
+                name,
+                split,
+            )
+            continue
+        try:
+            check_model_config(model, thing_classes=list(classes), prefix="model")
+        except ModelConfigError as e:
+            raise ModelConfigError(
+                f"{e}\n(dataset '{name}' read by dataloader.{split}; fix the model's num_classes "
+                f"keys or the dataset names, e.g. on the command line: "
+                f"model.roi_heads.num_classes={len(classes)})"
+            ) from None
+        checked.append(name)
+    if not checked:
+        check_model_config(model, prefix="model")
+    return checked
 
 
 class DefaultTrainer(TrainerBase):
@@ -84,6 +155,9 @@ class DefaultTrainer(TrainerBase):
         if not logging.getLogger("rotated_det").handlers:
             setup_logger()
         self.cfg = cfg
+        # Fail on a model that cannot match its data before building anything (the test split
+        # too: better now than at the first evaluation, hours into training).
+        self.check_config(cfg, splits=("train", "test"))
         model = self.build_model(cfg)
         optimizer = self.build_optimizer(cfg, model)
         data_loader = self.build_train_loader(cfg)
@@ -107,6 +181,28 @@ class DefaultTrainer(TrainerBase):
         self.register_hooks(self.build_hooks())
 
     # --------------------------------------------------------------- building blocks
+    @classmethod
+    def check_config(
+        cls, cfg: DictConfig, splits: tuple[str, ...] = ("train", "test")
+    ) -> list[str]:
+        """Check ``cfg.model`` (class counts, box coder weights) against the metadata of the
+        datasets that ``dataloader.<split>`` reads for each split in the config; see
+        :func:`check_model_against_datasets`. Called by ``__init__`` (train and test) and by
+        ``tools/lazyconfig_train_net.py --eval-only`` (test). Returns the dataset names checked.
+
+        Raises:
+            ModelConfigError: the message names the keys that disagree and the dataset.
+        """
+        if _get(cfg, "model", None) is None:
+            return []
+        present = [s for s in splits if _get(cfg, f"dataloader.{s}", None) is not None]
+        if not present:
+            check_model_config(cfg.model, prefix="model")
+        checked: list[str] = []
+        for split in present:
+            checked += check_model_against_datasets(cfg.model, cfg, split)
+        return checked
+
     @classmethod
     def build_model(cls, cfg: DictConfig) -> torch.nn.Module:
         model = instantiate(cfg.model)
