@@ -111,7 +111,12 @@ def _write_readme(out_dir: str, info: dict) -> None:
         size_text = (
             f"Traced at {h} x {w}; verified to give the eager model's detections at "
             + ", ".join(f"{a} x {b}" for a, b in info["checked_sizes"])
-            + " too, so any input size works."
+            + " too, so other input sizes work"
+            + (
+                f" (from {info['size_range'][0]} to {info['size_range'][1]} pixels a side)."
+                if info.get("size_range")
+                else "."
+            )
         )
     else:
         size_text = (
@@ -269,7 +274,7 @@ def main(argv: list[str] | None = None) -> dict:
         torch.export.save(result.program, path)
         loaded = torch.export.load(path).module()
         dynamic = result.dynamic_resolution
-        checked = []
+        checked = [list(c.size) for c in result.resolution_checks if c.ok]
         ops = result.ops
     export_s = time.perf_counter() - t0
     with torch.no_grad():
@@ -299,6 +304,7 @@ def main(argv: list[str] | None = None) -> dict:
         "traced_size": [int(sample.shape[1]), int(sample.shape[2])],
         "dynamic_resolution": bool(dynamic),
         "checked_sizes": checked,
+        "size_range": list(result.size_range) if getattr(result, "size_range", None) else None,
         "test_resize": _resize_rule(predictor),
         "class_names": _class_names(cfg),
         "rotated_det_ops": ops,
