@@ -14,19 +14,11 @@
 # generalises.
 import os
 
-from omegaconf import OmegaConf
-
 import rotated_det.data.transforms as T
 from rotated_det.config import LazyCall as L
-from rotated_det.data import (
-    DatasetCatalog,
-    DatasetMapper,
-    MetadataCatalog,
-    build_detection_test_loader,
-    build_detection_train_loader,
-    get_detection_dataset_dicts,
-)
-from rotated_det.evaluation import DOTAEvaluator
+from rotated_det.data import DatasetCatalog, MetadataCatalog
+
+from ..common.data.patches import dataloader
 
 P0706_CLASSES = ["ship"]
 P0706_SPLIT = dict(sizes=[512], gaps=[128], rates=[1.0], iof_thr=0.7)
@@ -124,34 +116,19 @@ def _register_p0706() -> None:
 
 _register_p0706()
 
-dataloader = OmegaConf.create()
-dataloader.train = L(build_detection_train_loader)(
-    dataset=L(get_detection_dataset_dicts)(names="dota_p0706_512"),
-    mapper=L(DatasetMapper)(
-        is_train=True,
-        augmentations=[
-            L(T.RandomCrop)(crop_type="absolute", crop_size=(TRAIN_CROP, TRAIN_CROP)),
-            L(T.RandomFlip)(prob=0.5, horizontal=True, vertical=False),
-            L(T.RandomFlip)(prob=0.5, horizontal=False, vertical=True),
-            L(T.RandomRot90)(prob=0.5),
-        ],
-        image_format="BGR",
-        min_box_size=2.0,
-    ),
-    total_batch_size=2,
-    num_workers=1,
-)
-dataloader.test = L(build_detection_test_loader)(
-    dataset=L(get_detection_dataset_dicts)(names="dota_p0706_512", filter_empty=False),
-    mapper=L(DatasetMapper)(is_train=False, augmentations=[], image_format="BGR"),
-    num_workers=1,
-)
-dataloader.evaluator = L(DOTAEvaluator)(
-    dataset_name="dota_p0706_512",
-    merge_patches=True,
-    full_dataset_name="dota_p0706",
-    iou_thresholds=[0.5, 0.75],
-    plot_pr_curves=False,
-)
+dataloader.train.dataset.names = "dota_p0706_512"
+dataloader.train.mapper.augmentations = [
+    L(T.RandomCrop)(crop_type="absolute", crop_size=(TRAIN_CROP, TRAIN_CROP)),
+    L(T.RandomFlip)(prob=0.5, horizontal=True, vertical=False),
+    L(T.RandomFlip)(prob=0.5, horizontal=False, vertical=True),
+    L(T.RandomRot90)(prob=0.5),
+]
+dataloader.train.num_workers = 1
+dataloader.test.dataset.names = "dota_p0706_512"
+dataloader.test.num_workers = 1
+dataloader.evaluator.dataset_name = "dota_p0706_512"
+dataloader.evaluator.full_dataset_name = "dota_p0706"
+dataloader.evaluator.iou_thresholds = [0.5, 0.75]
+dataloader.evaluator.plot_pr_curves = False
 
 __all__ = ["dataloader", "P0706_CLASSES"]
