@@ -1,8 +1,11 @@
-"""Compiled rotated-geometry ops and small nn layers."""
+"""Compiled rotated-geometry ops (loaded from rotated_det/_C.so on import) and small nn layers."""
 
+from .batch_norm import FrozenBatchNorm2d, get_norm
 from .nms import batched_nms_rotated, nms_rotated
 from .roi_align_rotated import ROIAlignRotated, roi_align_rotated
 from .rotated_boxes import box_iou_rotated, pairwise_iou_rotated
+from .shape_spec import ShapeSpec
+from .wrappers import Conv2d, cat, nonzero_tuple, shapes_to_tensor
 
 __all__ = [
     "ROIAlignRotated",
@@ -11,5 +14,11 @@ __all__ = [
     "nms_rotated",
     "pairwise_iou_rotated",
     "roi_align_rotated",
+    "Conv2d",
+    "FrozenBatchNorm2d",
+    "ShapeSpec",
+    "cat",
+    "get_norm",
+    "nonzero_tuple",
+    "shapes_to_tensor",
 ]
-from .wrappers import *  # noqa: E402, F401, F403, I001  (MODEL: Conv2d, cat, ShapeSpec, FrozenBatchNorm2d, get_norm, ...)

@@ -54,10 +54,3 @@ def shapes_to_tensor(x: list[int], device: torch.device | None = None) -> torch.
     if torch.jit.is_tracing() and all(isinstance(t, torch.Tensor) for t in x):
         return torch.stack(x)
     return torch.as_tensor(x, device=device)
-
-
-# The small nn layers are re-exported here so that rotated_det.layers can expose them in one line.
-from .batch_norm import FrozenBatchNorm2d, get_norm  # noqa: E402
-from .shape_spec import ShapeSpec  # noqa: E402
-
-__all__ += ["FrozenBatchNorm2d", "get_norm", "ShapeSpec"]
