@@ -1,6 +1,5 @@
 """DetectionCheckpointer: atomic saves, resume checks, loading foreign formats."""
 
-import logging
 import os
 import pickle
 
@@ -10,32 +9,6 @@ import torch
 from torch import nn
 
 from rotated_det.checkpoint import DetectionCheckpointer, IncompatibleCheckpointError
-
-
-class _Logs(logging.Handler):
-    """Collect records of a logger, whatever its propagate flag (setup_logger clears it)."""
-
-    def __init__(self, name: str):
-        super().__init__(logging.DEBUG)
-        self.records: list[str] = []
-        self._logger = logging.getLogger(name)
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record.getMessage())
-
-    def __enter__(self):
-        self._logger.addHandler(self)
-        self._old_level = self._logger.level
-        self._logger.setLevel(logging.DEBUG)
-        return self
-
-    def __exit__(self, *exc):
-        self._logger.removeHandler(self)
-        self._logger.setLevel(self._old_level)
-
-    @property
-    def text(self) -> str:
-        return "\n".join(self.records)
 
 
 def _model(out=3):
@@ -104,13 +77,13 @@ def test_resume_with_other_shapes_names_keys(tmp_path):
     assert "2.bias: checkpoint (3,) vs model (7,)" in msg
 
 
-def test_finetune_load_skips_mismatched_head_with_warning(tmp_path):
+def test_finetune_load_skips_mismatched_head_with_warning(tmp_path, capture_logs):
     src = _model(out=3)
     DetectionCheckpointer(src, str(tmp_path)).save("pretrained")
     dst = _model(out=7)
     with torch.no_grad():
         dst[0].weight.zero_()
-    with _Logs("rotated_det.checkpoint") as caplog:
+    with capture_logs("rotated_det.checkpoint") as caplog:
         DetectionCheckpointer(dst).resume_or_load(str(tmp_path / "pretrained.pth"), resume=False)
     torch.testing.assert_close(dst[0].weight, src[0].weight)
     assert dst[2].weight.shape == (7, 5)
@@ -151,10 +124,10 @@ def test_only_main_process_writes(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
-def test_numpy_in_checkpoint_needs_trust_fallback(tmp_path):
+def test_numpy_in_checkpoint_needs_trust_fallback(tmp_path, capture_logs):
     src = _model()
     torch.save({"model": src.state_dict(), "extra": np.arange(3)}, tmp_path / "np.pth")
-    with _Logs("rotated_det.checkpoint") as caplog:
+    with capture_logs("rotated_det.checkpoint") as caplog:
         extra = DetectionCheckpointer(_model()).load(str(tmp_path / "np.pth"))
     assert "weights_only=False" in caplog.text
     assert list(extra["extra"]) == [0, 1, 2]

@@ -1,7 +1,6 @@
 """LazyCall / instantiate / LazyConfig load, save, overrides and to_py."""
 
 import dataclasses
-import logging
 import os
 import textwrap
 
@@ -10,32 +9,6 @@ import torch
 from omegaconf import DictConfig
 
 from rotated_det.config import L, LazyConfig, instantiate, locate
-
-
-class _Logs(logging.Handler):
-    """Collect records of a logger, whatever its propagate flag (setup_logger clears it)."""
-
-    def __init__(self, name: str):
-        super().__init__(logging.DEBUG)
-        self.records: list[str] = []
-        self._logger = logging.getLogger(name)
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.records.append(record.getMessage())
-
-    def __enter__(self):
-        self._logger.addHandler(self)
-        self._old_level = self._logger.level
-        self._logger.setLevel(logging.DEBUG)
-        return self
-
-    def __exit__(self, *exc):
-        self._logger.removeHandler(self)
-        self._logger.setLevel(self._old_level)
-
-    @property
-    def text(self) -> str:
-        return "\n".join(self.records)
 
 
 @dataclasses.dataclass
@@ -214,12 +187,12 @@ def test_override_unknown_key_names_key_and_nearest(config_tree):
         LazyConfig.apply_overrides(cfg, ["+train.max_iter=1"])
 
 
-def test_save_falls_back_to_pickle_with_warning(tmp_path):
+def test_save_falls_back_to_pickle_with_warning(tmp_path, capture_logs):
     cfg = DictConfig(
         dict(a=1, fn=L(make_pair)(a=torch.device("cpu")), lam=L(lambda: 1)()),
         flags={"allow_objects": True},
     )
-    with _Logs("rotated_det.config") as caplog:
+    with capture_logs("rotated_det.config") as caplog:
         path = LazyConfig.save(cfg, str(tmp_path / "cfg.yaml"))
     assert path.endswith(".pkl")
     assert "fn.a" in caplog.text and "lam._target_" in caplog.text
