@@ -61,127 +61,20 @@ class _BufferList(nn.Module):
         return iter(self._buffers.values())
 
 
-class DefaultAnchorGenerator(nn.Module):
-    """Horizontal anchors ``(x0, y0, x1, y1)`` in pixels.
+class _GridAnchorGenerator(nn.Module):
+    """Places per-level cell anchors (``cell_anchors``, centred at (0, 0)) on every feature-map
+    cell. Subclasses set ``box_dim``, ``box_class`` and build ``cell_anchors``."""
 
-    Args:
-        sizes: per level a list of sizes in pixels (sqrt of the area), or one list for all levels.
-        aspect_ratios: per level a list of h / w ratios, or one list for all levels.
-        strides: stride of each feature level, in pixels.
-        offset: anchor centers are at ``(i + offset) * stride``; 0.0 or 0.5.
-    """
+    box_dim: int
+    box_class: type
 
-    box_dim = 4
-
-    def __init__(
-        self,
-        sizes: Sequence,
-        aspect_ratios: Sequence,
-        strides: Sequence[int],
-        offset: float = 0.0,
-    ):
+    def __init__(self, strides: Sequence[int], offset: float):
         super().__init__()
         self.strides = list(strides)
         self.num_features = len(self.strides)
         if not 0.0 <= offset < 1.0:
             raise ValueError(f"anchor offset must be in [0, 1), got {offset}")
         self.offset = offset
-        sizes = _broadcast_params(sizes, self.num_features, "sizes")
-        ratios = _broadcast_params(aspect_ratios, self.num_features, "aspect_ratios")
-        self.cell_anchors = _BufferList(
-            [self.generate_cell_anchors(s, r) for s, r in zip(sizes, ratios)]
-        )
-
-    @staticmethod
-    def generate_cell_anchors(
-        sizes: Sequence[float], aspect_ratios: Sequence[float]
-    ) -> torch.Tensor:
-        """Anchors centred at (0, 0): ``[len(sizes) * len(aspect_ratios), 4]`` XYXY."""
-        anchors = []
-        for size in sizes:
-            area = float(size) ** 2
-            for ratio in aspect_ratios:
-                w = math.sqrt(area / ratio)
-                h = ratio * w
-                anchors.append([-w / 2.0, -h / 2.0, w / 2.0, h / 2.0])
-        return torch.tensor(anchors, dtype=torch.float32)
-
-    @property
-    def num_anchors(self) -> list[int]:
-        """Anchors per cell, per level."""
-        return [len(c) for c in self.cell_anchors]
-
-    @property
-    def num_cell_anchors(self) -> list[int]:
-        return self.num_anchors
-
-    def _grid_anchors(self, grid_sizes: list[tuple[int, int]]) -> list[torch.Tensor]:
-        out = []
-        for size, stride, base in zip(grid_sizes, self.strides, self.cell_anchors):
-            x, y = _grid_centers(size, stride, self.offset, base.device)
-            shifts = torch.stack([x, y, x, y], dim=1)
-            out.append((shifts[:, None, :] + base[None, :, :]).reshape(-1, 4))
-        return out
-
-    def forward(self, features: list[torch.Tensor]) -> list[Boxes]:
-        """``features``: per level ``[N, C, H_l, W_l]``. Returns per level Boxes of
-        ``H_l * W_l * A_l`` anchors (the same for every image)."""
-        if len(features) != self.num_features:
-            raise ValueError(
-                f"anchor generator has {self.num_features} strides but got {len(features)} levels"
-            )
-        grid_sizes = [tuple(f.shape[-2:]) for f in features]
-        return [Boxes(a) for a in self._grid_anchors(grid_sizes)]
-
-
-class RotatedAnchorGenerator(nn.Module):
-    """Rotated anchors ``(cx, cy, w, h, angle)`` in pixels and degrees.
-
-    Args:
-        sizes: per level a list of sizes in pixels (sqrt of the area), or one list for all levels.
-        aspect_ratios: per level a list of h / w ratios, or one list for all levels.
-        strides: stride of each feature level, in pixels.
-        angles: per level a list of angles in degrees (counter-clockwise), or one list for all.
-        offset: anchor centers are at ``(i + offset) * stride``; 0.0 or 0.5.
-    """
-
-    box_dim = 5
-
-    def __init__(
-        self,
-        sizes: Sequence,
-        aspect_ratios: Sequence,
-        strides: Sequence[int],
-        angles: Sequence = (-90, -60, -30, 0, 30, 60, 90),
-        offset: float = 0.0,
-    ):
-        super().__init__()
-        self.strides = list(strides)
-        self.num_features = len(self.strides)
-        if not 0.0 <= offset < 1.0:
-            raise ValueError(f"anchor offset must be in [0, 1), got {offset}")
-        self.offset = offset
-        sizes = _broadcast_params(sizes, self.num_features, "sizes")
-        ratios = _broadcast_params(aspect_ratios, self.num_features, "aspect_ratios")
-        angles = _broadcast_params(angles, self.num_features, "angles")
-        self.cell_anchors = _BufferList(
-            [self.generate_cell_anchors(s, r, a) for s, r, a in zip(sizes, ratios, angles)]
-        )
-
-    @staticmethod
-    def generate_cell_anchors(
-        sizes: Sequence[float], aspect_ratios: Sequence[float], angles: Sequence[float]
-    ) -> torch.Tensor:
-        """Anchors centred at (0, 0): ``[len(sizes) * len(aspect_ratios) * len(angles), 5]``."""
-        anchors = []
-        for size in sizes:
-            area = float(size) ** 2
-            for ratio in aspect_ratios:
-                w = math.sqrt(area / ratio)
-                h = ratio * w
-                for angle in angles:
-                    anchors.append([0.0, 0.0, w, h, float(angle)])
-        return torch.tensor(anchors, dtype=torch.float32)
 
     @property
     def num_anchors(self) -> list[int]:
@@ -197,16 +90,108 @@ class RotatedAnchorGenerator(nn.Module):
         for size, stride, base in zip(grid_sizes, self.strides, self.cell_anchors):
             x, y = _grid_centers(size, stride, self.offset, base.device)
             zeros = torch.zeros_like(x)
-            shifts = torch.stack([x, y, zeros, zeros, zeros], dim=1)
-            out.append((shifts[:, None, :] + base[None, :, :]).reshape(-1, 5))
+            # XYXY anchors move both corners; (cx, cy, w, h, a) anchors move only the centre.
+            shift = [x, y, x, y] if self.box_dim == 4 else [x, y, zeros, zeros, zeros]
+            shifts = torch.stack(shift, dim=1)
+            out.append((shifts[:, None, :] + base[None, :, :]).reshape(-1, self.box_dim))
         return out
 
-    def forward(self, features: list[torch.Tensor]) -> list[RotatedBoxes]:
-        """``features``: per level ``[N, C, H_l, W_l]``. Returns per level RotatedBoxes of
+    def forward(self, features: list[torch.Tensor]):
+        """``features``: per level ``[N, C, H_l, W_l]``. Returns per level ``box_class`` boxes of
         ``H_l * W_l * A_l`` anchors (the same for every image)."""
         if len(features) != self.num_features:
             raise ValueError(
                 f"anchor generator has {self.num_features} strides but got {len(features)} levels"
             )
         grid_sizes = [tuple(f.shape[-2:]) for f in features]
-        return [RotatedBoxes(a) for a in self._grid_anchors(grid_sizes)]
+        return [self.box_class(a) for a in self._grid_anchors(grid_sizes)]
+
+
+def _cell_sizes(sizes: Sequence[float], aspect_ratios: Sequence[float]):
+    """``(w, h)`` of each (size, ratio) pair, size-major: area ``size**2``, ``h / w = ratio``."""
+    for size in sizes:
+        area = float(size) ** 2
+        for ratio in aspect_ratios:
+            w = math.sqrt(area / ratio)
+            yield w, ratio * w
+
+
+class DefaultAnchorGenerator(_GridAnchorGenerator):
+    """Horizontal anchors ``(x0, y0, x1, y1)`` in pixels.
+
+    Args:
+        sizes: per level a list of sizes in pixels (sqrt of the area), or one list for all levels.
+        aspect_ratios: per level a list of h / w ratios, or one list for all levels.
+        strides: stride of each feature level, in pixels.
+        offset: anchor centers are at ``(i + offset) * stride``; 0.0 or 0.5.
+    """
+
+    box_dim = 4
+    box_class = Boxes
+
+    def __init__(
+        self,
+        sizes: Sequence,
+        aspect_ratios: Sequence,
+        strides: Sequence[int],
+        offset: float = 0.0,
+    ):
+        super().__init__(strides, offset)
+        sizes = _broadcast_params(sizes, self.num_features, "sizes")
+        ratios = _broadcast_params(aspect_ratios, self.num_features, "aspect_ratios")
+        self.cell_anchors = _BufferList(
+            [self.generate_cell_anchors(s, r) for s, r in zip(sizes, ratios)]
+        )
+
+    @staticmethod
+    def generate_cell_anchors(
+        sizes: Sequence[float], aspect_ratios: Sequence[float]
+    ) -> torch.Tensor:
+        """Anchors centred at (0, 0): ``[len(sizes) * len(aspect_ratios), 4]`` XYXY."""
+        anchors = [
+            [-w / 2.0, -h / 2.0, w / 2.0, h / 2.0] for w, h in _cell_sizes(sizes, aspect_ratios)
+        ]
+        return torch.tensor(anchors, dtype=torch.float32)
+
+
+class RotatedAnchorGenerator(_GridAnchorGenerator):
+    """Rotated anchors ``(cx, cy, w, h, angle)`` in pixels and degrees.
+
+    Args:
+        sizes: per level a list of sizes in pixels (sqrt of the area), or one list for all levels.
+        aspect_ratios: per level a list of h / w ratios, or one list for all levels.
+        strides: stride of each feature level, in pixels.
+        angles: per level a list of angles in degrees (counter-clockwise), or one list for all.
+        offset: anchor centers are at ``(i + offset) * stride``; 0.0 or 0.5.
+    """
+
+    box_dim = 5
+    box_class = RotatedBoxes
+
+    def __init__(
+        self,
+        sizes: Sequence,
+        aspect_ratios: Sequence,
+        strides: Sequence[int],
+        angles: Sequence = (-90, -60, -30, 0, 30, 60, 90),
+        offset: float = 0.0,
+    ):
+        super().__init__(strides, offset)
+        sizes = _broadcast_params(sizes, self.num_features, "sizes")
+        ratios = _broadcast_params(aspect_ratios, self.num_features, "aspect_ratios")
+        angles = _broadcast_params(angles, self.num_features, "angles")
+        self.cell_anchors = _BufferList(
+            [self.generate_cell_anchors(s, r, a) for s, r, a in zip(sizes, ratios, angles)]
+        )
+
+    @staticmethod
+    def generate_cell_anchors(
+        sizes: Sequence[float], aspect_ratios: Sequence[float], angles: Sequence[float]
+    ) -> torch.Tensor:
+        """Anchors centred at (0, 0): ``[len(sizes) * len(aspect_ratios) * len(angles), 5]``."""
+        anchors = [
+            [0.0, 0.0, w, h, float(angle)]
+            for w, h in _cell_sizes(sizes, aspect_ratios)
+            for angle in angles
+        ]
+        return torch.tensor(anchors, dtype=torch.float32)
