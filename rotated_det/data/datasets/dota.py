@@ -308,6 +308,7 @@ def _list_images(image_dir: str, image_exts: Sequence[str]) -> list[str]:
     )
 
 
+@_gc_paused()
 def load_dota_instances(
     image_dir: str,
     label_dir: str | None,
@@ -350,35 +351,6 @@ def load_dota_instances(
         raise ValueError(f"out_of_image must be 'clip', 'drop' or 'keep', got {out_of_image!r}")
     if missing_labels not in ("error", "empty"):
         raise ValueError(f"missing_labels must be 'error' or 'empty', got {missing_labels!r}")
-    with _gc_paused():
-        return _load_dota_instances(
-            image_dir,
-            label_dir,
-            class_names,
-            image_exts,
-            skip_malformed,
-            unknown_classes,
-            out_of_image,
-            min_visible_fraction,
-            clip_tolerance,
-            missing_labels,
-            dataset_name,
-        )
-
-
-def _load_dota_instances(
-    image_dir,
-    label_dir,
-    class_names,
-    image_exts,
-    skip_malformed,
-    unknown_classes,
-    out_of_image,
-    min_visible_fraction,
-    clip_tolerance,
-    missing_labels,
-    dataset_name,
-) -> list[dict]:
     t0 = time.perf_counter()
     tag = dataset_name or image_dir
     class_to_id = {c: i for i, c in enumerate(class_names)}
