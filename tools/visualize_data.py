@@ -2,12 +2,18 @@
 """Draw rotated ground truth of a dataset to image files, as annotated or as the loader yields it.
 
     python tools/visualize_data.py --dataset synthetic_train --source annotation --output-dir vis
+    python tools/visualize_data.py --config-file my_config.py --source annotation --output-dir vis
     python tools/visualize_data.py --config-file configs/common/data/synthetic.py \
         --source dataloader --output-dir vis --num-images 20
 
 ``--source annotation`` draws each dataset dict's boxes on its image; ``--source dataloader``
 draws the mapped training batches (after augmentation), which shows whether augmentations keep
 boxes on their objects. Difficult objects are drawn dashed.
+
+``--config-file`` is loaded (and overridden) for both sources, so datasets that the config
+registers (``register_dota_instances(...)`` in the file) can be drawn; ``--dataset`` defaults to
+the config's ``dataloader.train.dataset.names``. Drawings are named after the image ids,
+escaped by :func:`rotated_det.utils.file_io.safe_path` so that they stay in ``--output-dir``.
 """
 
 from __future__ import annotations
@@ -19,8 +25,10 @@ import os
 import numpy as np
 from tqdm import tqdm
 
+from rotated_det.config import LazyConfig, instantiate
 from rotated_det.data import DatasetCatalog, MetadataCatalog
 from rotated_det.data.detection_utils import read_image
+from rotated_det.utils.file_io import safe_path
 from rotated_det.utils.visualizer import Visualizer
 
 
@@ -29,7 +37,9 @@ def get_parser() -> argparse.ArgumentParser:
     p.add_argument("--source", choices=["annotation", "dataloader"], required=True)
     p.add_argument("--dataset", help="registered dataset name (default: the config's train set)")
     p.add_argument(
-        "--config-file", help="LazyConfig with dataloader.train (for --source dataloader)"
+        "--config-file",
+        help="LazyConfig: runs the dataset registrations it holds; its dataloader.train is the "
+        "default dataset (annotation) and the loader drawn (dataloader)",
     )
     p.add_argument("--output-dir", required=True)
     p.add_argument("--num-images", type=int, default=10, help="images to draw")
@@ -42,33 +52,61 @@ def _metadata_for(name):
     return MetadataCatalog.get(name) if name else None
 
 
+def _train_dataset_names(cfg, config_file: str) -> list[str]:
+    try:
+        names = cfg.dataloader.train.dataset.names
+    except Exception:
+        raise SystemExit(
+            f"{config_file} has no dataloader.train.dataset.names: pass --dataset"
+        ) from None
+    return [names] if isinstance(names, str) else list(names)
+
+
+def _check_registered(names: list[str], config_file: str | None) -> None:
+    missing = [n for n in names if n not in DatasetCatalog.list()]
+    if missing:
+        where = f"{config_file} does not register" if config_file else "no --config-file registers"
+        raise SystemExit(
+            f"Dataset(s) {missing} not registered ({where} them). Register a dataset in a config "
+            "file (e.g. register_dota_instances('my_train', {}, 'images', 'labelTxt', "
+            "class_names=[...])) and pass it with --config-file. Registered: "
+            f"{', '.join(sorted(DatasetCatalog.list()))}"
+        )
+
+
 def main(argv=None) -> list[str]:
     args = get_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(message)s")
+    cfg = None
+    if args.config_file:
+        cfg = LazyConfig.load(args.config_file)  # runs the registrations the file holds
+        cfg = LazyConfig.apply_overrides(cfg, args.opts)
+    elif args.opts:
+        raise SystemExit(f"Overrides {args.opts} need --config-file")
     os.makedirs(args.output_dir, exist_ok=True)
     written = []
     if args.source == "annotation":
-        if not args.dataset:
-            raise SystemExit("--source annotation needs --dataset")
-        dicts = DatasetCatalog.get(args.dataset)
-        md = _metadata_for(args.dataset)
-        for d in tqdm(dicts[: args.num_images], desc="draw"):
+        if args.dataset:
+            names = [args.dataset]
+        elif cfg is not None:
+            names = _train_dataset_names(cfg, args.config_file)
+        else:
+            raise SystemExit("--source annotation needs --dataset or --config-file")
+        _check_registered(names, args.config_file)
+        todo = [(d, name) for name in names for d in DatasetCatalog.get(name)]
+        for d, name in tqdm(todo[: args.num_images], desc="draw"):
             img = read_image(d["file_name"], "RGB")
-            vis = Visualizer(img, md, scale=args.scale).draw_dataset_dict(d)
-            out = os.path.join(args.output_dir, f"{d['image_id']}.jpg")
+            vis = Visualizer(img, _metadata_for(name), scale=args.scale).draw_dataset_dict(d)
+            out = safe_path(args.output_dir, d["image_id"], ".jpg")
             vis.save(out)
             written.append(out)
     else:
-        from rotated_det.config import LazyConfig, instantiate
-
-        if not args.config_file:
+        if cfg is None:
             raise SystemExit("--source dataloader needs --config-file")
-        cfg = LazyConfig.load(args.config_file)
-        cfg = LazyConfig.apply_overrides(cfg, args.opts)
         if args.dataset:
             cfg.dataloader.train.dataset.names = args.dataset
-        names = cfg.dataloader.train.dataset.names
-        md = _metadata_for(names if isinstance(names, str) else names[0])
+        names = _train_dataset_names(cfg, args.config_file)
+        md = _metadata_for(names[0])
         fmt = cfg.dataloader.train.mapper.get("image_format", "BGR")
         loader = instantiate(cfg.dataloader.train)
         n = 0
@@ -89,7 +127,7 @@ def main(argv=None) -> list[str]:
                 vis = vis.overlay_rotated_instances(
                     inst.gt_boxes.tensor.numpy(), inst.gt_classes.numpy()
                 )
-                out = os.path.join(args.output_dir, f"{n:04d}_{x['image_id']}.jpg")
+                out = safe_path(args.output_dir, f"{n:04d}_{x['image_id']}", ".jpg")
                 vis.save(out)
                 written.append(out)
                 n += 1
