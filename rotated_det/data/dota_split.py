@@ -320,6 +320,21 @@ def _list_images(img_dirs: Sequence[str]) -> list[str]:
     return paths
 
 
+def _check_save_dir_apart(save_dir: str, input_dirs: Sequence[str]) -> None:
+    """Raise when ``save_dir`` is an input folder, lies inside one or contains one (symbolic
+    links resolved): patches would mix with the inputs, and a rerun would split them again."""
+    out = os.path.normcase(os.path.realpath(save_dir))
+    for d in input_dirs:
+        inp = os.path.normcase(os.path.realpath(d))
+        if os.path.commonpath([out, inp]) in (out, inp):
+            how = "is" if out == inp else "contains" if len(inp) > len(out) else "lies inside"
+            raise ValueError(
+                f"save_dir {save_dir} {how} the input folder {d}: patches would be mixed with "
+                "the inputs (and split again on a rerun). Choose a save_dir outside every image "
+                "and label folder, e.g. a sibling such as <dataset>/split_ss/<split>."
+            )
+
+
 def _job(args):
     img_path, ann_path, kwargs = args
     labels = None
@@ -368,6 +383,8 @@ def split_dota(
         skip_malformed: skip and count malformed label lines instead of raising.
         progress: tqdm progress bar.
         write_threads: threads encoding patch images, per process.
+    Raises:
+        ValueError: when ``save_dir`` is, contains or lies inside an image or label folder.
     Returns:
         summary: ``images``, ``patches``, ``objects``, ``kept``, ``clipped``, ``dropped``,
         ``malformed``, ``megapixels``, ``seconds``.
@@ -379,6 +396,7 @@ def split_dota(
         )
     if not (len(sizes) == len(gaps)):
         raise ValueError(f"sizes {list(sizes)} and gaps {list(gaps)} must have the same length")
+    _check_save_dir_apart(save_dir, [*img_dirs, *(ann_dirs or [])])
     os.makedirs(os.path.join(save_dir, "images"), exist_ok=True)
     if ann_dirs is not None:
         os.makedirs(os.path.join(save_dir, "labelTxt"), exist_ok=True)

@@ -297,3 +297,41 @@ def test_threaded_writing_gives_the_same_files(samples, tmp_path):
         )
         outs.append({f: (out / "images" / f).read_bytes() for f in os.listdir(out / "images")})
     assert len(outs[0]) == 9 and outs[0] == outs[1]
+
+
+@pytest.mark.parametrize(
+    "save, how",
+    [
+        (".", "contains"),  # the dataset root: patches would land in its images/
+        ("images", "is"),
+        ("labelTxt/split", "lies inside"),
+        ("alias", "is"),  # a symbolic link to images/
+    ],
+)
+def test_save_dir_overlapping_the_inputs_is_refused(tmp_path, save, how):
+    root = tmp_path / "ds"
+    (root / "images").mkdir(parents=True)
+    (root / "labelTxt").mkdir()
+    cv2.imwrite(str(root / "images" / "a.png"), np.zeros((64, 64, 3), np.uint8))
+    (root / "labelTxt" / "a.txt").write_text("1 1 9 1 9 9 1 9 plane 0\n")
+    (root / "alias").symlink_to(root / "images")
+    before = sorted(p.relative_to(root) for p in root.rglob("*"))
+    save_dir = str(root / save)
+    expected_input = "labelTxt" if save.startswith("labelTxt") else "images"
+    argv = ["--img-dirs", str(root / "images"), "--ann-dirs", str(root / "labelTxt")]
+    argv += ["--sizes", "32", "--gaps", "0", "--save-dir", save_dir, "--no-progress"]
+    with pytest.raises(
+        ValueError, match=f"save_dir {save_dir} {how} the input folder .*{expected_input}"
+    ):
+        _tool().main(argv)
+    assert sorted(p.relative_to(root) for p in root.rglob("*")) == before  # nothing written
+    # the same folders apart from each other split normally
+    s = split_dota(
+        [str(root / "images")],
+        str(tmp_path / "out"),
+        [str(root / "labelTxt")],
+        sizes=[32],
+        gaps=[0],
+        progress=False,
+    )
+    assert s["patches"] == 4
