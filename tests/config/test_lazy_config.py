@@ -1,14 +1,17 @@
 """LazyCall / instantiate / LazyConfig load, save, overrides and to_py."""
 
+import copy
 import dataclasses
 import os
 import textwrap
+from collections.abc import Sequence
 
 import pytest
 import torch
 from omegaconf import DictConfig
 
 from rotated_det.config import L, LazyConfig, instantiate, locate
+from rotated_det.config.lazy_config import ConfigKeyError, ConfigTypeError
 
 
 @dataclasses.dataclass
@@ -185,6 +188,72 @@ def test_override_unknown_key_names_key_and_nearest(config_tree):
     assert cfg.model.bias is False
     with pytest.raises(KeyError, match="already exists"):
         LazyConfig.apply_overrides(cfg, ["+train.max_iter=1"])
+
+
+def load_names(names: str | Sequence[str] = "a", filter_empty: bool = True):
+    return names, filter_empty
+
+
+@pytest.mark.parametrize(
+    "override, message",
+    [
+        (
+            "train.max_iter=abc",
+            "Override 'train.max_iter=abc': train.max_iter expects an int (current value 10), got "
+            "str 'abc'. (Use '++train.max_iter=abc' to set a value of another type on purpose.)",
+        ),
+        ("train.max_iter=1e4", "train.max_iter expects an int (current value 10), got float"),
+        ("train.max_iter=true", "train.max_iter expects an int (current value 10), got bool"),
+        ("optimizer.lr=abc", "optimizer.lr expects a float (or an int) (current value 0.2; the"),
+        (
+            "train.amp.enabled=1",
+            "train.amp.enabled expects a bool (true or false) (current value False), got int 1.",
+        ),
+        ("train.steps=3", "train.steps expects a list, got int 3."),
+        ("train.steps=[1,a]", "train.steps.1 expects an int (current value 10), got str 'a'."),
+        ("train.steps.0=b", "train.steps.0 expects an int (current value 10), got str 'b'."),
+        ("train.amp=3", "train.amp expects a config node (dict), got int 3."),
+        ("train.device=true", "Quote it to pass a string: train.device='true'."),
+        # an argument the config does not set is checked against the target's annotation
+        ("model.bias=abc", "model.bias expects bool (the annotation of the argument), got str"),
+    ],
+)
+def test_override_of_wrong_type_names_key_value_and_expected_type(config_tree, override, message):
+    cfg = LazyConfig.load(config_tree)
+    before = copy.deepcopy(cfg)
+    with pytest.raises(ConfigTypeError) as e:
+        LazyConfig.apply_overrides(cfg, [override])
+    assert message in str(e.value)
+    assert isinstance(e.value, TypeError) and isinstance(e.value, ConfigKeyError)
+    assert cfg == before  # nothing was set
+
+
+def test_override_type_coercions_and_escape_hatches(config_tree):
+    cfg = LazyConfig.load(config_tree)
+    cfg.train.mean = [1.0, 2.0]
+    cfg.train.alias = "${train.max_iter}"
+    cfg.data = L(load_names)(names="a")
+    LazyConfig.apply_overrides(
+        cfg,
+        [
+            "optimizer.lr=1",  # int -> float
+            "train.output_dir=2024",  # a number -> the text typed
+            "train.mean=[3,4]",  # elements -> float like the current ones
+            "train.device=null",  # null switches anything off
+            "train.alias=abc",  # an interpolation's type is unknown
+            "data.names=[a,b]",  # `names: str | Sequence[str]` takes a list where "a" was
+            "++train.max_iter=abc",  # ++ sets without the check, on purpose
+            "+train.new=[x]",  # new keys are not checked
+        ],
+    )
+    assert cfg.optimizer.lr == 1.0 and isinstance(cfg.optimizer.lr, float)
+    assert cfg.train.output_dir == "2024"
+    assert list(cfg.train.mean) == [3.0, 4.0] and all(type(v) is float for v in cfg.train.mean)
+    assert cfg.train.device is None and cfg.train.alias == "abc"
+    assert instantiate(cfg.data) == (["a", "b"], True)
+    assert cfg.train.max_iter == "abc" and list(cfg.train.new) == ["x"]
+    with pytest.raises(ConfigTypeError, match="data.filter_empty expects bool"):
+        LazyConfig.apply_overrides(cfg, ["data.filter_empty=0"])
 
 
 def test_save_falls_back_to_pickle_with_warning(tmp_path, capture_logs):
