@@ -26,7 +26,14 @@ _PREFIX = "Task1_"
 
 
 def task1_file_name(class_name: str) -> str:
-    """``Task1_<class>.txt``."""
+    """``Task1_<class>.txt``.
+
+    Raises:
+        ValueError: for a class name that is empty or holds whitespace or a path separator (the
+            evaluation server reads the class from the file name, so it cannot be escaped).
+    """
+    if not class_name or any(ch.isspace() or ch in "/\\" for ch in class_name):
+        raise ValueError(f"class name {class_name!r} cannot be used in a Task1 file name")
     return f"{_PREFIX}{class_name}.txt"
 
 
@@ -57,21 +64,14 @@ class Task1Writer:
         score_digits: int = 6,
         coord_digits: int = 2,
     ):
-        for name in class_names:
-            if not name or any(ch.isspace() or ch in "/\\" for ch in name):
-                raise ValueError(
-                    f"Task1Writer: class name {name!r} cannot be used in a Task1 file name"
-                )
+        file_names = [task1_file_name(c) for c in class_names]  # checks the names
         self.output_dir = output_dir
         self.class_names = list(class_names)
         self.zip_path = (output_dir.rstrip("/\\") + ".zip") if zip_path is None else zip_path
         self._score_fmt = f"{{:.{score_digits}f}}"
         self._coord_fmt = f"{{:.{coord_digits}f}}"
         os.makedirs(output_dir, exist_ok=True)
-        self._files = [
-            open(os.path.join(output_dir, task1_file_name(c)), "w", encoding="utf-8")
-            for c in self.class_names
-        ]
+        self._files = [open(os.path.join(output_dir, n), "w", encoding="utf-8") for n in file_names]
         self.num_images = 0
         self.num_detections = 0
         self._closed = False
@@ -189,10 +189,11 @@ def write_task1_results(
     """Write results in the structure :func:`read_task1_results` returns (class -> image_names,
     scores, polys) as ``Task1_<class>.txt`` files, and zip them (``<output_dir>.zip`` by default,
     ``""`` for no zip). Returns the zip path."""
+    file_names = {cls: task1_file_name(cls) for cls in results}  # checks the names first
     os.makedirs(output_dir, exist_ok=True)
     sf, cf = f"{{:.{score_digits}f}}", f"{{:.{coord_digits}f}}"
     for cls, r in results.items():
-        with open(os.path.join(output_dir, task1_file_name(cls)), "w", encoding="utf-8") as f:
+        with open(os.path.join(output_dir, file_names[cls]), "w", encoding="utf-8") as f:
             for name, score, poly in zip(r["image_names"], r["scores"], r["polys"]):
                 coords = " ".join(cf.format(v) for v in np.asarray(poly).tolist())
                 f.write(f"{name} {sf.format(float(score))} {coords}\n")
