@@ -129,6 +129,17 @@ def test_box_source_and_bbox_mode(tmp_path):
     assert only[0]["annotations"][0]["poly"] == poly
 
 
+def test_byte_order_mark_is_accepted(tmp_path):
+    """A JSON file saved with a UTF-8 byte-order mark (Windows editors) loads as without it."""
+    anns = [_ann(1, bbox=[10, 20, 30, 40, 15])]
+    ref = load_coco_rotated_json(_write(tmp_path, _coco(anns)), "root")
+    path = tmp_path / "bom.json"
+    path.write_text(json.dumps(_coco(anns)), encoding="utf-8-sig")
+    assert path.read_bytes()[:3] == b"\xef\xbb\xbf"
+    got = load_coco_rotated_json(str(path), "root")
+    assert got == ref and got[0]["annotations"][0]["bbox"] == [10, 20, 30, 40, 15]
+
+
 def test_sizes_from_image_and_test_set(tmp_path):
     cv2.imwrite(str(tmp_path / "x.png"), np.zeros((30, 50, 3), np.uint8))
     coco = {"images": [{"id": "x", "file_name": "x.png"}], "categories": [{"id": 1, "name": "c"}]}

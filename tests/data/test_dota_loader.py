@@ -182,6 +182,33 @@ def test_malformed_line_names_file_and_line(tmp_path, caplog):
         parse_dota_label_file(str(p))
 
 
+@pytest.mark.parametrize("flag", ["2", "-1", "01", "1.0", "yes"])
+def test_difficult_flag_other_than_0_or_1_names_file_and_line(tmp_path, caplog, flag):
+    p = tmp_path / "x.txt"
+    p.write_text(f"gsd:1\n1 2 3 2 3 4 1 4 plane 1\n1 2 3 2 3 4 1 4 ship {flag}\n")
+    with pytest.raises(ValueError, match=rf"x\.txt:3: .*difficult flag '{flag}', expected 0 or 1"):
+        parse_dota_label_file(str(p))
+    with caplog.at_level(logging.WARNING):
+        lab = parse_dota_label_file(str(p), skip_malformed=True)
+    assert lab.class_names == ["plane"] and lab.num_malformed == 1 and "x.txt:3" in caplog.text
+
+
+@pytest.mark.parametrize("header", ["", "imagesource:GoogleEarth\ngsd:0.146\n"])
+def test_byte_order_mark_is_accepted(tmp_path, header):
+    text = header + "1 2 3 2 3 4 1 4 plane 0\r\n5 6 7 6 7 8 5 8 ship 1\r\n"
+    p = tmp_path / "x.txt"
+    p.write_text(text, encoding="utf-8-sig")  # what Windows Notepad writes as "UTF-8 with BOM"
+    assert p.read_bytes()[:3] == b"\xef\xbb\xbf"
+    plain = parse_dota_label_text(text)
+    for lab in (parse_dota_label_file(str(p)), parse_dota_label_text("\ufeff" + text)):
+        np.testing.assert_array_equal(lab.polys, plain.polys)
+        assert lab.class_names == ["plane", "ship"] and lab.difficult.tolist() == [0, 1]
+        assert lab.header == plain.header and lab.line_numbers.tolist() == (
+            plain.line_numbers.tolist()
+        )
+    assert plain.header == ({"imagesource": "GoogleEarth", "gsd": "0.146"} if header else {})
+
+
 def test_unknown_class_lists_known_classes(tmp_path, caplog):
     (tmp_path / "i").mkdir()
     (tmp_path / "l").mkdir()

@@ -103,3 +103,18 @@ def test_hrsc_errors(tmp_path):
     (anns / "100000003.xml").write_text("<HRSC_Image><broken>")
     with pytest.raises(ValueError, match="100000003.xml"):
         load_hrsc_instances(str(imgs), str(anns), str(sets / "x.txt"))
+
+
+def test_byte_order_marks_are_accepted(tmp_path):
+    """Annotation XML and split file saved with a UTF-8 byte-order mark (Windows editors) load as
+    without it."""
+    imgs, anns, sets = _make_dataset(tmp_path)
+    (ref,) = load_hrsc_instances(str(imgs), str(anns), str(sets / "trainval.txt"))
+    xml = anns / "100000001.xml"
+    body = xml.read_text()
+    for decl in ("", '<?xml version="1.0" encoding="utf-8"?>\n'):
+        xml.write_text(decl + body, encoding="utf-8-sig")
+        (sets / "bom.txt").write_text("100000001\n", encoding="utf-8-sig")
+        assert xml.read_bytes()[:3] == (sets / "bom.txt").read_bytes()[:3] == b"\xef\xbb\xbf"
+        (d,) = load_hrsc_instances(str(imgs), str(anns), str(sets / "bom.txt"))
+        assert d["image_id"] == "100000001" and d["annotations"] == ref["annotations"]

@@ -78,3 +78,22 @@ def test_inconsistently_ordered_line(polygons):
     _check(polys[idx : idx + 1], box, 1e-6)
     # a long thin plane-sized box: about 100 x 20 px
     assert 90 < box[0, 2] < 110 and 10 < box[0, 3] < 25
+
+
+def test_sample_labels_saved_on_windows_parse_the_same(polygons, tmp_path):
+    """Each sample label file saved as a Windows editor does (UTF-8 byte-order mark, CRLF line
+    ends) gives the same objects, header and difficult flags through the library's parser."""
+    from rotated_det.data.datasets.dota import parse_dota_label_file
+
+    for name, polys in polygons.items():
+        src = LABELS / f"{name}.txt"
+        ref = parse_dota_label_file(str(src))
+        np.testing.assert_array_equal(ref.polys, polys)
+        dst = tmp_path / f"{name}.txt"
+        text = "\r\n".join(src.read_text(encoding="utf-8").splitlines()) + "\r\n"
+        dst.write_bytes(b"\xef\xbb\xbf" + text.encode("utf-8"))
+        got = parse_dota_label_file(str(dst))
+        np.testing.assert_array_equal(got.polys, ref.polys)
+        assert got.class_names == ref.class_names and got.header == ref.header
+        np.testing.assert_array_equal(got.difficult, ref.difficult)
+        assert set(got.difficult.tolist()) <= {0, 1}

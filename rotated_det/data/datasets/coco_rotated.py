@@ -236,8 +236,9 @@ def load_coco_rotated_json(
 def _load(json_file, image_root, dataset_name, bbox_mode, box_source, extra_keys) -> list[dict]:
     t0 = time.perf_counter()
     try:
-        with PathManager.open(json_file, "r") as f:
-            data = json.load(f)
+        # bytes: json detects UTF-8/16/32 and accepts a UTF-8 byte-order mark (Windows editors)
+        with PathManager.open(json_file, "rb") as f:
+            data = json.loads(f.read())
     except json.JSONDecodeError as e:
         raise ValueError(f"{json_file}: not valid JSON: {e}") from e
     except OSError as e:

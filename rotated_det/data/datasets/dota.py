@@ -6,7 +6,9 @@ Label file (one per image, same stem, in ``label_dir``)::
     gsd:0.146343590398
     x1 y1 x2 y2 x3 y3 x4 y4 category difficult
 
-Coordinates are pixels of the image; ``difficult`` is 0/1 (missing means 0). The four points are
+Coordinates are pixels of the image; ``difficult`` is 0 or 1 (missing means 0; any other value is
+an error naming the file and line). A UTF-8 byte-order mark at the start of the file (written by
+some Windows editors) is ignored. The four points are
 usually clockwise from the object's "head", but real labels are messy (any order is accepted:
 the rotated box is the minimum-area rectangle of the four points).
 
@@ -89,7 +91,7 @@ class DotaLabels:
     Attributes:
         polys: ``[N, 8]`` float64 polygons (pixels).
         class_names: N category names as written.
-        difficult: ``[N]`` int64 (0/1).
+        difficult: ``[N]`` int64 (0 or 1).
         header: header fields, e.g. ``{"imagesource": "GoogleEarth", "gsd": "0.14"}``.
         num_malformed: lines skipped because malformed (only with ``skip_malformed=True``).
         line_numbers: ``[N]`` 1-based line number of each object, for error messages.
@@ -107,12 +109,14 @@ class DotaLabels:
 
 
 _HEADER_KEYS = ("imagesource:", "gsd:")
+_BOM = "\ufeff"  # UTF-8 byte-order mark, as decoded by the "utf-8" codec
 
 
 def parse_dota_label_text(
     text: str, path: str = "<string>", skip_malformed: bool = False
 ) -> DotaLabels:
     """Parse the content of a DOTA label file. See :func:`parse_dota_label_file`."""
+    text = text.removeprefix(_BOM)
     # A flat list of coordinate strings: str objects are not tracked by the cyclic garbage
     # collector, a list per line would be (and would trigger collections on big files).
     coords: list[str] = []
@@ -137,9 +141,14 @@ def parse_dota_label_text(
             d = "0"
         else:
             d = None
-        if d is None or d not in ("0", "1", "2"):
+        if d not in ("0", "1"):
+            why = (
+                f"{n} fields, expected 9 or 10"
+                if d is None
+                else f"difficult flag {d!r}, expected 0 or 1"
+            )
             msg = (
-                f"{path}:{lineno}: malformed DOTA label line {raw!r}; expected "
+                f"{path}:{lineno}: malformed DOTA label line {raw!r} ({why}); expected "
                 "'x1 y1 x2 y2 x3 y3 x4 y4 category difficult' (difficult 0 or 1)"
             )
             if skip_malformed:
@@ -149,7 +158,7 @@ def parse_dota_label_text(
             raise ValueError(msg)
         coords.extend(parts[:8])
         names.append(parts[8])
-        diffs.append(1 if d != "0" else 0)
+        diffs.append(1 if d == "1" else 0)
         lines_no.append(lineno)
     try:
         polys = np.array(coords, dtype=np.float64).reshape(-1, 8)
@@ -193,11 +202,13 @@ def parse_dota_label_file(path: str, skip_malformed: bool = False) -> DotaLabels
 
     Args:
         path: the ``.txt`` file.
-        skip_malformed: if False (default) a malformed line raises ``ValueError`` naming the
-            file and line; if True it is skipped, logged and counted in ``num_malformed``.
+        skip_malformed: if False (default) a malformed line (wrong number of fields, a
+            non-numeric coordinate, a ``difficult`` flag other than 0 or 1) raises ``ValueError``
+            naming the file and line; if True it is skipped, logged and counted in
+            ``num_malformed``.
     """
     try:
-        with open(path, encoding="utf-8", errors="strict") as f:
+        with open(path, encoding="utf-8-sig", errors="strict") as f:
             text = f.read()
     except OSError as e:
         raise OSError(f"Cannot read DOTA label file {path}: {e}") from e

@@ -116,7 +116,7 @@ def parse_hrsc_xml(path: str) -> dict:
 def _read_split(split_file: str) -> list[str]:
     if not os.path.isfile(split_file):
         raise FileNotFoundError(f"HRSC2016 split file {split_file} does not exist")
-    with open(split_file) as f:
+    with open(split_file, encoding="utf-8-sig") as f:
         ids = [ln.strip() for ln in f if ln.strip()]
     if not ids:
         raise ValueError(f"HRSC2016 split file {split_file} lists no images")
