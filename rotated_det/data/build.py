@@ -125,10 +125,14 @@ def worker_init_reset_seed(worker_id: int) -> None:
     random.seed(seed)
 
 
+def _is_names(dataset) -> bool:
+    return isinstance(dataset, str) or (
+        isinstance(dataset, Sequence) and bool(dataset) and isinstance(dataset[0], str)
+    )
+
+
 def _as_dataset(dataset, serialize: bool):
-    if isinstance(dataset, str) or (
-        isinstance(dataset, Sequence) and dataset and isinstance(dataset[0], str)
-    ):
+    if _is_names(dataset):
         dataset = get_detection_dataset_dicts(dataset)
     if isinstance(dataset, list):
         dataset = DatasetFromList(dataset, copy=False, serialize=serialize)
@@ -165,6 +169,11 @@ def build_detection_train_loader(
         seed: seeds the sampler and the per-image random numbers of the augmentations
             (reproducible batches); None draws a seed shared by all ranks. A resumed loader
             takes the seeds from its state.
+
+    Before anything is loaded, a mapper with a ``check_dataset`` method (``DatasetMapper``) checks
+    a list of dataset dicts with its own box filter: a dataset whose boxes would all be dropped
+    raises ``ValueError`` (training would run with zero box losses), and more than the mapper's
+    ``max_drop_fraction`` dropped is a warning with the counts by reason.
     """
     world = _world_size()
     if total_batch_size <= 0 or total_batch_size % world != 0:
@@ -173,9 +182,15 @@ def build_detection_train_loader(
             f"of processes ({world})"
         )
     batch_size = total_batch_size // world
-    dataset = _as_dataset(dataset, serialize)
+    names = None
+    if _is_names(dataset):
+        names = [dataset] if isinstance(dataset, str) else list(dataset)
+        dataset = get_detection_dataset_dicts(names)
     if mapper is None:
         mapper = DatasetMapper(is_train=True)
+    if isinstance(dataset, list) and callable(getattr(mapper, "check_dataset", None)):
+        mapper.check_dataset(dataset, f"dataset {names}" if names else "the training dataset")
+    dataset = _as_dataset(dataset, serialize)
     if sampler is None:
         sampler = TrainingSampler(len(dataset), seed=seed)
     stream = TrainBatchStream(
@@ -213,9 +228,7 @@ def build_detection_test_loader(
             ``filter_empty=False``), or a torch Dataset.
         mapper: default ``DatasetMapper(is_train=False)``.
     """
-    if isinstance(dataset, str) or (
-        isinstance(dataset, Sequence) and dataset and isinstance(dataset[0], str)
-    ):
+    if _is_names(dataset):
         dataset = get_detection_dataset_dicts(dataset, filter_empty=False)
     dataset = _as_dataset(dataset, serialize)
     if mapper is None:

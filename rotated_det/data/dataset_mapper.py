@@ -28,9 +28,15 @@ class DatasetMapper:
          "instances": Instances(gt_boxes=RotatedBoxes [N, 5], gt_classes int64 [N])  # training}
 
     Boxes are transformed exactly (see :mod:`rotated_det.data.transforms`). After augmentation,
-    boxes leaving the image are clipped (or dropped when less than ``min_visible_fraction`` is
-    visible) and boxes with a side shorter than ``min_box_size`` px are dropped; both are counted
-    in :attr:`stats` and logged.
+    :func:`~rotated_det.data.detection_utils.filter_rotated_boxes` clips boxes leaving the image
+    (or drops them, reason "outside", when less than ``min_visible_fraction`` is visible) and drops
+    boxes with a side shorter than ``min_box_size`` px (reason "degenerate"). Both are counted in
+    :attr:`stats` and logged after the first 100 images and every ``log_period`` images, as a
+    warning when more than ``max_drop_fraction`` of the boxes seen were dropped.
+
+    :meth:`check_dataset` runs the same filter over a whole dataset before training
+    (:func:`~rotated_det.data.build_detection_train_loader` calls it): a dataset whose boxes would
+    all be dropped is an error, one with more than ``max_drop_fraction`` dropped a warning.
     """
 
     def __init__(
@@ -46,6 +52,7 @@ class DatasetMapper:
         filter_difficult: bool = False,
         with_difficult: bool = False,
         log_period: int = 500,
+        max_drop_fraction: float = 0.05,
     ):
         """
         Args:
@@ -62,8 +69,13 @@ class DatasetMapper:
                 ``[-180, 180)``.
             filter_difficult: drop objects marked difficult (counted).
             with_difficult: add an int64 ``gt_difficult`` field to the instances.
-            log_period: log the drop counters every this many images.
+            log_period: log the drop counters every this many images (and after the first
+                100).
+            max_drop_fraction: warn when more than this share of the boxes (outside or
+                degenerate; dropping difficult boxes is asked for, not counted) is dropped.
         """
+        if not 0.0 <= max_drop_fraction <= 1.0:
+            raise ValueError(f"max_drop_fraction must lie in [0, 1], got {max_drop_fraction}")
         if image_format not in utils.SUPPORTED_IMAGE_FORMATS:
             raise ValueError(f"image_format must be one of {utils.SUPPORTED_IMAGE_FORMATS}")
         self.is_train = is_train
@@ -76,7 +88,8 @@ class DatasetMapper:
         self.filter_difficult = filter_difficult
         self.with_difficult = with_difficult
         self.log_period = log_period
-        self.stats = {"images": 0, "degenerate": 0, "outside": 0, "clipped": 0, "difficult": 0}
+        self.max_drop_fraction = max_drop_fraction
+        self.stats = _zero_stats()
 
     def __repr__(self) -> str:
         return (
@@ -94,6 +107,7 @@ class DatasetMapper:
         boxes, classes, diff = None, None, None
         if self.is_train and annos is not None:
             boxes, classes, diff = utils.annotations_to_arrays(annos)
+            self.stats["boxes"] += len(boxes)
             if self.filter_difficult and len(boxes):
                 keep = diff == 0
                 self.stats["difficult"] += int((~keep).sum())
@@ -108,15 +122,10 @@ class DatasetMapper:
         dataset_dict.setdefault("height", orig_h)
         dataset_dict.setdefault("width", orig_w)
         if boxes is not None:
-            boxes, keep, n_clip = utils.clip_rotated_boxes(
-                aug_input.boxes, (h, w), self.min_visible_fraction, self.clip_tolerance
-            )
+            boxes, reason, n_clip = self._filter(aug_input.boxes, (h, w))
+            keep = reason == 0
             classes, diff = classes[keep], diff[keep]
-            self.stats["outside"] += int((~keep).sum())
-            self.stats["clipped"] += n_clip
-            big = (boxes[:, 2] >= self.min_box_size) & (boxes[:, 3] >= self.min_box_size)
-            self.stats["degenerate"] += int((~big).sum())
-            boxes, classes, diff = boxes[big], classes[big], diff[big]
+            self._count(reason, n_clip, self.stats)
             if self.angle_version is not None:
                 boxes = np.asarray(normalize_rbox_angles(boxes, self.angle_version))
             else:
@@ -126,16 +135,128 @@ class DatasetMapper:
                 (h, w), boxes, classes, diff if self.with_difficult else None
             )
         self.stats["images"] += 1
-        if self.log_period and self.stats["images"] % self.log_period == 0:
+        n = self.stats["images"]
+        if self.log_period and (n % self.log_period == 0 or n == min(_FIRST_LOG, self.log_period)):
             self.log_stats()
         return dataset_dict
 
+    def _filter(self, boxes: np.ndarray, image_size: tuple) -> tuple[np.ndarray, np.ndarray, int]:
+        return utils.filter_rotated_boxes(
+            boxes, image_size, self.min_box_size, self.min_visible_fraction, self.clip_tolerance
+        )
+
+    @staticmethod
+    def _count(reason: np.ndarray, n_clip: int, stats: dict) -> None:
+        per_code = np.bincount(reason, minlength=len(utils.DROP_REASONS) + 1)
+        for code, name in enumerate(utils.DROP_REASONS, start=1):
+            stats[name] += int(per_code[code])
+        stats["clipped"] += n_clip
+
+    def _drop_share(self, s: dict) -> float:
+        return (s["outside"] + s["degenerate"]) / max(s["boxes"], 1)
+
+    def _summary(self, s: dict) -> str:
+        """``s`` (counters like :attr:`stats`) in words."""
+        dropped = s["outside"] + s["degenerate"]
+        text = (
+            f"dropped {dropped} of {s['boxes']} boxes ({100 * self._drop_share(s):.1f}%): "
+            f"{s['outside']} mostly outside the image (visible < {self.min_visible_fraction}), "
+            f"{s['degenerate']} degenerate (side < {self.min_box_size} px)"
+        )
+        if self.filter_difficult:
+            text += f"; {s['difficult']} difficult dropped (filter_difficult=True)"
+        return text + f"; clipped {s['clipped']} boxes at the border"
+
     def log_stats(self) -> None:
+        """Log :attr:`stats` (this process's counters): info, or a warning when more than
+        ``max_drop_fraction`` of the boxes were dropped."""
         s = self.stats
-        if s["degenerate"] or s["outside"] or s["difficult"] or s["clipped"]:
-            logger.info(
-                f"DatasetMapper (this process) after {s['images']} images: dropped "
-                f"{s['degenerate']} degenerate boxes (side < {self.min_box_size} px), "
-                f"{s['outside']} boxes mostly outside the image, {s['difficult']} difficult; "
-                f"clipped {s['clipped']} boxes at the border"
+        if not (s["degenerate"] or s["outside"] or s["difficult"] or s["clipped"]):
+            return
+        loud = self._drop_share(s) > self.max_drop_fraction
+        logger.log(
+            logging.WARNING if loud else logging.INFO,
+            f"DatasetMapper (this process) after {s['images']} images: {self._summary(s)}"
+            + (f" -- more than max_drop_fraction={self.max_drop_fraction}" if loud else ""),
+        )
+
+    def check_dataset(self, dataset_dicts: Sequence[dict], name: str = "the dataset") -> dict:
+        """Run this mapper's box filter over the boxes of ``dataset_dicts`` as loaded (without
+        augmentation), vectorised over the whole dataset, before training starts.
+
+        Augmentations that move boxes (crops, rotations without expansion) may drop more boxes
+        than counted here, and resizing changes which boxes fall below ``min_box_size``; the
+        periodic log of :attr:`stats` reports what is dropped during training.
+
+        Args:
+            dataset_dicts: standard dataset dicts with ``height``, ``width``, ``annotations``.
+                Images without ``height``/``width`` are not checked (their boxes count as kept).
+            name: what to call the dataset in messages.
+        Returns:
+            counters like :attr:`stats` (``images``, ``boxes``, ``difficult``, ``outside``,
+            ``degenerate``, ``clipped``).
+        Raises:
+            ValueError: if the dataset has annotations but no box would reach the model (every
+                box dropped, or none at all): training would run with zero box losses.
+        """
+        counts = _zero_stats()
+        counts["images"] = len(dataset_dicts)
+        if not self.is_train or not any("annotations" in d for d in dataset_dicts):
+            return counts  # nothing is trained on boxes: nothing to check
+        per_image = [d.get("annotations") or () for d in dataset_dicts]
+        annos = [a for image_annos in per_image for a in image_annos]
+        boxes, _, diff = utils.annotations_to_arrays(annos)
+        counts["boxes"] = len(boxes)
+        image_of_box = np.repeat(np.arange(len(per_image)), [len(a) for a in per_image])
+        size = np.array(
+            [(d.get("height", np.nan), d.get("width", np.nan)) for d in dataset_dicts],
+            dtype=np.float64,
+        ).reshape(-1, 2)[image_of_box]
+        check = np.isfinite(size).all(1)
+        if self.filter_difficult:
+            counts["difficult"] = int((diff != 0).sum())
+            check &= diff == 0
+        idx = np.nonzero(check)[0]
+        _, reason, n_clip = self._filter(boxes[idx], (size[idx, 0], size[idx, 1]))
+        self._count(reason, n_clip, counts)
+        kept = counts["boxes"] - counts["difficult"] - counts["outside"] - counts["degenerate"]
+        summary = f"{name} ({len(dataset_dicts)} images, before augmentation): "
+        summary += self._summary(counts)
+        if kept == 0:
+            hint = ""
+            outside = idx[reason == 1]
+            if len(outside):
+                d = dataset_dicts[int(image_of_box[outside[0]])]
+                hint = (
+                    f". First box outside its image: {boxes[outside[0]].tolist()} (XYWHA) in "
+                    f"{d.get('file_name', '?')} ({d['width']}x{d['height']} px, WxH); are the "
+                    "labels in the coordinates their loader expects (e.g. pixels where the "
+                    "format wants normalised coordinates)?"
+                )
+            raise ValueError(
+                f"No ground-truth box of {summary} would reach the model: training would run "
+                f"with zero box losses{hint}"
             )
+        loud = self._drop_share(counts) > self.max_drop_fraction
+        if loud:
+            logger.warning(
+                f"Box check of {summary} -- more than max_drop_fraction={self.max_drop_fraction} "
+                "(a DatasetMapper argument)"
+            )
+        else:
+            logger.info(f"Box check of {summary}")
+        return counts
+
+
+_FIRST_LOG = 100  # images after which the mapper first logs its drop counters
+
+
+def _zero_stats() -> dict:
+    return {
+        "images": 0,
+        "boxes": 0,
+        "degenerate": 0,
+        "outside": 0,
+        "clipped": 0,
+        "difficult": 0,
+    }

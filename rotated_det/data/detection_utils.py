@@ -20,6 +20,8 @@ __all__ = [
     "check_image_size",
     "annotations_to_arrays",
     "clip_rotated_boxes",
+    "filter_rotated_boxes",
+    "DROP_REASONS",
     "arrays_to_instances",
     "SUPPORTED_IMAGE_FORMATS",
 ]
@@ -82,7 +84,7 @@ def annotations_to_arrays(annos: list[dict]) -> tuple[np.ndarray, np.ndarray, np
 
 def clip_rotated_boxes(
     boxes: np.ndarray,
-    image_size: tuple[int, int],
+    image_size: tuple,
     min_visible_fraction: float = 0.5,
     tolerance: float = 1.0,
 ) -> tuple[np.ndarray, np.ndarray, int]:
@@ -94,12 +96,15 @@ def clip_rotated_boxes(
     (written in the "le90" angle version by :func:`rotated_det.structures.poly_to_rbox`).
 
     Args:
-        boxes: ``[N, 5]`` XYWHA_ABS; image_size: ``(height, width)``.
+        boxes: ``[N, 5]`` XYWHA_ABS.
+        image_size: ``(height, width)`` in pixels: two numbers (one image), or two ``[N]`` arrays
+            (the image of each box, to check the boxes of a whole dataset at once).
     Returns:
         ``(boxes [M, 5], keep [N] bool, num_clipped)``.
     """
     b = np.asarray(boxes, dtype=np.float64).reshape(-1, 5)
-    h, w = image_size
+    h = np.broadcast_to(np.asarray(image_size[0], dtype=np.float64), (len(b),))
+    w = np.broadcast_to(np.asarray(image_size[1], dtype=np.float64), (len(b),))
     keep = np.ones(len(b), dtype=bool)
     if len(b) == 0:
         return b, keep, 0
@@ -114,9 +119,10 @@ def clip_rotated_boxes(
     if len(idx) <= _SMALL:
         # A few boxes (the usual case): OpenCV per box is faster than the vectorised clipping,
         # whose cost is dominated by the fixed overhead of many small numpy calls.
-        img_rect = np.array([[0, 0], [w, 0], [w, h], [0, h]], dtype=np.float32)
         fix, rects = [], []
         for i, a in zip(idx.tolist(), area.tolist()):
+            wi, hi_ = w[i], h[i]
+            img_rect = np.array([[0, 0], [wi, 0], [wi, hi_], [0, hi_]], dtype=np.float32)
             inter, poly = cv2.intersectConvexConvex(corners[i].astype(np.float32), img_rect)
             if a <= 0 or poly is None or inter / a < min_visible_fraction:
                 keep[i] = False
@@ -126,7 +132,8 @@ def clip_rotated_boxes(
         if fix:  # one conversion of all the rectangles' corners
             b[fix] = poly_to_rbox(np.asarray(rects, dtype=np.float64))
         return b[keep], keep, len(fix)
-    clipped = clip_polygons_to_rects(corners[idx], np.array([0.0, 0.0, w, h]))
+    zeros = np.zeros(len(idx))
+    clipped = clip_polygons_to_rects(corners[idx], np.stack([zeros, zeros, w[idx], h[idx]], 1))
     frac = np.where(area > 0, polygon_areas(clipped) / np.maximum(area, 1e-12), 0.0)
     visible = frac >= min_visible_fraction
     keep[idx[~visible]] = False
@@ -134,6 +141,41 @@ def clip_rotated_boxes(
     if len(fix):
         b[fix] = poly_to_rbox(min_area_rect_corners(clipped[visible]).reshape(-1, 8))
     return b[keep], keep, len(fix)
+
+
+# Codes of filter_rotated_boxes' ``reason`` array: 0 is kept, DROP_REASONS[k - 1] is code k.
+DROP_REASONS = ("outside", "degenerate")
+
+
+def filter_rotated_boxes(
+    boxes: np.ndarray,
+    image_size: tuple,
+    min_box_size: float = 1.0,
+    min_visible_fraction: float = 0.5,
+    tolerance: float = 1.0,
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """The ground-truth filter of :class:`~rotated_det.data.DatasetMapper`: clip boxes that leave
+    the image (:func:`clip_rotated_boxes`), then drop boxes with a side below ``min_box_size``.
+
+    The mapper applies it to each augmented image; its dataset check applies it to all boxes of a
+    dataset at once (``image_size`` as arrays), so both drop the same boxes for the same reasons.
+
+    Args:
+        boxes: ``[N, 5]`` XYWHA_ABS.
+        image_size: ``(height, width)`` in pixels, numbers or ``[N]`` arrays (see
+            :func:`clip_rotated_boxes`).
+        min_box_size: pixels; boxes (after clipping) with ``w`` or ``h`` below are dropped.
+        min_visible_fraction, tolerance: see :func:`clip_rotated_boxes`.
+    Returns:
+        ``(boxes [M, 5] kept (clipped where needed), reason [N] int8, num_clipped)``; ``reason``
+        is 0 for kept boxes, 1 for boxes mostly outside the image ("outside"), 2 for boxes with
+        a side below ``min_box_size`` ("degenerate"; see :data:`DROP_REASONS`).
+    """
+    b, keep, n_clip = clip_rotated_boxes(boxes, image_size, min_visible_fraction, tolerance)
+    big = (b[:, 2] >= min_box_size) & (b[:, 3] >= min_box_size)
+    reason = np.where(keep, 0, 1).astype(np.int8)
+    reason[np.nonzero(keep)[0][~big]] = 2
+    return b[big], reason, n_clip
 
 
 def arrays_to_instances(

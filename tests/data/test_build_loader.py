@@ -148,3 +148,54 @@ def test_seeded_loader_is_reproducible_with_workers(toy):
     for ba, bb in zip(a, b):
         for (ia, ima, boxa), (ib, imb, boxb) in zip(ba, bb):
             assert ia == ib and torch.equal(ima, imb) and torch.equal(boxa, boxb)
+
+
+class _CountingMapper(DatasetMapper):
+    calls = 0
+
+    def __call__(self, d):
+        type(self).calls += 1
+        return super().__call__(d)
+
+
+def test_train_loader_refuses_a_dataset_whose_boxes_are_all_dropped(toy):
+    """YOLO-OBB pixel labels read as normalised: every box far outside its image. The loader
+    builder fails before any image is mapped, not with zero box losses from iteration 0."""
+    _, dicts = toy
+    bad = [
+        {**d, "annotations": [{**a, "bbox": [v * 90 for v in a["bbox"][:4]] + [0.0]}]}
+        for d in dicts
+        for a in d["annotations"]
+    ]
+    name = f"pixels_{uuid.uuid4().hex[:6]}"
+    DatasetCatalog.register(name, lambda: bad)
+    try:
+        for dataset in (name, [name], bad):
+            with pytest.raises(ValueError, match="zero box losses") as e:
+                build_detection_train_loader(
+                    dataset, mapper=_CountingMapper(is_train=True), total_batch_size=2
+                )
+            assert "7 mostly outside the image" in str(e.value)
+            assert (f"dataset ['{name}']" in str(e.value)) == (dataset is not bad)
+        assert _CountingMapper.calls == 0
+        # the default mapper checks too
+        with pytest.raises(ValueError, match="zero box losses"):
+            build_detection_train_loader(name, total_batch_size=2)
+    finally:
+        DatasetCatalog.remove(name)
+
+
+def test_train_loader_warns_when_many_boxes_are_dropped(toy, caplog):
+    _, dicts = toy
+    thin = [
+        {**d, "annotations": [{**a, "bbox": a["bbox"][:3] + [0.5, 0.0]} for a in d["annotations"]]}
+        if i < 2
+        else d
+        for i, d in enumerate(dicts[:7])
+    ]
+    with caplog.at_level(logging.INFO, logger="rotated_det"):
+        loader = build_detection_train_loader(thin, total_batch_size=2, seed=0)
+    (rec,) = [r for r in caplog.records if "Box check of" in r.getMessage()]
+    assert rec.levelno == logging.WARNING and "dropped 2 of 7 boxes (28.6%)" in rec.getMessage()
+    assert "2 degenerate" in rec.getMessage()
+    assert len(next(iter(loader))) == 2  # a warning, not an error: training goes on

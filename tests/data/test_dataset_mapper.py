@@ -107,12 +107,17 @@ def test_degenerate_and_outside_boxes_are_dropped_with_counts(tmp_path, caplog):
     np.testing.assert_allclose(inst.gt_boxes.tensor[1].numpy()[:4], [112.5, 50, 15, 10], atol=1e-4)
     assert mapper.stats == {
         "images": 1,
+        "boxes": 5,
         "degenerate": 1,
         "outside": 1,
         "clipped": 1,
         "difficult": 0,
     }
-    assert "1 degenerate boxes" in caplog.text
+    assert "1 degenerate (side < 1.0 px)" in caplog.text
+    # 2 of 5 boxes dropped is above the default max_drop_fraction (5%): a warning
+    assert [r.levelno for r in caplog.records if "after 1 images" in r.getMessage()] == [
+        logging.WARNING
+    ]
     m2 = DatasetMapper(is_train=True, filter_difficult=True, min_visible_fraction=0.8)
     assert m2(d)["instances"].gt_classes.tolist() == [0, 4]
     assert m2.stats["difficult"] == 2
@@ -170,3 +175,119 @@ def test_clip_paths_agree_and_match_shapely():
     for bx, kept in zip(boxes, keep_big):
         frac = sg.Polygon(rboxes_to_corners(bx[None])[0]).intersection(img).area / (bx[2] * bx[3])
         assert kept == (frac >= 0.4) or abs(frac - 0.4) < 1e-6
+
+
+def _random_boxes(rng, n, size):
+    """``n`` boxes around an image of ``size`` (h, w): some outside, some thinner than 2 px."""
+    h, w = size
+    boxes = np.concatenate(
+        [
+            rng.uniform(-0.2, 1.2, (n, 1)) * w,
+            rng.uniform(-0.2, 1.2, (n, 1)) * h,
+            rng.uniform(2, 40, (n, 2)),
+            rng.uniform(-180, 180, (n, 1)),
+        ],
+        axis=1,
+    )
+    boxes[::4, 3] = 1.5
+    return boxes
+
+
+@pytest.mark.parametrize("n", [5, 60])  # OpenCV path (<= 32 boxes to clip) and vectorised path
+def test_filter_over_a_dataset_equals_the_filter_per_image(n):
+    from rotated_det.data.detection_utils import filter_rotated_boxes
+
+    rng = np.random.default_rng(n)
+    sizes = [(100, 120), (300, 80), (64, 64)]
+    per_image = [_random_boxes(rng, n, s) for s in sizes]
+    ref = [filter_rotated_boxes(b, s, 2.0, 0.5, 1.0) for b, s in zip(per_image, sizes)]
+    h = np.repeat([s[0] for s in sizes], n)
+    w = np.repeat([s[1] for s in sizes], n)
+    kept, reason, n_clip = filter_rotated_boxes(np.concatenate(per_image), (h, w), 2.0, 0.5, 1.0)
+    ref_reason = np.concatenate([r for _, r, _ in ref])
+    assert (reason == ref_reason).all() and n_clip == sum(c for _, _, c in ref)
+    assert {1, 2} <= set(reason.tolist())  # both reasons occur
+    np.testing.assert_allclose(kept, np.concatenate([b for b, _, _ in ref]), atol=1e-9)
+    assert len(kept) == (reason == 0).sum()
+
+
+def _dataset(tmp_path, boxes_per_image, sizes, difficult=None):
+    dicts = []
+    for i, (boxes, size) in enumerate(zip(boxes_per_image, sizes)):
+        d = _one_box_dict(tmp_path, [], size)
+        p = tmp_path / f"{i}.png"
+        cv2.imwrite(str(p), np.zeros((*size, 3), np.uint8))
+        d.update(file_name=str(p), image_id=str(i))
+        d["annotations"] = [
+            {
+                "bbox": list(b),
+                "bbox_mode": BoxMode.XYWHA_ABS,
+                "category_id": 0,
+                "difficult": int(difficult[i][j]) if difficult else 0,
+            }
+            for j, b in enumerate(boxes)
+        ]
+        dicts.append(d)
+    return dicts
+
+
+@pytest.mark.parametrize("filter_difficult", [False, True])
+def test_dataset_check_counts_what_the_mapper_drops(tmp_path, filter_difficult):
+    rng = np.random.default_rng(1)
+    sizes = [(100, 120), (300, 80), (64, 64), (90, 200)]
+    boxes = [_random_boxes(rng, 12, s) for s in sizes]
+    diff = [rng.integers(0, 2, 12) for _ in sizes]
+    dicts = _dataset(tmp_path, boxes, sizes, diff)
+    kw = dict(is_train=True, min_box_size=2.0, filter_difficult=filter_difficult, log_period=0)
+    mapper = DatasetMapper(**kw)
+    for d in dicts:
+        mapper(d)
+    counts = DatasetMapper(**kw).check_dataset(dicts)
+    assert counts == {**mapper.stats, "images": 4} and counts["boxes"] == 48
+    assert counts["outside"] > 0 and counts["degenerate"] > 0
+    assert (counts["difficult"] > 0) == filter_difficult
+
+
+def test_dataset_check_warns_above_max_drop_fraction(tmp_path, caplog):
+    # 1 box of 10 thinner than min_box_size, 1 mostly outside the 100 x 120 image
+    boxes = [[30 + 5 * i, 50, 20, 10, 0] for i in range(8)]
+    boxes += [[50, 50, 20, 1, 0], [125, 50, 9, 9, 0]]
+    dicts = _dataset(tmp_path, [boxes], [(100, 120)])
+    with caplog.at_level(logging.INFO, logger="rotated_det"):
+        counts = DatasetMapper(is_train=True, min_box_size=2.0).check_dataset(dicts, "toy")
+    assert (counts["outside"], counts["degenerate"], counts["boxes"]) == (1, 1, 10)
+    (rec,) = [r for r in caplog.records if "Box check of toy" in r.getMessage()]
+    assert rec.levelno == logging.WARNING
+    msg = rec.getMessage()
+    assert "dropped 2 of 10 boxes (20.0%)" in msg and "max_drop_fraction=0.05" in msg
+    assert "1 mostly outside the image" in msg and "1 degenerate (side < 2.0 px)" in msg
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="rotated_det"):
+        DatasetMapper(is_train=True, min_box_size=2.0, max_drop_fraction=0.2).check_dataset(dicts)
+    (rec,) = [r for r in caplog.records if "Box check of" in r.getMessage()]
+    assert rec.levelno == logging.INFO  # 20% is not more than 0.2
+    with pytest.raises(ValueError, match="max_drop_fraction"):
+        DatasetMapper(max_drop_fraction=5)
+
+
+def test_dataset_check_all_dropped_is_an_error(tmp_path):
+    # YOLO-OBB pixel labels read as normalised coordinates: every box lands far outside
+    boxes = [[20 * 200, 30 * 100, 40 * 200, 10 * 100, 0]]
+    dicts = _dataset(tmp_path, [boxes, boxes], [(100, 200), (100, 200)])
+    with pytest.raises(ValueError, match="zero box losses") as e:
+        DatasetMapper(is_train=True).check_dataset(dicts, "yolo")
+    msg = str(e.value)
+    assert "No ground-truth box of yolo" in msg and "2 mostly outside the image" in msg
+    assert "0.png (200x100 px, WxH)" in msg and "pixels" in msg
+    # all dropped as difficult, or no box at all: the same
+    ok = [[50, 50, 20, 10, 0]]
+    hard = _dataset(tmp_path, [ok], [(100, 200)], difficult=[[1]])
+    with pytest.raises(ValueError, match="1 difficult dropped"):
+        DatasetMapper(is_train=True, filter_difficult=True).check_dataset(hard)
+    assert DatasetMapper(is_train=True).check_dataset(hard)["boxes"] == 1
+    with pytest.raises(ValueError, match="dropped 0 of 0 boxes"):
+        DatasetMapper(is_train=True).check_dataset(_dataset(tmp_path, [[]], [(100, 200)]))
+    # nothing to check for a test mapper or a set without annotations
+    assert DatasetMapper(is_train=False).check_dataset(dicts)["boxes"] == 0
+    unlabelled = [{k: v for k, v in d.items() if k != "annotations"} for d in dicts]
+    assert DatasetMapper(is_train=True).check_dataset(unlabelled)["boxes"] == 0
