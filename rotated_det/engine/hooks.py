@@ -115,7 +115,9 @@ class IterationTimer(HookBase):
 
 
 class PeriodicWriter(HookBase):
-    """Call ``writer.write()`` of each writer every ``period`` iterations and at the end."""
+    """Call ``writer.write()`` of each writer every ``period`` iterations and at the end;
+    ``writer.start(start_iter)`` before training, so that writers to files drop what a run
+    killed after its last checkpoint wrote for the iterations a resumed run trains again."""
 
     def __init__(self, writers: Iterable[EventWriter], period: int = 20):
         self._writers = list(writers)
@@ -123,6 +125,10 @@ class PeriodicWriter(HookBase):
             if not isinstance(w, EventWriter):
                 raise TypeError(f"{w!r} is not an EventWriter")
         self._period = period
+
+    def before_train(self) -> None:
+        for writer in self._writers:
+            writer.start(self.trainer.start_iter)
 
     def after_step(self) -> None:
         if (self.trainer.iter + 1) % self._period == 0 or (

@@ -7,6 +7,7 @@ TensorBoard).
 import datetime
 import json
 import logging
+import os
 import time
 from collections import defaultdict
 from contextlib import contextmanager
@@ -24,6 +25,8 @@ __all__ = [
     "EventWriter",
     "JSONWriter",
     "TensorboardXWriter",
+    "supersede_rows",
+    "superseded_path",
     "CommonMetricPrinter",
 ]
 
@@ -170,6 +173,13 @@ class EventStorage:
 class EventWriter:
     """Base of writers that read the current EventStorage in ``write()``."""
 
+    def start(self, start_iter: int) -> None:
+        """Called once before the first ``write()`` of a training run (by PeriodicWriter),
+        with the first iteration the run trains: 0, or the iteration after the checkpoint
+        when resuming. A writer whose output outlives a run (a file in the output folder)
+        drops there what an earlier run wrote for iterations >= ``start_iter``, so that each
+        iteration appears once after a resume. The default does nothing."""
+
     def write(self) -> None:
         raise NotImplementedError
 
@@ -182,12 +192,23 @@ class JSONWriter(EventWriter):
     Append one JSON line per iteration with new scalars to a file (``metrics.json``)::
 
         {"iteration": 19, "loss": 1.2, "lr": 0.01, "time": 0.1}
+
+    :meth:`start` (called when training starts or resumes at ``start_iter``) first moves the
+    rows with ``iteration >= start_iter`` that an earlier run wrote (a run killed after its
+    last checkpoint logged iterations that the resumed run trains again) to
+    ``<name>_superseded.json`` next to the file; see :func:`supersede_rows`.
     """
 
     def __init__(self, json_file: str, window_size: int = 20):
+        self._json_file = json_file
         self._file_handle = PathManager.open(json_file, "a")
         self._window_size = window_size
         self._last_write = -1
+
+    def start(self, start_iter: int) -> None:
+        self._file_handle.close()
+        supersede_rows(self._json_file, start_iter)
+        self._file_handle = PathManager.open(self._json_file, "a")
 
     def write(self) -> None:
         storage = get_event_storage()
@@ -209,35 +230,127 @@ class JSONWriter(EventWriter):
         self._file_handle.close()
 
 
+def _sync(f: Any) -> None:
+    """Flush a file to the disk (a no-op for file objects without a descriptor)."""
+    f.flush()
+    try:
+        os.fsync(f.fileno())
+    except (AttributeError, OSError):
+        pass
+
+
+def superseded_path(json_file: str) -> str:
+    """Where :func:`supersede_rows` moves rows: ``metrics.json`` -> ``metrics_superseded.json``."""
+    stem, ext = os.path.splitext(json_file)
+    return f"{stem}_superseded{ext or '.json'}"
+
+
+def supersede_rows(json_file: str, start_iter: int) -> int:
+    """
+    Move the rows of a JSON-lines metrics file whose ``iteration`` is >= ``start_iter`` to
+    :func:`superseded_path`, so that a run starting (or resuming) at ``start_iter`` writes each
+    iteration once. Lines that are not a JSON object with an integer ``iteration`` (the
+    half-written last line of a killed run) are moved too, as ``{"unparsed_line": text}``.
+    Each moved row gets ``"superseded_at": start_iter``; the superseded file is appended to, so
+    the rows of several resumes accumulate there and nothing is lost.
+
+    The superseded rows are written (and synced) first, then the kept rows to a temporary file
+    that replaces the original atomically: a crash in between leaves a row in both files, never
+    in neither.
+
+    Returns:
+        the number of rows moved (0 when the file does not exist or has none to move).
+    """
+    if not PathManager.exists(json_file):
+        return 0
+    with PathManager.open(json_file, "r") as f:
+        lines = f.read().splitlines()
+    keep, moved = [], []
+    for line in lines:
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+            itr = row["iteration"]
+            if not isinstance(itr, int) or isinstance(itr, bool):
+                raise TypeError
+        except (ValueError, TypeError, KeyError):
+            moved.append({"unparsed_line": line, "superseded_at": start_iter})
+            continue
+        if itr < start_iter:
+            keep.append(line)
+        else:
+            moved.append({**row, "superseded_at": start_iter})
+    if not moved:
+        return 0
+    side = superseded_path(json_file)
+    with PathManager.open(side, "a") as f:
+        f.write("".join(json.dumps(r, sort_keys=True) + "\n" for r in moved))
+        _sync(f)
+    tmp = json_file + ".tmp"
+    with PathManager.open(tmp, "w") as f:
+        f.write("".join(line + "\n" for line in keep))
+        _sync(f)
+    os.replace(tmp, json_file)
+    logging.getLogger(__name__).info(
+        "%s: moved %d row(s) with iteration >= %d, written by an earlier run, to %s (training "
+        "starts at iteration %d: each iteration appears once in %s).",
+        json_file, len(moved), start_iter, side, start_iter, os.path.basename(json_file),
+    )  # fmt: skip
+    return len(moved)
+
+
 class TensorboardXWriter(EventWriter):
-    """Write scalars, images and histograms to TensorBoard event files in ``log_dir``."""
+    """Write scalars, images and histograms to TensorBoard event files in ``log_dir``.
+
+    The SummaryWriter is created by :meth:`start` with ``purge_step=start_iter``: TensorBoard
+    then hides the events an earlier run wrote in ``log_dir`` for iterations >= ``start_iter``
+    (a resumed run logs them again). Without ``start`` it is created at the first ``write``.
+
+    Args:
+        kwargs: passed to ``torch.utils.tensorboard.SummaryWriter``.
+    """
 
     def __init__(self, log_dir: str, window_size: int = 20, **kwargs: Any):
-        from torch.utils.tensorboard import SummaryWriter
+        from torch.utils.tensorboard import SummaryWriter  # fail here if tensorboard is missing
 
+        self._summary_writer = SummaryWriter
+        self._log_dir = log_dir
+        self._kwargs = kwargs
         self._window_size = window_size
-        self._writer = SummaryWriter(log_dir, **kwargs)
+        self._writer: Any = None
         self._last_write = -1
+
+    def start(self, start_iter: int) -> None:
+        if self._writer is None:  # (a writer that already wrote keeps its event file)
+            self._kwargs.setdefault("purge_step", start_iter)
+            self._get_writer()
+
+    def _get_writer(self) -> Any:
+        if self._writer is None:
+            self._writer = self._summary_writer(self._log_dir, **self._kwargs)
+        return self._writer
 
     def write(self) -> None:
         storage = get_event_storage()
+        writer = self._get_writer()
         new_last = self._last_write
         for k, (v, itr) in storage.latest_with_smoothing_hint(self._window_size).items():
             if itr > self._last_write:
-                self._writer.add_scalar(k, v, itr)
+                writer.add_scalar(k, v, itr)
                 new_last = max(new_last, itr)
         self._last_write = new_last
         if storage._vis_data:
             for name, img, itr in storage._vis_data:
-                self._writer.add_image(name, img, itr)
+                writer.add_image(name, img, itr)
             storage.clear_images()
         if storage._histograms:
             for h in storage._histograms:
-                self._writer.add_histogram_raw(**h)
+                writer.add_histogram_raw(**h)
             storage.clear_histograms()
 
     def close(self) -> None:
-        if hasattr(self, "_writer"):
+        if getattr(self, "_writer", None) is not None:
             self._writer.close()
 
 

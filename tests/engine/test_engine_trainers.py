@@ -4,6 +4,7 @@ import copy
 import json
 import os
 
+import numpy as np
 import pytest
 import torch
 from engine_tiny_task import (
@@ -147,6 +148,58 @@ def test_exact_resume_20_straight_equals_10_plus_resume(tmp_path):
         iters = [json.loads(line)["iteration"] for line in f]
     # rows up to the last iteration; the final evaluation is logged at iteration max_iter
     assert iters[-2:] == [19, 20] and 14 in iters
+
+
+def _rows(path):
+    with open(path) as f:
+        return [json.loads(line) for line in f]
+
+
+def _median(storage, name, first, last):
+    """What the writers report for ``name`` at iteration ``last``: the median of the values the
+    run put from iteration ``first`` on (a window of 20 holds them all)."""
+    return float(np.median([v for v, it in storage.history(name).values() if first <= it <= last]))
+
+
+def test_resume_after_kill_writes_each_iteration_once(tmp_path):
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    out = tmp_path / "run"
+    cfg = tiny_config(str(out), max_iter=20, tensorboard=True)  # checkpoint every 10, log every 5
+    default_setup(cfg)
+    first = DefaultTrainer(cfg)
+    first.register_hooks([_stop_at(15)])  # killed at 15: the checkpoint is at 9, rows up to 14
+    first.resume_or_load(resume=True)
+    with pytest.raises(_Stop):
+        first.train()
+    # (15: the eta the console printer put when training stopped)
+    assert [r["iteration"] for r in _rows(out / "metrics.json")] == [4, 9, 14, 15]
+    killed_14 = _median(first.storage, "total_loss", 0, 14)
+
+    second = DefaultTrainer(tiny_config(str(out), max_iter=20, tensorboard=True))
+    second.resume_or_load(resume=True)
+    assert second.start_iter == 10
+    second.train()
+
+    rows = _rows(out / "metrics.json")
+    assert [r["iteration"] for r in rows] == [4, 9, 14, 19, 20]  # each once, in order
+    by_iter = {r["iteration"]: r for r in rows}
+    # the rows from 10 on are the resumed run's: its window starts at the checkpoint
+    resumed_14 = _median(second.storage, "total_loss", 10, 14)
+    assert by_iter[14]["total_loss"] == pytest.approx(resumed_14, rel=1e-6)
+    assert by_iter[14]["total_loss"] != pytest.approx(killed_14, rel=1e-6)
+    assert "regression/mse" in by_iter[14] and "regression/mse" in by_iter[20]
+    # the killed run's rows from 10 on are kept aside, marked, not lost
+    side = _rows(out / "metrics_superseded.json")
+    assert [(r["iteration"], r["superseded_at"]) for r in side] == [(14, 10), (15, 10)]
+    assert side[0]["total_loss"] == pytest.approx(killed_14, rel=1e-6)
+
+    # TensorBoard: the resumed writer's purge_step hides the killed run's events from 10 on
+    acc = EventAccumulator(str(out))
+    acc.Reload()
+    events = acc.Scalars("total_loss")
+    assert [e.step for e in events] == [4, 9, 14, 19]
+    assert events[2].value == pytest.approx(resumed_14, rel=1e-5)
 
 
 def test_default_trainer_hooks_and_eval(tmp_path):

@@ -17,6 +17,8 @@ from rotated_det.utils.events import (
     JSONWriter,
     TensorboardXWriter,
     get_event_storage,
+    supersede_rows,
+    superseded_path,
 )
 from rotated_det.utils.logger import log_every_n, log_first_n, setup_logger
 
@@ -78,6 +80,36 @@ def test_json_writer_writes_new_rows_once(tmp_path):
     assert rows[1]["loss"] == pytest.approx(2.5)  # median of last 2 values (2, 3)
 
 
+def test_json_writer_start_supersedes_rows_of_an_earlier_run(tmp_path):
+    path = tmp_path / "metrics.json"
+    side = tmp_path / "metrics_superseded.json"
+    earlier = [{"iteration": i, "loss": float(i)} for i in (4, 9, 14, 19)]
+    # a run killed while writing leaves a half line (no newline) at the end
+    path.write_text("".join(json.dumps(r) + "\n" for r in earlier) + '{"iteration": 2')
+    assert superseded_path(str(path)) == str(side)
+    with EventStorage(start_iter=10) as s:
+        w = JSONWriter(str(path))
+        w.start(10)
+        s.put_scalar("loss", 100.0, smoothing_hint=False)
+        w.write()
+        w.close()
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    assert rows == [earlier[0], earlier[1], {"iteration": 10, "loss": 100.0}]
+    moved = [json.loads(line) for line in side.read_text().splitlines()]
+    assert moved == [
+        {**earlier[2], "superseded_at": 10},
+        {**earlier[3], "superseded_at": 10},
+        {"unparsed_line": '{"iteration": 2', "superseded_at": 10},
+    ]
+    # a second resume appends to the superseded rows; nothing to move leaves the file as is
+    assert supersede_rows(str(path), 5) == 2
+    assert len(side.read_text().splitlines()) == 5
+    before = path.read_text()
+    assert supersede_rows(str(path), 5) == 0 and path.read_text() == before
+    assert supersede_rows(str(tmp_path / "none.json"), 0) == 0
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["metrics.json", side.name]
+
+
 def test_common_metric_printer_line():
     with _Logs("rotated_det.utils.events") as logs, EventStorage(start_iter=10) as s:
         p = CommonMetricPrinter(max_iter=110, window_size=5)
@@ -102,6 +134,23 @@ def test_tensorboard_writer(tmp_path):
         assert s._vis_data == [] and s._histograms == []
     files = list(tmp_path.iterdir())
     assert files and files[0].name.startswith("events.out.tfevents") and files[0].stat().st_size > 0
+
+
+def test_tensorboard_writer_start_purges_from_start_iter(tmp_path, monkeypatch):
+    import torch.utils.tensorboard
+
+    made = []
+
+    class Recording(torch.utils.tensorboard.SummaryWriter):
+        def __init__(self, *args, **kwargs):
+            made.append(kwargs)
+            super().__init__(*args, **kwargs)
+
+    monkeypatch.setattr(torch.utils.tensorboard, "SummaryWriter", Recording)
+    w = TensorboardXWriter(str(tmp_path))
+    w.start(10)
+    w.close()
+    assert made == [{"purge_step": 10}]
 
 
 def test_comm_single_process():
