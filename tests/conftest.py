@@ -1,8 +1,11 @@
 """Fixtures shared by all tests."""
 
 import logging
+from pathlib import Path
 
 import pytest
+
+from sample_data import dota_samples_dir
 
 
 class LogCapture(logging.Handler):
@@ -35,3 +38,12 @@ class LogCapture(logging.Handler):
 def capture_logs():
     """``with capture_logs("rotated_det.x") as logs: ...`` then ``logs.records`` / ``logs.text``."""
     return LogCapture
+
+
+@pytest.fixture(scope="session")
+def dota_samples() -> Path:
+    """The real DOTA samples folder, ``tests/data/dota_samples`` (images/, labelTxt/, unlabeled/).
+
+    The one way tests reach it; fails with the missing files named when it is incomplete.
+    """
+    return dota_samples_dir()

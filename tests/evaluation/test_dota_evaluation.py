@@ -22,6 +22,7 @@ from rotated_det.evaluation.hrsc_evaluation import HRSCEvaluator
 from rotated_det.evaluation.patch_merger import MergedDetections
 from rotated_det.evaluation.rotated_coco_evaluation import RotatedCOCOEvaluator
 from rotated_det.structures import BoxMode, Instances, RotatedBoxes
+from sample_data import DOTA_SAMPLES, dota_samples_dir
 
 
 def _load_reference():
@@ -34,9 +35,7 @@ def _load_reference():
 
 ref = _load_reference()
 CLASSES = ["plane", "ship", "harbor"]
-SAMPLES = os.path.normpath(
-    os.path.join(os.path.dirname(__file__), "..", "..", "..", "shared", "data", "dota_samples")
-)
+SAMPLES = str(DOTA_SAMPLES)
 
 
 def _register(dicts, classes=CLASSES, **meta):
@@ -154,7 +153,7 @@ def _p0706_patches(size=512, gap=128):
 
 @pytest.mark.parametrize("gt_source", ["ann_dir", "full_dataset_name"])
 def test_merge_patches_p0706_through_evaluator(tmp_path, gt_source):
-    assert os.path.isdir(SAMPLES), f"shared DOTA samples missing: expected {SAMPLES}"
+    dota_samples_dir()
     labels, patches, inside = _p0706_patches()
     classes = ["ship", "harbor"]
     cls = np.array([classes.index(c) for c in labels.class_names])
@@ -298,7 +297,7 @@ def test_through_inference_on_dataset():
 
 def test_merged_submission_for_a_test_set(tmp_path):
     """The DOTA test-set flow: patches without labels -> merged full-image Task1 files + zip."""
-    assert os.path.isdir(SAMPLES), f"shared DOTA samples missing: expected {SAMPLES}"
+    dota_samples_dir()
     labels, patches, inside = _p0706_patches()
     cls = np.array([CLASSES.index(c) for c in labels.class_names])
     patch_dicts = [{"file_name": f"{n}.png", "image_id": n} for n, _, _ in patches]

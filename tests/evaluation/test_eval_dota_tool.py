@@ -1,4 +1,4 @@
-"""tools/eval_dota.py: Task1 files vs DOTA label files (shared samples), against the reference."""
+"""tools/eval_dota.py: Task1 files vs DOTA label files (real samples), against the reference."""
 
 import importlib.util
 import json
@@ -14,9 +14,10 @@ from rotated_det.data.datasets.dota import (
     polys_to_rboxes,
 )
 from rotated_det.evaluation.dota_submission import Task1Writer, read_task1_results
+from sample_data import DOTA_SAMPLES, dota_samples_dir
 
 REPO = Path(__file__).resolve().parents[2]
-LABELS = (REPO / ".." / "shared" / "data" / "dota_samples" / "labelTxt").resolve()
+LABELS = DOTA_SAMPLES / "labelTxt"
 IMAGES = ["P0706", "P1888", "P2709"]
 
 
@@ -32,7 +33,7 @@ tool = _load(REPO / "tools" / "eval_dota.py", "_eval_dota_tool")
 
 
 def _labels():
-    assert LABELS.is_dir(), f"shared DOTA samples missing: expected {LABELS}"
+    dota_samples_dir()
     return {n: parse_dota_label_file(str(LABELS / f"{n}.txt")) for n in IMAGES}
 
 

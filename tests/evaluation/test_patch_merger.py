@@ -1,5 +1,5 @@
 """PatchMerger: patch -> image mapping, class-wise NMS, incremental release, and the DOTA round
-trip on the shared P0706 (split into patches, patch GT as predictions, merged, scored)."""
+trip on the real P0706 (split into patches, patch GT as predictions, merged, scored)."""
 
 import os
 
@@ -13,19 +13,7 @@ from rotated_det.data.dota_split import assign_objects_to_windows, get_sliding_w
 from rotated_det.evaluation.patch_merger import PatchMerger, patch_boxes_to_image
 from rotated_det.evaluation.rotated_map import COCO_IOU_THRESHOLDS, rotated_voc_map
 from rotated_det.layers import batched_nms_rotated
-
-SAMPLES = os.path.join(
-    os.path.dirname(__file__), "..", "..", "..", "shared", "data", "dota_samples"
-)
-
-
-def _samples_dir():
-    path = os.path.normpath(SAMPLES)
-    assert os.path.isdir(path), (
-        f"shared DOTA samples missing: expected {path} (../shared/data/dota_samples from the "
-        "repository root)"
-    )
-    return path
+from sample_data import dota_samples_dir
 
 
 def test_patch_boxes_to_image_hand_values():
@@ -131,7 +119,7 @@ def split_gt_into_patches(polys, width, height, rates=(1.0, 0.5), size=512, gap=
 
 @pytest.mark.parametrize("rates", [(1.0,), (1.0, 0.5)])
 def test_p0706_patch_gt_merges_back_to_map_1(rates):
-    labels = parse_dota_label_file(os.path.join(_samples_dir(), "labelTxt", "P0706.txt"))
+    labels = parse_dota_label_file(os.path.join(dota_samples_dir(), "labelTxt", "P0706.txt"))
     class_names = sorted(set(labels.class_names))
     classes = np.array([class_names.index(c) for c in labels.class_names])
     patches, inside = split_gt_into_patches(labels.polys, 1111, 1182, rates=rates)
