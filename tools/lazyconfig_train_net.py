@@ -41,7 +41,8 @@ def do_test(cfg):
     init = cfg.train.init_checkpoint
     if not init:
         logger.warning("--eval-only without train.init_checkpoint: evaluating random weights")
-    DetectionCheckpointer(model).load(init)
+    allow_unsafe = bool(cfg.train.get("allow_unsafe_checkpoint", False))
+    DetectionCheckpointer(model, allow_unsafe=allow_unsafe).load(init)
     return DefaultTrainer.test(cfg, model)
 
 

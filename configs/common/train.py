@@ -4,6 +4,10 @@ train = dict(
     output_dir="./output",
     # weights to start from (a .pth/.pkl path or URL); "" = from scratch. --eval-only loads it.
     init_checkpoint="",
+    # True: also read checkpoints that hold arbitrary Python objects. Unpickling those runs any
+    # code the file carries; by default only tensors, numpy arrays, numbers, strings and
+    # containers are read. Only for files whose origin you trust.
+    allow_unsafe_checkpoint=False,
     max_iter=90000,
     amp=dict(enabled=False),  # float16 + GradScaler on GPU, bfloat16 autocast on CPU
     ddp=dict(  # arguments of DistributedDataParallel

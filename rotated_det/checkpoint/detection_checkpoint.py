@@ -1,8 +1,8 @@
-"""DetectionCheckpointer: fvcore's Checkpointer with atomic writes and clear load reports."""
+"""DetectionCheckpointer: fvcore's Checkpointer with atomic writes, safe loading, weight
+conversion and one load report."""
 
 import logging
 import os
-import pickle
 from typing import Any
 
 import numpy as np
@@ -11,6 +11,11 @@ from fvcore.common.checkpoint import Checkpointer
 
 from rotated_det.utils import comm
 from rotated_det.utils.file_io import PathManager
+
+from . import torchvision_weights  # noqa: F401  (registers torchvision:// with PathManager)
+from .load_report import LoadReport
+from .resnet_conversion import ConvertedCheckpoint, convert_checkpoint
+from .safe_load import load_checkpoint_file
 
 __all__ = ["DetectionCheckpointer", "IncompatibleCheckpointError"]
 
@@ -57,8 +62,13 @@ class DetectionCheckpointer(Checkpointer):
     * checkpoint files and the ``last_checkpoint`` tag are written atomically (temporary file
       + ``os.replace``): a run killed at any moment leaves the previous valid checkpoint;
     * only the main process writes (``save_to_disk`` defaults to ``comm.is_main_process()``);
+    * reads files without running code they may carry (``weights_only`` torch loading, a
+      restricted unpickler for ``.pkl``; see ``safe_load``) unless ``allow_unsafe=True``;
     * loads plain state dicts, ``{"state_dict": ...}`` (OpenMMLab) and ``.pkl`` files of
-      numpy arrays, not only ``{"model": ...}``;
+      numpy arrays, not only ``{"model": ...}``, and ``torchvision://resnet50``-style names;
+    * converts ImageNet ResNet checkpoints (torchvision / timm, Caffe2 / MSRA, Detectron2 names)
+      to the model's names (see ``resnet_conversion``) and logs one table of what matched, was
+      converted, is unmatched in the file and missing in the model (``self.load_report``);
     * ``resume_or_load(..., resume=True)`` requires the checkpoint to match the model exactly
       and raises :class:`IncompatibleCheckpointError` naming missing, unexpected and
       shape-mismatched keys; loading initial weights (fine-tuning) skips mismatched shapes
@@ -71,14 +81,26 @@ class DetectionCheckpointer(Checkpointer):
         save_dir: str = "",
         *,
         save_to_disk: bool | None = None,
+        allow_unsafe: bool = False,
         **checkpointables: Any,
     ):
+        """
+        Args:
+            model, save_dir, checkpointables: as fvcore's Checkpointer.
+            save_to_disk: write files (default: on the main process only).
+            allow_unsafe: read checkpoint files that hold arbitrary Python objects, running
+                whatever code they carry (``train.allow_unsafe_checkpoint``); only for files
+                whose origin you trust.
+        """
         if save_to_disk is None:
             save_to_disk = comm.is_main_process()
         super().__init__(model, save_dir, save_to_disk=save_to_disk, **checkpointables)
         self.path_manager = PathManager
         self.logger = logging.getLogger(__name__)
         self._strict = False
+        self.allow_unsafe = allow_unsafe
+        self.load_report: LoadReport | None = None
+        self._filename = ""
 
     # ------------------------------------------------------------------ saving
     def save(self, name: str, **kwargs: Any) -> None:
@@ -121,48 +143,58 @@ class DetectionCheckpointer(Checkpointer):
         return self.load(path, checkpointables=[])
 
     def _load_file(self, filename: str) -> dict[str, Any]:
-        if filename.endswith(".pkl"):
-            with PathManager.open(filename, "rb") as f:
-                data = pickle.load(f, encoding="latin1")
-            if isinstance(data, dict) and "model" in data:
-                return data
-            if isinstance(data, dict) and "blobs" in data:
-                return {"model": data["blobs"]}
-            return {"model": data}
-        try:
-            data = torch.load(filename, map_location="cpu", weights_only=True)
-        except pickle.UnpicklingError as e:
-            self.logger.warning(
-                "%s holds Python objects besides tensors (%s). Loading it with "
-                "weights_only=False; only do this with files you trust.",
-                filename,
-                str(e).splitlines()[0][:200],
-            )
-            data = torch.load(filename, map_location="cpu", weights_only=False)
+        self._filename = filename
+        data = load_checkpoint_file(filename, allow_unsafe=self.allow_unsafe)
         if not isinstance(data, dict):
             raise IncompatibleCheckpointError(
                 f"{filename}: expected a dict checkpoint, got {type(data).__name__}"
             )
-        if "model" in data:
+        if "model" in data and isinstance(data["model"], dict):
             return data
         if "state_dict" in data and isinstance(data["state_dict"], dict):
             rest = {k: v for k, v in data.items() if k != "state_dict"}
             rest.pop("optimizer", None)  # another framework's optimizer state is not ours
-            return {"model": data["state_dict"], "__foreign__": True, **rest}
-        if data and all(torch.is_tensor(v) or isinstance(v, np.ndarray) for v in data.values()):
+            return {"model": data["state_dict"], **rest}
+        if "blobs" in data and isinstance(data["blobs"], dict):  # Caffe2 / Detectron detection
+            return {"model": data["blobs"], **{k: v for k, v in data.items() if k != "blobs"}}
+        # a flat state dict; non-tensor values are listed as ignored by the load report
+        if any(torch.is_tensor(v) or isinstance(v, np.ndarray) for v in data.values()) and not any(
+            isinstance(v, dict) for v in data.values()
+        ):
             return {"model": data}
         raise IncompatibleCheckpointError(
-            f"{filename}: no 'model' or 'state_dict' entry and not a plain state dict "
+            f"{filename}: no 'model', 'state_dict' or 'blobs' entry and not a plain state dict "
             f"(top-level keys: {sorted(data)[:10]})"
         )
 
     def _load_model(self, checkpoint: Any):
-        checkpoint.pop("__foreign__", None)
-        ckpt_keys = set(checkpoint["model"].keys())
+        if self._strict:  # resuming: our own checkpoint, loaded by name
+            converted = ConvertedCheckpoint(state=checkpoint["model"], source_format="as is")
+        else:
+            converted = convert_checkpoint(checkpoint["model"], self.model)
+        checkpoint["model"] = dict(converted.state)
+        ckpt_keys = {k.removeprefix("module.") for k in converted.state}
         incompatible = super()._load_model(checkpoint)
-        model_keys = set(self.model.state_dict().keys())
-        matched = len(model_keys & {k.removeprefix("module.") for k in ckpt_keys}) - len(
-            incompatible.incorrect_shapes
+        model_keys = list(self.model.state_dict().keys())
+        skipped = {k for k, _, _ in incompatible.incorrect_shapes}
+        missing = set(incompatible.missing_keys)
+        # keys a module's load hook fills by itself (BatchNorm's step counter) are neither
+        # matched nor missing
+        matched = [k for k in model_keys if k in ckpt_keys and k not in skipped]
+        loaded = set(matched)
+        self.load_report = LoadReport(
+            filename=self._filename,
+            source_format=converted.source_format,
+            resnet_prefix=converted.resnet_prefix,
+            matched=matched,
+            renamed={k: v for k, v in converted.renamed.items() if k in loaded},
+            adapted={k: v for k, v in converted.adapted.items() if k in loaded},
+            # what the user may not expect first (classifier, odd values), step counters last
+            ignored=sorted(converted.ignored, key=lambda k: k.endswith("num_batches_tracked")),
+            unmatched=sorted(incompatible.unexpected_keys),
+            incompatible_shapes=list(incompatible.incorrect_shapes),
+            missing=[k for k in model_keys if k in missing and k not in skipped],
+            warnings=converted.warnings,
         )
         if self._strict and (
             incompatible.incorrect_shapes
@@ -189,10 +221,20 @@ class DetectionCheckpointer(Checkpointer):
                 + "Resume needs the same model config; to start a new training from these "
                 "weights, use train.init_checkpoint without --resume."
             )
-        if model_keys and ckpt_keys and matched <= 0:
+        if model_keys and ckpt_keys and not matched:
             raise IncompatibleCheckpointError(
-                f"No parameter of the checkpoint matches the model (checkpoint keys e.g. "
-                f"{sorted(ckpt_keys)[:5]}, model keys e.g. {sorted(model_keys)[:5]}). "
-                "Wrong file, or weights that need a converter?"
+                f"{self._filename}: no parameter of the checkpoint matches the model "
+                f"(recognised layout: {converted.source_format}; checkpoint keys e.g. "
+                f"{sorted(ckpt_keys)[:5]}, model keys e.g. {model_keys[:5]}). "
+                + " ".join(converted.warnings)
+                + " Known layouts: this package's / Detectron2's names, torchvision or timm "
+                "ResNet state dicts, Caffe2 / MSRA .pkl blobs."
             )
         return incompatible
+
+    def _log_incompatible_keys(self, incompatible: Any) -> None:
+        report = self.load_report
+        if report is None:  # pragma: no cover - _load_model always sets it
+            return super()._log_incompatible_keys(incompatible)
+        level = logging.WARNING if report.needs_attention else logging.INFO
+        self.logger.log(level, "%s", report.table())

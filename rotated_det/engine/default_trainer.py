@@ -172,6 +172,7 @@ class DefaultTrainer(TrainerBase):
         self.checkpointer = DetectionCheckpointer(
             model,
             cfg.train.output_dir,
+            allow_unsafe=bool(_get(cfg, "train.allow_unsafe_checkpoint", False)),
             optimizer=optimizer,
             trainer=weakref.proxy(self),
         )

@@ -10,9 +10,7 @@ from .backbone import (
     LastLevelMaxPool,
     LastLevelP6P7,
     ResNet,
-    WeightLoadReport,
     build_resnet_backbone,
-    load_resnet_weights,
 )
 from .box_regression import Box2BoxTransform, Box2BoxTransformRotated, MidpointOffsetCoder
 from .config_checks import ModelConfigError, check_model_config
@@ -57,13 +55,11 @@ __all__ = [
     "RotatedRetinaNet",
     "RotatedRetinaNetHead",
     "StandardRPNHead",
-    "WeightLoadReport",
     "build_resnet_backbone",
     "check_model_config",
     "detector_postprocess",
     "gwd_loss",
     "kld_loss",
-    "load_resnet_weights",
     "sigmoid_focal_loss",
     "smooth_l1_loss",
     "subsample_labels",

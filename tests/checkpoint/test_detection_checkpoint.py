@@ -2,6 +2,7 @@
 
 import os
 import pickle
+import re
 
 import numpy as np
 import pytest
@@ -109,8 +110,9 @@ def test_load_plain_state_dict_mmcv_and_pkl(tmp_path):
 
 def test_checkpoint_matching_nothing_is_an_error(tmp_path):
     torch.save({"model": {"other.weight": torch.zeros(2)}}, tmp_path / "x.pth")
-    with pytest.raises(IncompatibleCheckpointError, match="No parameter"):
+    with pytest.raises(IncompatibleCheckpointError, match="x.pth: no parameter") as e:
         DetectionCheckpointer(_model()).load(str(tmp_path / "x.pth"))
+    assert "other.weight" in str(e.value) and "torchvision" in str(e.value)
 
 
 def test_last_checkpoint_pointing_to_missing_file(tmp_path):
@@ -124,10 +126,31 @@ def test_only_main_process_writes(tmp_path):
     assert os.listdir(tmp_path) == []
 
 
-def test_numpy_in_checkpoint_needs_trust_fallback(tmp_path, capture_logs):
+def test_numpy_values_load_without_the_unsafe_path(tmp_path, capture_logs):
+    # numpy arrays and scalars are data, not code: no opt-in needed, no warning
     src = _model()
-    torch.save({"model": src.state_dict(), "extra": np.arange(3)}, tmp_path / "np.pth")
+    extra_in = {"extra": np.arange(3), "best_metric": np.float64(0.5)}
+    torch.save({"model": src.state_dict(), **extra_in}, tmp_path / "np.pth")
     with capture_logs("rotated_det.checkpoint") as caplog:
         extra = DetectionCheckpointer(_model()).load(str(tmp_path / "np.pth"))
-    assert "weights_only=False" in caplog.text
-    assert list(extra["extra"]) == [0, 1, 2]
+    assert "allow_unsafe" not in caplog.text
+    assert list(extra["extra"]) == [0, 1, 2] and extra["best_metric"] == 0.5
+
+
+def test_load_report_counts_matched_converted_unmatched_missing(tmp_path, capture_logs):
+    src = _model()
+    state = dict(src.state_dict())
+    state["head.extra"] = torch.zeros(2)  # in the file only
+    del state["2.bias"]  # in the model only
+    torch.save(state, tmp_path / "partial.pth")
+    ckpt = DetectionCheckpointer(_model())
+    with capture_logs("rotated_det.checkpoint") as logs:
+        ckpt.load(str(tmp_path / "partial.pth"))
+    report = ckpt.load_report
+    assert report.unmatched == ["head.extra"] and report.missing == ["2.bias"]
+    assert report.matched == [k for k in src.state_dict() if k != "2.bias"]
+    assert not report.renamed and report.source_format == "as is"
+    table = logs.text
+    for row, count in (("matched", 8), ("unmatched in the file", 1), ("missing in the model", 1)):
+        assert re.search(rf"{row}\s+{count}\b", table), table
+    assert "head.extra" in table and "2.bias" in table
