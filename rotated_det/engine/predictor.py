@@ -92,7 +92,8 @@ class DefaultPredictor:
         self.device = torch.device(device)
         weights = _select(cfg, "train.init_checkpoint")
         if weights:
-            DetectionCheckpointer(self.model).load(weights)
+            allow_unsafe = bool(_select(cfg, "train.allow_unsafe_checkpoint"))
+            DetectionCheckpointer(self.model, allow_unsafe=allow_unsafe).load(weights)
         else:
             logger.warning(
                 "cfg.train.init_checkpoint is empty: the predictor runs randomly initialised "
@@ -106,17 +107,15 @@ class DefaultPredictor:
                 raise ValueError(f"DefaultPredictor supports BGR or RGB images, got {fmt!r}")
 
     def preprocess(self, original_image: np.ndarray) -> dict:
-        """The model input dict for an (H, W, C) uint8 image: ``image`` float32 (C, H', W')
-        after the test-time resize, ``height`` = H, ``width`` = W."""
+        """The model input dict for an (H, W, 3) image: ``image`` float32 (3, H', W') after the
+        test-time resize, ``height`` = H, ``width`` = W. The image is checked and converted by
+        :func:`rotated_det.data.image_input.as_uint8_image` (uint8 as is, uint16 by ``>> 8``,
+        float and other dtypes or shapes refused with a message saying what to do)."""
+        from rotated_det.data.image_input import as_uint8_image
         from rotated_det.data.transforms import apply_augmentations
 
-        if not isinstance(original_image, np.ndarray) or original_image.ndim != 3:
-            raise ValueError(
-                "DefaultPredictor takes an (H, W, C) numpy image, got "
-                f"{type(original_image).__name__} of shape {getattr(original_image, 'shape', '?')}"
-            )
-        height, width = original_image.shape[:2]
-        image = original_image
+        image = as_uint8_image(original_image, "DefaultPredictor", self.image_format)
+        height, width = image.shape[:2]
         if self.image_format != self.input_format:
             image = image[:, :, ::-1]
         image = np.ascontiguousarray(image)
@@ -129,7 +128,9 @@ class DefaultPredictor:
         """Detect on one image.
 
         Args:
-            original_image: (H, W, C) uint8 array in ``image_format`` channel order.
+            original_image: (H, W, 3) uint8 array in ``image_format`` channel order; uint16 is
+                converted by ``value >> 8`` (the full 16-bit range to 0-255); float images are
+                refused, their range ([0, 1] or [0, 255]) being ambiguous.
 
         Returns:
             Instances of size (H, W): ``pred_boxes`` (RotatedBoxes in the image's pixels),

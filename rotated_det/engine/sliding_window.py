@@ -32,6 +32,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from rotated_det.data.image_input import as_uint8_image
 from rotated_det.structures import Instances, RotatedBoxes, rbox_to_hbox
 
 __all__ = ["SlidingWindowInference", "Window", "window_starts", "generate_windows"]
@@ -198,8 +199,10 @@ class SlidingWindowInference:
         """Detect on one image.
 
         Args:
-            image: (H, W, C) uint8 array in ``input_format`` channel order (a ``np.memmap`` works:
-                windows are read from it one batch at a time).
+            image: (H, W, 3) uint8 array in ``input_format`` channel order (a ``np.memmap`` works:
+                windows are read from it one batch at a time). A uint16 image is converted to
+                uint8 (``value >> 8``, a copy of the whole image); float images and other dtypes
+                or shapes are refused (see :func:`rotated_det.data.image_input.as_uint8_image`).
 
         Returns:
             Instances of size (H, W) with ``pred_boxes`` (RotatedBoxes, image pixels), ``scores``
@@ -207,8 +210,7 @@ class SlidingWindowInference:
         """
         from rotated_det.evaluation.patch_merger import PatchMerger
 
-        if image.ndim != 3:
-            raise ValueError(f"expected an (H, W, C) image, got shape {tuple(image.shape)}")
+        image = as_uint8_image(image, "SlidingWindowInference", self.input_format)
         height, width = image.shape[:2]
         windows = generate_windows(height, width, self.patch_size, self.overlap, self.scales)
         keys = {f"w{i}": w for i, w in enumerate(windows)}

@@ -4,9 +4,11 @@ Tracing (``torch.jit.trace``) and ``torch.export`` need a module whose inputs an
 tensors, while detectors take ``list[dict]`` and return ``list[{"instances": Instances}]``. The
 adapter does the flattening both ways:
 
-- input: one image, float32 ``[C, H, W]`` in the model's channel order (``model.input_format``)
+- input: one image, float32 ``[3, H, W]`` in the model's channel order (``model.input_format``)
   and 0-255 scale, at the resolution the model runs at (the test-time resize is done by the
-  caller, as DefaultPredictor does before calling the model);
+  caller, as DefaultPredictor does before calling the model); other shapes and dtypes, and
+  (when run eagerly) values in [0, 1], above 255 or below 0, are refused by
+  :func:`rotated_det.data.image_input.check_model_image`;
 - output: ``boxes`` float32 ``[N, 5]`` (cx, cy, w, h, angle in degrees, counter-clockwise, in the
   input image's pixels), ``scores`` float32 ``[N]``, ``classes`` int64 ``[N]``, in the model's
   order (decreasing score for the detectors of this repository).
@@ -21,6 +23,7 @@ import copy
 import torch
 from torch import nn
 
+from rotated_det.data.image_input import check_model_image
 from rotated_det.structures import Instances, RotatedBoxes
 
 __all__ = ["TracingAdapter", "outputs_to_instances"]
@@ -39,8 +42,7 @@ class TracingAdapter(nn.Module):
         self.input_format = getattr(model, "input_format", "BGR")
 
     def forward(self, image: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        if image.dim() != 3:
-            raise ValueError(f"TracingAdapter takes one [C, H, W] image, got {tuple(image.shape)}")
+        check_model_image(image, "TracingAdapter")
         outputs = self.model([{"image": image}])
         if not isinstance(outputs, (list, tuple)) or len(outputs) != 1:
             raise TypeError("the model must return a list with one result per input image")

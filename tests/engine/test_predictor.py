@@ -11,6 +11,7 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from rotated_det.config import LazyCall as L
+from rotated_det.data.image_input import ImageInputError
 from rotated_det.data.transforms import ResizeShortestEdge
 from rotated_det.engine.predictor import DefaultPredictor
 from rotated_det.structures import Instances, RotatedBoxes, poly_to_rbox, rbox_to_poly
@@ -154,10 +155,64 @@ def test_predictor_warnings_and_errors(tmp_path, caplog):
     assert "without the test-time resize" in text
     img, _ = scene()
     assert float(pred(img).scores[0]) == 0.0  # random (constructor) weights
-    with pytest.raises(ValueError, match=r"\(H, W, C\) numpy image"):
+    with pytest.raises(ImageInputError, match=r"\(H, W, 3\) image in BGR order, got shape"):
         pred(img[:, :, 0])
     with pytest.raises(ValueError, match="BGR or RGB"):
         DefaultPredictor(make_cfg(tmp_path), image_format="GRAY")
+
+
+def test_predictor_converts_uint16_by_keeping_the_high_byte(tmp_path, caplog):
+    img, box = scene()
+    pred = DefaultPredictor(make_cfg(tmp_path))
+    ref = pred(img)
+    assert len(ref) == 1
+    # The documented rule is value >> 8: any low byte maps back to the uint8 image exactly
+    # (dividing by 257 and rounding would not: 255 * 256 + 0 -> 254).
+    low = np.random.default_rng(0).integers(0, 256, img.shape, dtype=np.uint16)
+    img16 = (img.astype(np.uint16) << 8) | low
+    out = pred(img16)
+    for a, b in ((out.pred_boxes.tensor, ref.pred_boxes.tensor), (out.scores, ref.scores)):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert torch.equal(out.pred_classes, ref.pred_classes)
+    assert pred.model.shapes == [(3, 600, 1000)] * 2
+    # a 12-bit image would come out nearly black: said in a warning
+    with caplog.at_level(logging.WARNING):
+        pred(np.full((30, 40, 3), 4095, np.uint16))
+    assert "uint16 image with maximum 4095" in caplog.text and "img >> 4" in caplog.text
+
+
+@pytest.mark.parametrize(
+    "image, message",
+    [
+        (
+            np.zeros((30, 40, 3), np.float32),
+            "DefaultPredictor does not take float32 images: a float image may hold values in "
+            "[0, 1] or in [0, 255] and the array cannot tell which; convert it to uint8 first: "
+            "(img * 255).round().clip(0, 255).astype(np.uint8) if its values lie in [0, 1], "
+            "img.round().clip(0, 255).astype(np.uint8) if they lie in [0, 255]. (Expected an "
+            "(H, W, 3) uint8 or uint16 image in BGR order.)",
+        ),
+        (np.zeros((30, 40, 3), np.float64), "does not take float64 images"),
+        (
+            np.zeros((30, 40, 3), np.int32),
+            "int32 images: expected an (H, W, 3) uint8",
+        ),
+        (np.zeros((30, 40, 3), bool), "does not take bool images"),
+        (np.zeros((30, 40), np.uint8), "got shape (30, 40) (a gray image: cv2.cvtColor"),
+        (np.zeros((30, 40, 1), np.uint8), "got shape (30, 40, 1) (a gray image"),
+        (np.zeros((30, 40, 4), np.uint8), "cv2.COLOR_BGRA2BGR"),
+        (np.zeros((3, 30, 40), np.uint8), "got shape (3, 30, 40) (channels first?"),
+        (np.zeros((0, 40, 3), np.uint8), "got shape (0, 40, 3)"),
+        (torch.zeros(30, 40, 3, dtype=torch.uint8), "got Tensor (a torch tensor: pass"),
+    ],
+    ids=lambda v: getattr(v, "dtype", None) and f"{v.dtype}{tuple(v.shape)}",
+)
+def test_predictor_refuses_ambiguous_dtypes_and_shapes(tmp_path, image, message):
+    pred = DefaultPredictor(make_cfg(tmp_path))
+    with pytest.raises(ImageInputError) as e:
+        pred(image)
+    assert message in str(e.value)
+    assert pred.model.shapes == []  # refused at the door, before the model
 
 
 def _load_demo():

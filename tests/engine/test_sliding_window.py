@@ -16,6 +16,7 @@ import pytest
 import torch
 from torch import nn
 
+from rotated_det.data.image_input import ImageInputError
 from rotated_det.engine.sliding_window import (
     SlidingWindowInference,
     generate_windows,
@@ -203,6 +204,24 @@ def test_scales_map_boxes_back_to_image_pixels():
     rgb = img[:, :, ::-1].copy()
     out_rgb = SlidingWindowInference(model, patch_size=256, overlap=128, input_format="RGB")(rgb)
     assert len(out_rgb) == 1
+
+
+def test_uint16_image_gives_the_uint8_detections_and_float_is_refused():
+    img = np.zeros((400, 480, 3), np.uint8)
+    draw_rbox(img, (276.0, 128.0, 60.0, 22.0, 15.0))
+    draw_rbox(img, (60.0, 300.0, 30.0, 14.0, -40.0))
+    model = BlobDetector().eval()
+    infer = SlidingWindowInference(model, patch_size=256, overlap=96)
+    ref = infer(img)
+    assert len(ref) == 2
+    low = np.random.default_rng(1).integers(0, 256, img.shape, dtype=np.uint16)
+    out = infer((img.astype(np.uint16) << 8) | low)  # converted by value >> 8
+    torch.testing.assert_close(out.pred_boxes.tensor, ref.pred_boxes.tensor, rtol=0, atol=0)
+    torch.testing.assert_close(out.scores, ref.scores, rtol=0, atol=0)
+    with pytest.raises(ImageInputError, match="SlidingWindowInference does not take float32"):
+        infer(img.astype(np.float32) / 255)
+    with pytest.raises(ImageInputError, match=r"\(H, W, 3\) image in BGR order, got shape"):
+        infer(img[:, :, :2])
 
 
 def test_huge_image_memory_is_bounded():
