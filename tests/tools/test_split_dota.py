@@ -20,17 +20,11 @@ from rotated_det.data.dota_split import (
 )
 
 REPO = Path(__file__).resolve().parents[2]
-SAMPLES = (REPO / ".." / "shared" / "data" / "dota_samples").resolve()
 
 
 @pytest.fixture(scope="module")
-def samples():
-    if not (SAMPLES / "images" / "P0706.png").is_file():
-        pytest.fail(
-            f"The shared DOTA samples are missing: expected {SAMPLES}/images/P0706.png "
-            "(../shared/data/dota_samples relative to the repository root)"
-        )
-    return SAMPLES
+def samples(dota_samples):
+    return dota_samples
 
 
 @pytest.fixture(scope="module")
