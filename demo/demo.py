@@ -2,7 +2,7 @@
 """Run a detector on images, draw the rotated detections and save them.
 
     python demo/demo.py --config-file configs/DOTA-Rotated/rotated_retinanet_R_50_FPN_1x.py \
-        --input ../shared/data/dota_samples/unlabeled/*.jpg --output output/demo \
+        --input tests/data/dota_samples/unlabeled/*.jpg --output output/demo \
         [--confidence-threshold 0.3] [--huge] train.init_checkpoint=model_final.pth
 
 For each input image NAME.ext, writes to the output directory:

@@ -5,7 +5,7 @@ baseline in the same run, and a traced (TorchScript) model against eager PyTorch
     python dev/bench_inference.py [--config-file C] [--patch-size 512] [--overlap 128]
                                   [--batch-size 4] [--repeat 2] [key=value overrides ...]
 
-1. Sliding window on ../shared/data/dota_samples/unlabeled/dota_scene_1616x1565.jpg:
+1. Sliding window on tests/data/dota_samples/unlabeled/dota_scene_1616x1565.jpg:
    - ours: rotated_det.engine.sliding_window.SlidingWindowInference (windows streamed, cut one
      batch at a time into a reused buffer, batched through the model, merged by class-wise NMS);
    - naive: every window cut and converted to a tensor first (all held), run one at a time,
@@ -37,9 +37,7 @@ import sys
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-SCENE = os.path.join(
-    REPO, "..", "shared", "data", "dota_samples", "unlabeled", "dota_scene_1616x1565.jpg"
-)
+SCENE = os.path.join(REPO, "tests", "data", "dota_samples", "unlabeled", "dota_scene_1616x1565.jpg")
 DEFAULT_CONFIG = os.path.join(REPO, "configs", "quickstart", "rotated_retinanet_R_18_FPN.py")
 
 

@@ -3,7 +3,7 @@
 # evaluation) with configs/quickstart/dota_p0706_rotated_faster_rcnn_R_18_FPN.py on the CPU, then
 # print AP50 for "ship" (target >= 85) and the time taken.
 #   bash dev/train_p0706.sh [output_dir] [key=value overrides...]
-# Needs the shared DOTA samples ($ROTATED_DET_SHARED_DATA or ../shared/data/dota_samples).
+# Reads the DOTA samples from tests/data/dota_samples (or $ROTATED_DET_SHARED_DATA).
 set -euo pipefail
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 cd "$ROOT"

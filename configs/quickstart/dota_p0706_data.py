@@ -2,8 +2,8 @@
 # P0706 (1111 x 1182 px harbour, 531 ships of which 6 difficult, plus 5 "harbor" objects that the
 # single-class "ship" datasets skip and count), cut into 512 px patches with a 128 px overlap.
 #
-# The image is read from the shared DOTA samples: $ROTATED_DET_SHARED_DATA (the folder holding
-# dota_samples/, or dota_samples itself), else ../shared/data/dota_samples next to the repository.
+# The image is read from the DOTA samples: $ROTATED_DET_SHARED_DATA (the folder holding
+# dota_samples/, or dota_samples itself), else the repository's tests/data/dota_samples.
 # On first use it is copied to $ROTATED_DET_DATASETS/dota_p0706/full and split (rotated_det.data
 # .dota_split, the library behind tools/split_dota.py) into $ROTATED_DET_DATASETS/dota_p0706/
 # split_512. Registered (when this file is loaded):
@@ -32,14 +32,14 @@ def _find_samples() -> str:
         candidates = [os.path.join(env, "dota_samples"), env]
     else:
         repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-        candidates = [os.path.join(repo, "..", "shared", "data", "dota_samples")]
+        candidates = [os.path.join(repo, "tests", "data", "dota_samples")]
     for c in candidates:
         if os.path.isfile(os.path.join(c, "images", "P0706.png")) and os.path.isfile(
             os.path.join(c, "labelTxt", "P0706.txt")
         ):
             return os.path.normpath(c)
     raise FileNotFoundError(
-        "The P0706 configs need the shared DOTA samples (images/P0706.png and "
+        "The P0706 configs need the DOTA samples (images/P0706.png and "
         f"labelTxt/P0706.txt); looked in {[os.path.normpath(c) for c in candidates]}. "
         "Set ROTATED_DET_SHARED_DATA to the folder that holds dota_samples/."
     )

@@ -1,4 +1,4 @@
-"""The real-data config (configs/quickstart/dota_p0706_*.py) on the shared DOTA scene P0706.
+"""The real-data config (configs/quickstart/dota_p0706_*.py) on the real DOTA scene P0706.
 
 - parsing and splitting: the full scene has 536 objects of which the 5 "harbor" ones are skipped
   (counted), leaving 531 ships (6 difficult); the 512 px split gives 9 patches;
@@ -7,8 +7,7 @@
 - a shortened training run (few iterations) through tools/lazyconfig_train_net.py: the loss
   falls and the merged evaluation returns a finite AP50 for "ship".
 
-Needs ../shared/data/dota_samples next to the repository (or $ROTATED_DET_SHARED_DATA); fails if
-it is missing.
+Reads tests/data/dota_samples (or $ROTATED_DET_SHARED_DATA); fails if it is missing.
 """
 
 import json
@@ -24,19 +23,16 @@ from rotated_det.config import LazyConfig
 from rotated_det.data import DatasetCatalog, MetadataCatalog
 from rotated_det.evaluation import DOTAEvaluator
 from rotated_det.structures import Instances, RotatedBoxes
+from sample_data import DOTA_SAMPLES, dota_samples_dir
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SAMPLES = os.path.join(REPO, "..", "shared", "data", "dota_samples")
+SAMPLES = str(DOTA_SAMPLES)
 DATA_CONFIG = os.path.join(REPO, "configs", "quickstart", "dota_p0706_data.py")
 CONFIG = os.path.join(REPO, "configs", "quickstart", "dota_p0706_rotated_faster_rcnn_R_18_FPN.py")
 
 
 def _check_samples():
-    label = os.path.join(SAMPLES, "labelTxt", "P0706.txt")
-    assert os.path.isfile(label), (
-        f"The shared DOTA samples are missing: {os.path.normpath(label)} (see "
-        "/work/shared/data/dota_samples/README.md)"
-    )
+    dota_samples_dir()
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""poly_to_rbox on the real DOTA sample labels (../shared/data/dota_samples/labelTxt), including a
+"""poly_to_rbox on the real DOTA sample labels (tests/data/dota_samples/labelTxt), including a
 line whose four points are not in a consistent order."""
 
 from pathlib import Path
@@ -10,10 +10,6 @@ import torch
 from shapely.geometry import MultiPoint, Polygon
 
 from rotated_det.structures import poly_to_rbox, rbox_to_poly
-
-LABELS = (
-    Path(__file__).resolve().parents[2] / ".." / "shared" / "data" / "dota_samples" / "labelTxt"
-)
 
 
 def read_polygons(path: Path) -> np.ndarray:
@@ -28,12 +24,8 @@ def read_polygons(path: Path) -> np.ndarray:
 
 
 @pytest.fixture(scope="module")
-def polygons() -> dict[str, np.ndarray]:
-    files = sorted(LABELS.glob("*.txt")) if LABELS.is_dir() else []
-    assert files, (
-        f"DOTA sample labels not found under {LABELS.resolve()}: the tests expect the shared data "
-        "at ../shared/data/dota_samples relative to the repository root"
-    )
+def polygons(dota_samples) -> dict[str, np.ndarray]:
+    files = sorted((dota_samples / "labelTxt").glob("*.txt"))
     return {f.stem: read_polygons(f) for f in files}
 
 
@@ -80,13 +72,13 @@ def test_inconsistently_ordered_line(polygons):
     assert 90 < box[0, 2] < 110 and 10 < box[0, 3] < 25
 
 
-def test_sample_labels_saved_on_windows_parse_the_same(polygons, tmp_path):
+def test_sample_labels_saved_on_windows_parse_the_same(polygons, dota_samples, tmp_path):
     """Each sample label file saved as a Windows editor does (UTF-8 byte-order mark, CRLF line
     ends) gives the same objects, header and difficult flags through the library's parser."""
     from rotated_det.data.datasets.dota import parse_dota_label_file
 
     for name, polys in polygons.items():
-        src = LABELS / f"{name}.txt"
+        src = dota_samples / "labelTxt" / f"{name}.txt"
         ref = parse_dota_label_file(str(src))
         np.testing.assert_array_equal(ref.polys, polys)
         dst = tmp_path / f"{name}.txt"

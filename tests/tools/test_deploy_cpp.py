@@ -1,5 +1,5 @@
 """The C++ runner (tools/deploy): built with CMake against the installed torch's libtorch and the
-rotated_det ops library, it runs a detector exported by tools/deploy/export_model.py on a shared
+rotated_det ops library, it runs a detector exported by tools/deploy/export_model.py on a real
 DOTA sample and prints the same detections as Python (boxes within 1e-3 relative, same classes and
 order, same scores)."""
 
@@ -17,11 +17,10 @@ import torch
 import torch.nn.functional as F
 
 from rotated_det.layers.ops_library import library_path
+from sample_data import DOTA_SAMPLES, dota_samples_dir
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SAMPLE = os.path.join(
-    REPO, "..", "shared", "data", "dota_samples", "unlabeled", "dota_patch_1024.jpg"
-)
+SAMPLE = str(DOTA_SAMPLES / "unlabeled" / "dota_patch_1024.jpg")
 DETECTOR = "oriented_rcnn"  # uses both compiled ops the runner must find: RoIAlign and NMS
 # The configs/common/models detector made small (ResNet-18, few proposals) to keep the test fast.
 OVERRIDES = [
@@ -79,8 +78,7 @@ def exported(tmp_path_factory):
     """A small oriented R-CNN with seeded weights, exported with tools/deploy/export_model.py."""
     from rotated_det.config import LazyConfig, instantiate
 
-    if not os.path.exists(SAMPLE):
-        pytest.fail(f"shared DOTA sample missing: {os.path.abspath(SAMPLE)}")
+    dota_samples_dir()
     work = tmp_path_factory.mktemp("export")
     model_cfg = os.path.join(REPO, "configs", "common", "models", f"{DETECTOR}.py")
     cfg = LazyConfig.apply_overrides(LazyConfig.load(model_cfg), OVERRIDES)

@@ -11,9 +11,6 @@ from rotated_det.data import DOTA_V1_CLASSES, load_dota_instances
 from rotated_det.structures import Instances, RotatedBoxes, rbox_to_poly
 from rotated_det.utils.visualizer import Visualizer, class_color
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-DOTA = os.path.join(REPO, "..", "shared", "data", "dota_samples")
-
 
 class Meta:
     def __init__(self, names, colors=None):
@@ -116,11 +113,9 @@ def test_overlapping_labels_are_hidden_and_counted_best_score_first():
     assert near(above, (255, 0, 0), 60).sum() == 0
 
 
-def test_dense_dota_scene_p0706(tmp_path):
-    if not os.path.isdir(DOTA):
-        pytest.fail(f"shared DOTA samples missing: {os.path.abspath(DOTA)}")
+def test_dense_dota_scene_p0706(tmp_path, dota_samples):
     dicts = load_dota_instances(
-        os.path.join(DOTA, "images"), os.path.join(DOTA, "labelTxt"), DOTA_V1_CLASSES
+        str(dota_samples / "images"), str(dota_samples / "labelTxt"), DOTA_V1_CLASSES
     )
     (d,) = [x for x in dicts if os.path.basename(x["file_name"]).startswith("P0706")]
     assert len(d["annotations"]) == 536
