@@ -65,6 +65,8 @@ setup(
     name="rotated_det",
     version="0.1.0",
     description="Rotated (oriented) object detection for PyTorch in the style of Detectron2",
+    license_expression="Apache-2.0",
+    license_files=["LICENSE"],
     packages=find_packages(exclude=("tests", "tests.*", "configs", "tools", "dev", "projects")),
     python_requires=">=3.10",
     install_requires=[
