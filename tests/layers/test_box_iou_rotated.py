@@ -248,8 +248,6 @@ def test_bad_inputs_raise_value_error():
         pairwise_iou_rotated(b, torch.zeros(5))
     with pytest.raises(ValueError, match="float32 or float64"):
         pairwise_iou_rotated(b.long(), b.long())
-    with pytest.raises(ValueError, match="same dtype"):
-        pairwise_iou_rotated(b, b.double())
     with pytest.raises(ValueError, match="mode"):
         box_iou_rotated(b, b, mode="giou")
     with pytest.raises(ValueError, match="aligned"):
@@ -266,3 +264,56 @@ def test_non_contiguous_inputs():
     strided = wide[:, ::2]
     assert not strided.is_contiguous()
     torch.testing.assert_close(pairwise_iou_rotated(strided, b), pairwise_iou_rotated(b, b))
+
+
+def _bf16_exact_boxes(n, gen):
+    """Boxes whose values float16 and bfloat16 hold exactly: integers below 256."""
+    xy = torch.randint(0, 96, (n, 2), generator=gen)
+    wh = torch.randint(4, 48, (n, 2), generator=gen)
+    a = torch.randint(-180, 180, (n, 1), generator=gen)
+    return torch.cat([xy, wh, a], 1).float()
+
+
+def test_half_precision_and_mixed_dtypes():
+    """float16/bfloat16 boxes are widened exactly to float32 for the kernel; the result comes
+    back in the promoted input dtype. Mixed dtypes widen to the larger one."""
+    gen = torch.Generator().manual_seed(12)
+    b1, b2 = _bf16_exact_boxes(60, gen), _bf16_exact_boxes(50, gen)
+    ref = box_iou_rotated(b1, b2)
+    assert 0 < int((ref > 0).sum()) < ref.numel()  # some pairs overlap, some do not
+    for dtype in (torch.bfloat16, torch.float16):
+        got = box_iou_rotated(b1.to(dtype), b2.to(dtype))
+        assert got.dtype == dtype and torch.equal(got, ref.to(dtype))
+        iof = box_iou_rotated(b1[:50].to(dtype), b2.to(dtype), mode="iof", aligned=True)
+        assert torch.equal(iof, box_iou_rotated(b1[:50], b2, mode="iof", aligned=True).to(dtype))
+        got = box_iou_rotated(b1.to(dtype), b2)
+        assert got.dtype == torch.float32 and torch.equal(got, ref)
+    got = box_iou_rotated(b1.half(), b2.bfloat16())
+    assert got.dtype == torch.float32 and torch.equal(got, ref)
+    # float64 wins: the float32 boxes are widened, not the float64 ones rounded
+    got = box_iou_rotated(b1, b2.double())
+    assert got.dtype == torch.float64
+    assert torch.equal(got, box_iou_rotated(b1.double(), b2.double()))
+
+
+def test_torch_jit_script_matches_eager():
+    scripted_iou = torch.jit.script(box_iou_rotated)
+    scripted_pairwise = torch.jit.script(pairwise_iou_rotated)
+    gen = torch.Generator().manual_seed(13)
+    b1, b2 = _overlapping_pairs(40, gen, dtype=torch.float32)
+    for mode in ("iou", "iof"):
+        for aligned in (False, True):
+            assert torch.equal(
+                scripted_iou(b1, b2, mode, aligned), box_iou_rotated(b1, b2, mode, aligned)
+            )
+    assert torch.equal(scripted_pairwise(b1, b2.double()), pairwise_iou_rotated(b1, b2.double()))
+    assert torch.equal(
+        scripted_pairwise(b1.bfloat16(), b2), pairwise_iou_rotated(b1.bfloat16(), b2)
+    )
+    # the checks run in the scripted function too, with the eager messages
+    with pytest.raises(torch.jit.Error, match="mode must be 'iou' or 'iof', got 'giou'"):
+        scripted_iou(b1, b2, "giou", False)
+    with pytest.raises(torch.jit.Error, match=r"boxes2 must have shape \[N, 5\].*got \(3, 4\)"):
+        scripted_pairwise(b1, torch.zeros(3, 4))
+    with pytest.raises(torch.jit.Error, match="boxes1 must be float16, .* got torch.int64"):
+        scripted_pairwise(b1.long(), b2)

@@ -145,8 +145,10 @@ def test_bad_inputs_raise_value_error():
         nms_rotated(torch.zeros(3, 4), s, 0.5)
     with pytest.raises(ValueError, match="scores"):
         nms_rotated(b, torch.zeros(4), 0.5)
-    with pytest.raises(ValueError, match="dtype"):
-        nms_rotated(b, s.double(), 0.5)
+    with pytest.raises(ValueError, match="scores must be float16, .* got torch.int64"):
+        nms_rotated(b, s.long(), 0.5)
+    with pytest.raises(ValueError, match="boxes must be float16, .* got torch.int32"):
+        nms_rotated(b.int(), s, 0.5)
     with pytest.raises(ValueError, match="iou_threshold"):
         nms_rotated(b, s, 1.5)
     with pytest.raises(ValueError, match="iou_threshold"):
@@ -155,3 +157,89 @@ def test_bad_inputs_raise_value_error():
         batched_nms_rotated(b, s, torch.zeros(3), 0.5)
     with pytest.raises(ValueError, match="idxs"):
         batched_nms_rotated(b, s, torch.zeros(2, dtype=torch.int64), 0.5)
+
+
+def _exact_boxes_and_scores(n, gen):
+    """Boxes and scores that float16 and bfloat16 hold exactly (integers below 256, scores
+    k / 256), so that every dtype sees the same values. Scores are distinct: no ties."""
+    assert n <= 256
+    xy = torch.randint(0, 120, (n, 2), generator=gen)
+    wh = torch.randint(8, 60, (n, 2), generator=gen)
+    a = torch.randint(-180, 180, (n, 1), generator=gen)
+    scores = torch.randperm(n, generator=gen).float() / 256
+    return torch.cat([xy, wh, a], 1).float(), scores
+
+
+HALF_AND_MIXED = [
+    (torch.bfloat16, torch.bfloat16),
+    (torch.float16, torch.float16),
+    (torch.float32, torch.bfloat16),  # autocast: float32 boxes, bfloat16 scores
+    (torch.bfloat16, torch.float32),
+    (torch.float16, torch.bfloat16),
+    (torch.float32, torch.float16),
+]
+
+
+@pytest.mark.parametrize("box_dtype,score_dtype", HALF_AND_MIXED)
+def test_half_precision_and_mixed_dtypes_equal_float32(box_dtype, score_dtype):
+    gen = torch.Generator().manual_seed(21)
+    boxes, scores = _exact_boxes_and_scores(250, gen)
+    idxs = torch.randint(0, 3, (250,), generator=gen)
+    for thr in (0.1, 0.3, 0.7):
+        ref = nms_rotated(boxes, scores, thr)
+        assert 0 < len(ref) < 250  # some boxes are suppressed, some kept
+        got = nms_rotated(boxes.to(box_dtype), scores.to(score_dtype), thr)
+        assert torch.equal(got, ref)
+        ref_b = batched_nms_rotated(boxes, scores, idxs, thr)
+        got_b = batched_nms_rotated(boxes.to(box_dtype), scores.to(score_dtype), idxs, thr)
+        assert torch.equal(got_b, ref_b)
+
+
+def test_float64_with_float32_compares_in_float64():
+    gen = torch.Generator().manual_seed(22)
+    boxes = _boxes(200, 150.0, gen, torch.float64)
+    scores = torch.rand(200, generator=gen)  # float32
+    ref = nms_rotated(boxes, scores.double(), 0.4)
+    assert torch.equal(nms_rotated(boxes, scores, 0.4), ref)
+    assert torch.equal(
+        nms_rotated(boxes.float().double(), scores, 0.4),
+        nms_rotated(boxes.float().double(), scores.double(), 0.4),
+    )
+
+
+def test_torch_jit_script_matches_eager():
+    import io
+
+    scripted = torch.jit.script(nms_rotated)
+    scripted_batched = torch.jit.script(batched_nms_rotated)
+    # a saved and reloaded copy too: what deployment gets
+    buf = io.BytesIO()
+    torch.jit.save(torch.jit.script(batched_nms_rotated), buf)
+    buf.seek(0)
+    reloaded = torch.jit.load(buf)
+    gen = torch.Generator().manual_seed(23)
+    for dtype in (torch.float32, torch.float64):
+        boxes = _boxes(300, 150.0, gen, dtype)
+        scores = torch.rand(300, generator=gen, dtype=dtype)
+        idxs = torch.randint(0, 4, (300,), generator=gen)
+        for thr in (0.2, 0.5):
+            ref = nms_rotated(boxes, scores, thr)
+            assert torch.equal(scripted(boxes, scores, thr), ref)
+            ref_b = batched_nms_rotated(boxes, scores, idxs, thr)
+            assert torch.equal(scripted_batched(boxes, scores, idxs, thr), ref_b)
+            assert torch.equal(reloaded(boxes, scores, idxs, thr), ref_b)
+    boxes, scores = _exact_boxes_and_scores(100, gen)
+    assert torch.equal(
+        scripted(boxes.bfloat16(), scores.half(), 0.3), nms_rotated(boxes, scores, 0.3)
+    )
+    # the checks run in the scripted functions too, with the eager messages
+    with pytest.raises(
+        torch.jit.Error, match=r"iou_threshold must be a number in \[0, 1\], got 1.5"
+    ):
+        scripted(boxes, scores, 1.5)
+    with pytest.raises(
+        torch.jit.Error, match=r"scores must have shape \[N\] with N = 100.*\(99,\)"
+    ):
+        scripted(boxes, scores[:99], 0.5)
+    with pytest.raises(torch.jit.Error, match="idxs must be an integer tensor, got torch.float32"):
+        scripted_batched(boxes, scores, scores, 0.5)

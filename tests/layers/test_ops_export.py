@@ -102,3 +102,32 @@ def test_export_training_graph_has_backward_op():
         torch.ones_like(out), rois, 0.5, 2, 2, 2, 3, 16, 16, 0
     )
     torch.testing.assert_close(grad, direct)
+
+
+def test_half_precision_fronts_trace_and_export():
+    """The float16/bfloat16 handling of the Python fronts (widen, call the op, round back) is
+    plain tensor code: it traces and exports, and the graphs give the eager results."""
+    boxes, scores, feat, rois = _inputs(3)
+    feat = feat.bfloat16()
+    model = _Head().eval()
+    ref = model(boxes, scores, feat, rois)
+    traced = torch.jit.trace(model, (boxes, scores, feat, rois))
+    assert "rotated_det::roi_align_rotated_forward" in str(traced.inlined_graph)
+    ep = torch.export.export(model, (boxes, scores, feat, rois))
+    new = _inputs(4)
+    new = (new[0], new[1], new[2].bfloat16(), new[3])
+    for f in (traced, ep.module()):
+        assert torch.equal(f(boxes, scores, feat, rois), ref)
+        assert torch.equal(f(*new), model(*new))
+
+    class _Nms(torch.nn.Module):
+        def forward(self, boxes, scores, idxs):
+            return L.batched_nms_rotated(boxes, scores, idxs, 0.3)
+
+    idxs = (scores * 3).long()
+    half_scores = scores.bfloat16()
+    ep_nms = torch.export.export(_Nms(), (boxes, half_scores, idxs))
+    assert torch.equal(
+        ep_nms.module()(boxes, half_scores, idxs),
+        L.batched_nms_rotated(boxes, half_scores.float(), idxs, 0.3),
+    )

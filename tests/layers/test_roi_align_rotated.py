@@ -7,6 +7,7 @@ import torch
 from torchvision.ops import roi_align
 
 from rotated_det.layers import ROIAlignRotated, roi_align_rotated
+from rotated_det.layers.roi_align_rotated import MAX_OUTPUT_SIDE, MAX_SAMPLING_RATIO
 
 
 def _bilinear(img, y, x):
@@ -234,7 +235,112 @@ def test_bad_inputs_raise_value_error():
         roi_align_rotated(x, torch.zeros(1, 5), 2, 1.0, 2)
     with pytest.raises(ValueError, match="dtype"):
         roi_align_rotated(x, r.double(), 2, 1.0, 2)
-    with pytest.raises(ValueError, match="float32 or float64"):
-        roi_align_rotated(x.half(), r.half(), 2, 1.0, 2)
+    with pytest.raises(ValueError, match="float32 or float64, got torch.int64"):
+        roi_align_rotated(x.long(), r.long(), 2, 1.0, 2)
     with pytest.raises(ValueError, match="output_size"):
         roi_align_rotated(x, r, (0, 2), 1.0, 2)
+    # float32 features take rois of their own dtype only; half features take float32 too
+    with pytest.raises(ValueError, match="rois must have the dtype of input"):
+        roi_align_rotated(x, r.bfloat16(), 2, 1.0, 2)
+    with pytest.raises(ValueError, match="accepted with torch.bfloat16 input: torch.float32"):
+        roi_align_rotated(x.bfloat16(), r.double(), 2, 1.0, 2)
+
+
+# (arguments, the message naming the argument, its value and the limit)
+OUT_OF_LIMITS = [
+    ((7, 1.0, 100000), r"sampling_ratio must be an integer in \[-1, 64\] .*got 100000"),
+    ((7, 1.0, -2), r"sampling_ratio must be an integer in \[-1, 64\] .*got -2"),
+    ((7, 1.0, 65), r"sampling_ratio must be an integer in \[-1, 64\] .*got 65"),
+    ((7, 1.0, 2.5), r"sampling_ratio must be an integer in \[-1, 64\] .*got 2.5"),
+    ((7, 1.0, -(2**32) + 2), r"sampling_ratio .*got -4294967294"),  # would wrap to 2 in C++ int
+    ((0, 1.0, 2), r"output_size sides must be in \[1, 256\], got 0"),
+    (((7, 257), 1.0, 2), r"output_size sides must be in \[1, 256\], got \(7, 257\)"),
+    ((7.5, 1.0, 2), r"output_size must be an integer .*in \[1, 256\], got 7.5"),
+    (((7, 7, 7), 1.0, 2), r"output_size must be an int or a pair .*got \(7, 7, 7\)"),
+    ((7, 16, 2), r"spatial_scale must be a number in \(0, 1\].*not the stride.*got 16"),
+    ((7, 0.0, 2), r"spatial_scale must be a number in \(0, 1\].*got 0.0"),
+    ((7, -0.25, 2), r"spatial_scale must be a number in \(0, 1\].*got -0.25"),
+    ((7, float("nan"), 2), r"spatial_scale must be a number in \(0, 1\].*got nan"),
+    ((7, "1/16", 2), r"spatial_scale must be a number in \(0, 1\].*got '1/16'"),
+]
+
+
+@pytest.mark.parametrize("args,message", OUT_OF_LIMITS)
+def test_arguments_outside_the_limits_raise_at_once(args, message):
+    """ROIAlignRotated(7, 1.0, sampling_ratio=100000) used to run for over 10 minutes (ignoring
+    Ctrl-C); arguments are now bounded, both in the module and the function."""
+    with pytest.raises(ValueError, match=message):
+        ROIAlignRotated(*args)
+    x, rois = torch.zeros(1, 1, 4, 4), torch.tensor([[0, 2.0, 2.0, 4.0, 4.0, 0.0]])
+    with pytest.raises(ValueError, match=message):
+        roi_align_rotated(x, rois, *args)
+
+
+def test_arguments_at_the_limits_are_accepted():
+    import numpy as np
+
+    x = torch.randn(1, 2, 6, 6, generator=torch.Generator().manual_seed(9))
+    rois = torch.tensor([[0, 3.0, 3.0, 4.0, 2.0, 20.0]])
+    out = ROIAlignRotated((1, MAX_OUTPUT_SIDE), 1.0, MAX_SAMPLING_RATIO)(x, rois)
+    assert out.shape == (1, 2, 1, 256) and torch.isfinite(out).all()
+    for sr in (-1, 0):  # both mean adaptive, as in torchvision (-1) and Detectron2 (0)
+        torch.testing.assert_close(
+            roi_align_rotated(x, rois, 3, 0.5, sr),
+            _reference(x.double(), rois.double(), (3, 3), 0.5, sr).float(),
+        )
+    m = ROIAlignRotated(np.int64(3), np.float32(0.25), np.int64(2))  # numpy scalars from configs
+    assert m.output_size == (3, 3) and m.sampling_ratio == 2 and m.spatial_scale == 0.25
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("sampling_ratio", [2, 0])
+def test_half_precision_forward_and_backward(dtype, sampling_ratio):
+    """Half features run the float32 kernel on the same values: the output (and the gradient)
+    is the float32 one rounded once to the feature dtype, i.e. equal to it within one rounding
+    (relative error <= 2**-8 for bfloat16, 2**-11 for float16)."""
+    gen = torch.Generator().manual_seed(10 + sampling_ratio)
+    x32 = torch.randn(2, 4, 12, 12, generator=gen)
+    rois = _rois(20, 2, 24, gen, dtype=torch.float32)
+    x = x32.to(dtype).requires_grad_()
+    xr = x.detach().float().requires_grad_()  # the same (rounded) values in float32
+    out = roi_align_rotated(x, rois, (3, 4), 0.5, sampling_ratio)
+    ref = roi_align_rotated(xr, rois, (3, 4), 0.5, sampling_ratio)
+    assert out.dtype == dtype
+    assert torch.equal(out, ref.to(dtype))
+    g = torch.randn(ref.shape, generator=gen).to(dtype)
+    (grad,) = torch.autograd.grad(out, x, g)
+    (grad_ref,) = torch.autograd.grad(ref, xr, g.float())
+    assert grad.dtype == dtype and torch.equal(grad, grad_ref.to(dtype))
+    # rois in the half dtype are accepted (their values are what they are)
+    rh = rois.to(dtype)
+    torch.testing.assert_close(
+        roi_align_rotated(x, rh, 3, 0.5, sampling_ratio),
+        roi_align_rotated(xr, rh.float(), 3, 0.5, sampling_ratio).to(dtype),
+        rtol=0,
+        atol=0,
+    )
+    # against unrounded float32 features: feature rounding (weights sum to <= 1) plus output
+    # rounding, each at most eps * max|x|, eps = 2**-8 (bfloat16) or 2**-11 (float16)
+    eps = 2.0**-8 if dtype == torch.bfloat16 else 2.0**-11
+    full = roi_align_rotated(x32, rois, (3, 4), 0.5, sampling_ratio)
+    assert (out.float() - full).abs().max() <= (2 * eps + 1e-6) * x32.abs().max()
+
+
+def test_backward_under_autocast():
+    """A conv under bfloat16 autocast feeds RoIAlignRotated with float32 rois: the forward is in
+    bfloat16 and the gradient reaches the conv weights, close to the float32 one."""
+    gen = torch.Generator().manual_seed(11)
+    conv = torch.nn.Conv2d(3, 8, 3, padding=1)
+    with torch.no_grad():
+        conv.weight.copy_(torch.randn(conv.weight.shape, generator=gen) * 0.2)
+    img = torch.randn(2, 3, 16, 16, generator=gen)
+    rois = _rois(30, 2, 32, gen, dtype=torch.float32)
+    pool = ROIAlignRotated(5, 0.5, 0)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = pool(conv(img), rois)
+    assert out.dtype == torch.bfloat16
+    (grad,) = torch.autograd.grad(out.float().square().mean(), conv.weight)
+    (ref,) = torch.autograd.grad(pool(conv(img), rois).square().mean(), conv.weight)
+    assert torch.isfinite(grad).all() and grad.dtype == torch.float32
+    # bfloat16 activations: a few parts in a hundred of the largest gradient entry
+    torch.testing.assert_close(grad, ref, rtol=0, atol=0.03 * ref.abs().max().item())
