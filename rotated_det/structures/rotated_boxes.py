@@ -32,9 +32,14 @@ class RotatedBoxes(Boxes):
 
     Behaves like a tensor for indexing, ``len``, ``.to(device)`` and iteration (which yields
     the rows).
+
+    Compiles with ``torch.jit.script`` as Detectron2's does: a scripted function can build
+    RotatedBoxes from a tensor and call every method except iteration; in scripted code, indices
+    must be tensors (index or bool mask) and ``cat`` is called on an instance
+    (``boxes.cat([a, b])``), since TorchScript does not call classmethods on the class.
     """
 
-    def __init__(self, tensor):
+    def __init__(self, tensor: torch.Tensor):
         """
         Args:
             tensor: Nx5 (cx, cy, w, h, angle) tensor, numpy array or nested list; converted to
@@ -44,24 +49,35 @@ class RotatedBoxes(Boxes):
             tensor = torch.as_tensor(tensor, dtype=torch.float32, device=torch.device("cpu"))
         else:
             tensor = tensor.to(torch.float32)
-        if torch.jit.is_tracing():  # sizes are traced values; the checks would be constants
-            self.tensor = tensor
-            return
-        # guard_or_false: under torch.export the number of rows may be data-dependent (NMS
-        # output); it is then taken as non-empty, and an [N, 5] tensor needs no reshape anyway.
-        if guard_or_false(tensor.numel() == 0):
-            tensor = tensor.reshape((-1, 5))
-        if tensor.dim() != 2 or tensor.size(-1) != 5:
-            raise ValueError(
-                f"RotatedBoxes: expected an Nx5 tensor, got shape {tuple(tensor.shape)}"
-            )
+        # when tracing, sizes are traced values and the checks would be constants
+        if not torch.jit.is_tracing():
+            # guard_or_false: under torch.export the number of rows may be data-dependent (NMS
+            # output); it is then taken as non-empty, and an [N, 5] tensor needs no reshape.
+            if torch.jit.is_scripting():
+                empty = tensor.numel() == 0
+            else:
+                empty = guard_or_false(tensor.numel() == 0)
+            if empty:
+                tensor = tensor.reshape((-1, 5))
+            if tensor.dim() != 2 or tensor.size(-1) != 5:
+                raise ValueError(
+                    f"RotatedBoxes: expected an Nx5 tensor, got shape {list(tensor.shape)}"
+                )
         self.tensor = tensor
 
     def clone(self) -> "RotatedBoxes":
         return RotatedBoxes(self.tensor.clone())
 
-    def to(self, *args, **kwargs) -> "RotatedBoxes":
-        return RotatedBoxes(self.tensor.to(*args, **kwargs))
+    def to(self, device: torch.device) -> "RotatedBoxes":
+        """The boxes on ``device`` (a ``torch.device`` or a string such as ``"cpu"``)."""
+        return RotatedBoxes(self.tensor.to(device))
+
+    @property
+    def device(self) -> torch.device:
+        return self.tensor.device
+
+    def __len__(self) -> int:
+        return self.tensor.shape[0]
 
     def area(self) -> torch.Tensor:
         """[N] areas (w * h) in square pixels."""
@@ -71,7 +87,7 @@ class RotatedBoxes(Boxes):
         """Map the angles, in place, into [-180, 180)."""
         self.tensor[:, 4] = _wrap_angles(self.tensor[:, 4])
 
-    def clip(self, box_size, clip_angle_threshold: float = 1.0) -> None:
+    def clip(self, box_size: tuple[int, int], clip_angle_threshold: float = 1.0) -> None:
         """
         Clip, in place, the nearly horizontal boxes to the image; leave the others alone.
 
@@ -121,13 +137,13 @@ class RotatedBoxes(Boxes):
             return RotatedBoxes(self.tensor[item].view(1, -1))
         b = self.tensor[item]
         if b.dim() != 2:
-            raise IndexError(f"Indexing RotatedBoxes with {item!r} did not give an Nx5 matrix")
+            raise IndexError(f"Indexing RotatedBoxes with {item} did not give an Nx5 matrix")
         return RotatedBoxes(b)
 
     def __repr__(self) -> str:
         return "RotatedBoxes(" + str(self.tensor) + ")"
 
-    def inside_box(self, box_size, boundary_threshold: int = 0) -> torch.Tensor:
+    def inside_box(self, box_size: tuple[int, int], boundary_threshold: int = 0) -> torch.Tensor:
         """
         [N] bool: True where the box's enclosing horizontal box lies inside the image
         ``box_size = (height, width)``, allowed to stick out by up to ``boundary_threshold``
@@ -173,29 +189,41 @@ class RotatedBoxes(Boxes):
         t[:, 4] = torch.atan2(scale_x * s, scale_y * c) * (180.0 / math.pi)
 
     @classmethod
-    def cat(cls, boxes_list) -> "RotatedBoxes":
+    def cat(cls, boxes_list: list["RotatedBoxes"]) -> "RotatedBoxes":
         """Concatenate a list of RotatedBoxes into one (an empty list gives an empty one)."""
-        if not isinstance(boxes_list, (list, tuple)):
-            raise TypeError("RotatedBoxes.cat expects a list of RotatedBoxes")
+        if not torch.jit.is_scripting():  # scripted code is typed: the list holds RotatedBoxes
+            if not isinstance(boxes_list, (list, tuple)):
+                raise TypeError("RotatedBoxes.cat expects a list of RotatedBoxes")
+            if not all([isinstance(b, RotatedBoxes) for b in boxes_list]):
+                raise TypeError("RotatedBoxes.cat: every element must be a RotatedBoxes")
         if len(boxes_list) == 0:
             return cls(torch.empty(0))
-        if not all(isinstance(b, RotatedBoxes) for b in boxes_list):
-            raise TypeError("RotatedBoxes.cat: every element must be a RotatedBoxes")
         return cls(torch.cat([b.tensor for b in boxes_list], dim=0))
 
+    @torch.jit.unused
     def __iter__(self):
         """Yield each box as a tensor of shape (5,)."""
         yield from self.tensor
 
 
-def pairwise_iou(boxes1, boxes2) -> torch.Tensor:
+def pairwise_iou(boxes1: RotatedBoxes, boxes2: RotatedBoxes) -> torch.Tensor:
     """
     [N, M] IoU of every pair of rotated boxes (computed by the compiled op
     ``rotated_det.layers.pairwise_iou_rotated``).
 
     Args:
-        boxes1, boxes2: RotatedBoxes (or Nx5 / Mx5 tensors) holding N and M boxes.
+        boxes1, boxes2: RotatedBoxes (or, in eager code, Nx5 / Mx5 tensors) holding N and M
+            boxes.
     """
+    if torch.jit.is_scripting():
+        # RotatedBoxes hold float32 [N, 5] tensors, all the op needs; scripting this needs the
+        # ops loaded (import rotated_det.layers), as any scripted use of them does.
+        return torch.ops.rotated_det.box_iou_rotated(boxes1.tensor, boxes2.tensor, 0, False)
+    else:
+        return _pairwise_iou_eager(boxes1, boxes2)
+
+
+def _pairwise_iou_eager(boxes1, boxes2) -> torch.Tensor:
     # Imported here so that rotated_det.structures imports without the compiled library.
     from rotated_det.layers import pairwise_iou_rotated as _pairwise_iou_rotated_op
 
