@@ -130,7 +130,13 @@ class ROIPooler(nn.Module):
         rois = convert_boxes_to_pooler_format(box_lists)
         if rois.shape[1] != self.box_dim + 1:
             raise ValueError(f"ROIPooler expected {self.box_dim}-d boxes, got {rois.shape[1] - 1}")
-        rois = rois.to(x[0].dtype)
+        if self.box_dim == 5:
+            # Rotated RoIs stay at least float32 under autocast (bfloat16 would round their
+            # coordinates to 8 significant bits: 4 px steps at 1000 px); ROIAlignRotated widens
+            # half features itself.
+            rois = rois.to(torch.promote_types(x[0].dtype, torch.float32))
+        else:
+            rois = rois.to(x[0].dtype)
         num_channels = x[0].shape[1]
         if len(self.level_poolers) == 1:
             return self.level_poolers[0](x[0], rois)

@@ -253,7 +253,7 @@ class RotatedRetinaNet(nn.Module):
         for i, size in enumerate(image_sizes):
             boxes_all, scores_all, classes_all = [], [], []
             for anc, logit, delta in zip(anchors, pred_logits, pred_deltas):
-                probs = logit[i].sigmoid().flatten()
+                probs = logit[i].float().sigmoid().flatten()  # float32 also under autocast
                 keep = probs > self.test_score_thresh
                 scores = probs[keep]
                 idx = torch.nonzero(keep, as_tuple=True)[0]

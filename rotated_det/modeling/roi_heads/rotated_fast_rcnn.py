@@ -189,9 +189,10 @@ class RotatedFastRCNNOutputLayers(nn.Module):
         return _split_per_image(decoded, proposals)
 
     def predict_probs(self, predictions, proposals: list[Instances]) -> list[torch.Tensor]:
-        """Softmax class probabilities per image: ``[R_i, K + 1]``."""
+        """Softmax class probabilities per image: ``[R_i, K + 1]``, float32 (also under
+        autocast: half-precision scores would tie and could not be converted to numpy)."""
         scores, _ = predictions
-        return _split_per_image(F.softmax(scores, dim=-1), proposals)
+        return _split_per_image(F.softmax(scores.float(), dim=-1), proposals)
 
     def inference(self, predictions, proposals: list[Instances]):
         """Detections per image (see ``fast_rcnn_inference_rotated``)."""
