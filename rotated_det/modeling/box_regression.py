@@ -112,6 +112,14 @@ class Box2BoxTransformRotated:
             convention (same rectangles, see ``rotated_det.structures.normalize_rbox_angles``),
             the angle delta is wrapped to [-90, 90) degrees (a rectangle turned by 180 degrees is
             the same rectangle), and decoded boxes are returned in the convention.
+        edge_swap: with an ``angle_version``, encode each target as whichever of its two
+            descriptions ``(w, h, a)`` and ``(h, w, a + 90)`` has the angle nearer the source's
+            (MMRotate's ``edge_swap``), so the angle delta lies in [-45, 45) degrees. Without it
+            a near-square target gets deltas near +-90 degrees from some sources and near 0 from
+            others for the same rectangle: regression then averages contradicting targets.
+            Example: source ``(0, 0, 10, 10, 80)``, target ``(0, 0, 10, 10, -10)`` (a square,
+            le90): without the swap ``da = -90`` degrees, with it the target is read as
+            ``(0, 0, 10, 10, 80)`` and ``da = 0``.
     """
 
     def __init__(
@@ -119,6 +127,7 @@ class Box2BoxTransformRotated:
         weights=(1.0, 1.0, 1.0, 1.0, 1.0),
         scale_clamp: float = DEFAULT_SCALE_CLAMP,
         angle_version: str | None = None,
+        edge_swap: bool = False,
     ):
         self.weights = _check_weights(weights, 5, "Box2BoxTransformRotated", "(wx, wy, ww, wh, wa)")
         self.scale_clamp = scale_clamp
@@ -126,7 +135,13 @@ class Box2BoxTransformRotated:
             raise ValueError(
                 f"angle_version must be None, 'le90', 'le135' or 'oc', got {angle_version!r}"
             )
+        if edge_swap and angle_version is None:
+            raise ValueError(
+                "edge_swap=True needs an angle_version ('le90', 'le135' or 'oc'): Detectron2's "
+                "convention (angle_version=None) tells a box from its 90-degree-turned twin"
+            )
         self.angle_version = angle_version
+        self.edge_swap = edge_swap
 
     def get_deltas(self, src_boxes: torch.Tensor, target_boxes: torch.Tensor) -> torch.Tensor:
         """``src_boxes``, ``target_boxes``: ``[N, 5]``. Returns ``[N, 5]`` deltas."""
@@ -138,6 +153,11 @@ class Box2BoxTransformRotated:
         wx, wy, ww, wh, wa = self.weights
         period = 360.0 if self.angle_version is None else 180.0
         da = torch.remainder(ta - sa + period / 2, period) - period / 2
+        if self.edge_swap:
+            da_swapped = torch.remainder(ta + 90.0 - sa + period / 2, period) - period / 2
+            swap = da_swapped.abs() < da.abs()
+            tw, th = torch.where(swap, th, tw), torch.where(swap, tw, th)
+            da = torch.where(swap, da_swapped, da)
         return torch.stack(
             [
                 wx * (tx - sx) / sw,

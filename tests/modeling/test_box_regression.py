@@ -92,8 +92,9 @@ def test_angle_version_wraps_the_angle_delta_with_period_180():
     torch.testing.assert_close(d2[0, 4], torch.tensor(math.radians(178)))
 
 
+@pytest.mark.parametrize("edge_swap", [False, True])
 @pytest.mark.parametrize("version", ["le90", "le135", "oc"])
-def test_angle_version_encode_decode_is_identity_on_rectangles(version):
+def test_angle_version_encode_decode_is_identity_on_rectangles(version, edge_swap):
     g = torch.Generator().manual_seed(3)
     n = 300
     src = torch.cat(
@@ -112,11 +113,40 @@ def test_angle_version_encode_decode_is_identity_on_rectangles(version):
         ],
         dim=1,
     )
-    coder = Box2BoxTransformRotated(weights=(10, 10, 5, 5, 1), angle_version=version)
+    coder = Box2BoxTransformRotated(
+        weights=(10, 10, 5, 5, 1), angle_version=version, edge_swap=edge_swap
+    )
     d = coder.get_deltas(src, tgt)
-    assert d[:, 4].abs().max() <= math.pi / 2 + 1e-9
+    assert d[:, 4].abs().max() <= (math.pi / 4 if edge_swap else math.pi / 2) + 1e-9
+    if edge_swap:  # the bound is reached: the swap really happened for some pairs
+        assert d[:, 4].abs().max() > math.pi / 4 * 0.9
     out = coder.apply_deltas(d, src).double()
     assert rbox_corner_distance(out, tgt).max() < 1e-2  # the same rectangles (pixels)
+
+
+def test_edge_swap_hand_worked_square_and_rectangle():
+    coder = Box2BoxTransformRotated(angle_version="le90", edge_swap=True)
+    plain = Box2BoxTransformRotated(angle_version="le90")
+    src = torch.tensor([[0.0, 0.0, 10.0, 10.0, 80.0], [0.0, 0.0, 20.0, 10.0, 80.0]])
+    # a square at -10 degrees is the same square at 80: no angle to regress
+    # a 10 x 20 box at -10 degrees is the 20 x 10 box at 80 (w and h trade places)
+    tgt = torch.tensor([[0.0, 0.0, 10.0, 10.0, -10.0], [0.0, 0.0, 10.0, 20.0, -10.0]])
+    torch.testing.assert_close(coder.get_deltas(src, tgt), torch.zeros(2, 5))
+    # without the swap the square costs a 90-degree turn, and the rectangle (normalised to
+    # le90 as 20 x 10 at 80) needs none
+    d = plain.get_deltas(src, tgt)
+    torch.testing.assert_close(d[0, 4], torch.tensor(-math.pi / 2))
+    torch.testing.assert_close(d[1], torch.zeros(5))
+    # a target 60 degrees away is read as its twin 30 degrees away the other way, w/h swapped
+    d = coder.get_deltas(src[1:], torch.tensor([[0.0, 0.0, 20.0, 10.0, 20.0]]))
+    torch.testing.assert_close(
+        d[0], torch.tensor([0.0, 0.0, math.log(0.5), math.log(2.0), math.radians(30)])
+    )
+
+
+def test_edge_swap_needs_an_angle_version():
+    with pytest.raises(ValueError, match="edge_swap=True needs an angle_version"):
+        Box2BoxTransformRotated(edge_swap=True)
 
 
 def test_four_weights_for_rotated_coder_is_an_error():

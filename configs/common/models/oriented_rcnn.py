@@ -45,6 +45,6 @@ model.proposal_generator = L(OrientedRPN)(
     smooth_l1_beta=1.0 / 9,
 )
 model.roi_heads.box_predictor.box2box_transform = L(Box2BoxTransformRotated)(
-    weights=(10.0, 10.0, 5.0, 5.0, 10.0), angle_version="le90"
+    weights=(10.0, 10.0, 5.0, 5.0, 10.0), angle_version="le90", edge_swap=True
 )
 model.roi_heads.box_predictor.smooth_l1_beta = 1.0

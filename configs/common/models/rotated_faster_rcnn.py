@@ -60,7 +60,7 @@ model = L(GeneralizedRCNN)(
             thresholds=[0.3, 0.7], labels=[0, -1, 1], allow_low_quality_matches=True
         ),
         box2box_transform=L(Box2BoxTransformRotated)(
-            weights=(1.0, 1.0, 1.0, 1.0, 1.0), angle_version=ANGLE_VERSION
+            weights=(1.0, 1.0, 1.0, 1.0, 1.0), angle_version=ANGLE_VERSION, edge_swap=True
         ),
         batch_size_per_image=256,
         positive_fraction=0.5,
@@ -86,7 +86,7 @@ model = L(GeneralizedRCNN)(
         box_predictor=L(RotatedFastRCNNOutputLayers)(
             input_shape=L(ShapeSpec)(channels=1024),
             box2box_transform=L(Box2BoxTransformRotated)(
-                weights=(10.0, 10.0, 5.0, 5.0, 1.0), angle_version=ANGLE_VERSION
+                weights=(10.0, 10.0, 5.0, 5.0, 1.0), angle_version=ANGLE_VERSION, edge_swap=True
             ),
             num_classes="${..num_classes}",
             test_score_thresh=0.05,

@@ -49,7 +49,7 @@ model = L(RotatedRetinaNet)(
         offset=0.0,
     ),
     box2box_transform=L(Box2BoxTransformRotated)(
-        weights=(1.0, 1.0, 1.0, 1.0, 1.0), angle_version="le90"
+        weights=(1.0, 1.0, 1.0, 1.0, 1.0), angle_version="le90", edge_swap=True
     ),
     anchor_matcher=L(Matcher)(
         thresholds=[0.4, 0.5], labels=[0, -1, 1], allow_low_quality_matches=True
