@@ -11,14 +11,15 @@ TORCH_LIBRARY(rotated_det, m) {
   m.def("nms_rotated(Tensor dets, Tensor scores, float iou_threshold) -> Tensor");
   // As nms_rotated, but boxes only suppress boxes with the same idxs value (category).
   m.def(
-      "batched_nms_rotated(Tensor dets, Tensor scores, Tensor idxs, float iou_threshold) -> Tensor");
+      "batched_nms_rotated(Tensor dets, Tensor scores, Tensor idxs, float iou_threshold) "
+      "-> Tensor");
   // input [N, C, H, W], rois [K, 6] (batch_idx, cx, cy, w, h, angle_deg) -> [K, C, ph, pw].
   m.def(
-      "roi_align_rotated_forward(Tensor input, Tensor rois, float spatial_scale, int pooled_height, "
-      "int pooled_width, int sampling_ratio) -> Tensor");
+      "roi_align_rotated_forward(Tensor input, Tensor rois, float spatial_scale, "
+      "int pooled_height, int pooled_width, int sampling_ratio) -> Tensor");
   // grad [K, C, ph, pw] -> gradient of the input [batch_size, channels, height, width].
   m.def(
-      "roi_align_rotated_backward(Tensor grad, Tensor rois, float spatial_scale, int pooled_height, "
-      "int pooled_width, int batch_size, int channels, int height, int width, int sampling_ratio) "
-      "-> Tensor");
+      "roi_align_rotated_backward(Tensor grad, Tensor rois, float spatial_scale, "
+      "int pooled_height, int pooled_width, int batch_size, int channels, int height, int width, "
+      "int sampling_ratio) -> Tensor");
 }

@@ -89,7 +89,7 @@ RD_HOST_DEVICE RBox<T> make_rbox(const In* b) {
   const T h = static_cast<T>(b[3]);
   const T a = static_cast<T>(b[4]);
   r.valid = is_finite(r.cx) && is_finite(r.cy) && is_finite(w) && is_finite(h) && is_finite(a) &&
-      w > T(0) && h > T(0);
+            w > T(0) && h > T(0);
   if (!r.valid) {
     r.cx = r.cy = r.hw = r.hh = r.area = r.radius = r.s = T(0);
     r.c = T(1);
@@ -214,8 +214,8 @@ RD_HOST_DEVICE T overlap(const RBox<T>& a, const RBox<T>& b, int mode) {
 
 // Bilinear taps of the feature map (height x width) at continuous position (y, x), where pixel
 // centres sit at integer coordinates. Returns false (and no taps) when the point lies outside
-// [-1, height] x [-1, width] or is NaN; positions in [-1, 0) are clamped to 0 and positions past the
-// last pixel centre use the last row/column only.
+// [-1, height] x [-1, width] or is NaN; positions in [-1, 0) are clamped to 0 and positions past
+// the last pixel centre use the last row/column only.
 template <typename T>
 RD_HOST_DEVICE bool bilinear_taps(T y, T x, int height, int width, int64_t* idx, T* wt) {
   if (!(y >= T(-1) && y <= T(height) && x >= T(-1) && x <= T(width))) return false;
@@ -299,10 +299,12 @@ RD_HOST_DEVICE RoiGeometry<T> make_roi_geometry(const T* roi, T spatial_scale, i
   // Adaptive grids are capped at kMaxAdaptiveGrid samples per bin side, so that absurd RoIs
   // (a bin wider than that many feature-map pixels) cannot overflow or run for hours.
   const T gw = ceil(w / T(pooled_width)), gh = ceil(h / T(pooled_height));
-  g.grid_w = sampling_ratio > 0 ? sampling_ratio
-                                : static_cast<int>(gw < T(kMaxAdaptiveGrid) ? gw : T(kMaxAdaptiveGrid));
-  g.grid_h = sampling_ratio > 0 ? sampling_ratio
-                                : static_cast<int>(gh < T(kMaxAdaptiveGrid) ? gh : T(kMaxAdaptiveGrid));
+  g.grid_w = sampling_ratio > 0
+                 ? sampling_ratio
+                 : static_cast<int>(gw < T(kMaxAdaptiveGrid) ? gw : T(kMaxAdaptiveGrid));
+  g.grid_h = sampling_ratio > 0
+                 ? sampling_ratio
+                 : static_cast<int>(gh < T(kMaxAdaptiveGrid) ? gh : T(kMaxAdaptiveGrid));
   const int n = g.grid_w * g.grid_h;
   g.count = T(n > 1 ? n : 1);
   g.valid = true;

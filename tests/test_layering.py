@@ -80,8 +80,8 @@ def test_a_function_level_crossing_breaks_a_contract(tmp_path):
 
 
 def test_evaluation_contract_names_every_data_module_but_the_catalog():
-    """"evaluation reads only data's catalogs" lists the other data modules one by one; a module
-    added to rotated_det/data must join the list (or be a catalog)."""
+    """The contract "evaluation reads only data's catalogs" lists the other data modules one by
+    one; a module added to rotated_det/data must join the list (or be a catalog)."""
     config = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["importlinter"]
     (contract,) = [c for c in config["contracts"] if c["id"] == "evaluation-inputs"]
     listed = {m for m in contract["forbidden_modules"] if m.startswith("rotated_det.data.")}

@@ -1,7 +1,7 @@
 // CPU kernels of rotated_det::nms_rotated and rotated_det::batched_nms_rotated.
 //
-// Greedy NMS by decreasing score (stable order; NaN scores rank last). A kept box suppresses a later
-// box when their IoU, rounded to the input dtype, is > iou_threshold -- the same value
+// Greedy NMS by decreasing score (stable order; NaN scores rank last). A kept box suppresses a
+// later box when their IoU, rounded to the input dtype, is > iou_threshold -- the same value
 // box_iou_rotated returns. Most candidate pairs are rejected without polygon clipping by exact
 // upper bounds on the intersection (overlap of the bounding boxes in the image frame, then in the
 // frame of the kept box, and the smaller area), computed in float64 and used with a margin far
@@ -85,10 +85,23 @@ inline float round_up(double v) {
   return static_cast<double>(f) < v ? std::nextafter(f, std::numeric_limits<float>::infinity()) : f;
 }
 
-// Greedy NMS, per category (batched form), in blocks: the first kBlock boxes still alive are resolved serially among
-// themselves, then the boxes kept among them suppress all later alive boxes in parallel (each
-// later box runs a vectorised float prefilter against all of them, then the exact test on the few
-// that pass, stopping at its first suppressor), and the alive list is compacted.
+// Greedy NMS, per category (batched form), in blocks: the first kBlock boxes still alive are
+// resolved serially among themselves, then the boxes kept among them suppress all later alive boxes
+// in parallel (each later box runs a vectorised float prefilter against all of them, then the exact
+// test on the few that pass, stopping at its first suppressor), and the alive list is compacted.
+//
+// Invariant, at the top of each pass of the `while` loop over one category's `alive` list:
+//   (a) `alive` holds, in score order, exactly the boxes of the category not yet decided (every
+//       other box is in `keep` or was suppressed), and
+//   (b) no box in `alive` is suppressed by any box kept so far.
+// By (b), a head box needs testing only against the boxes kept before it in the same block, so the
+// serial scan of the head decides each box as the textbook loop does (keep j iff no kept box
+// earlier in score order suppresses it). The parallel pass then restores (b) for the rest: every
+// remaining box is tested against every box kept in this block, and the prefilter (float copies
+// rounded outwards, a lowered threshold, non-finite values forced through) never drops a pair that
+// `suppresses` accepts. Each thread writes only the `removed` flags of its own boxes, and the
+// compaction keeps the order, which restores (a). The result is therefore that of the O(n^2)
+// serial greedy loop, whatever kBlock and the thread count.
 template <typename scalar_t>
 at::Tensor nms_kernel(const at::Tensor& dets, const at::Tensor& scores, const int64_t* labels,
                       double iou_threshold) {
@@ -188,9 +201,9 @@ at::Tensor nms_kernel(const at::Tensor& dets, const at::Tensor& scores, const in
             const float jy0 = round_down(bj.y0), jy1 = round_up(bj.y1);
             const float ja = round_up(bj.b.area);
             const int64_t jl = bj.label;
-            const bool jforce = bj.b.valid && !(std::isfinite(jx0) && std::isfinite(jx1) &&
-                                                std::isfinite(jy0) && std::isfinite(jy1) &&
-                                                std::isfinite(ja));
+            const bool jforce =
+                bj.b.valid && !(std::isfinite(jx0) && std::isfinite(jx1) && std::isfinite(jy0) &&
+                                std::isfinite(jy1) && std::isfinite(ja));
             int any = 0;
             for (int64_t m = 0; m < nk; ++m) {
               const float ox = std::min(kx1[m], jx1) - std::max(kx0[m], jx0);
@@ -240,8 +253,7 @@ at::Tensor nms_impl(const at::Tensor& dets, const at::Tensor& scores, const at::
   return out;
 }
 
-at::Tensor nms_rotated_cpu(const at::Tensor& dets, const at::Tensor& scores,
-                           double iou_threshold) {
+at::Tensor nms_rotated_cpu(const at::Tensor& dets, const at::Tensor& scores, double iou_threshold) {
   return nms_impl(dets, scores, nullptr, iou_threshold);
 }
 

@@ -133,8 +133,8 @@ at::Tensor roi_align_rotated_forward_cpu(const at::Tensor& input, const at::Tens
                        const scalar_t* p1 = img + idx[1] * channels;
                        const scalar_t* p2 = img + idx[2] * channels;
                        const scalar_t* p3 = img + idx[3] * channels;
-                       accumulate_taps(a, p0, p1, p2, p3, wt[0] * inv, wt[1] * inv,
-                                       wt[2] * inv, wt[3] * inv, channels);
+                       accumulate_taps(a, p0, p1, p2, p3, wt[0] * inv, wt[1] * inv, wt[2] * inv,
+                                       wt[3] * inv, channels);
                      });
         scalar_t* o = out + k * channels * bins;
         for (int64_t b = 0; b < bins; ++b) {

@@ -75,14 +75,18 @@ at::Tensor box_iou_rotated_cuda(const at::Tensor& boxes1, const at::Tensor& boxe
   auto out = at::zeros({n, m}, b1.options());
   if (out.numel() == 0) return out;
   // RBox<double> arrays stored in byte tensors.
-  auto ra = at::empty({n * static_cast<int64_t>(sizeof(RBox<double>))}, b1.options().dtype(at::kByte));
-  auto rb = at::empty({m * static_cast<int64_t>(sizeof(RBox<double>))}, b1.options().dtype(at::kByte));
+  auto ra =
+      at::empty({n * static_cast<int64_t>(sizeof(RBox<double>))}, b1.options().dtype(at::kByte));
+  auto rb =
+      at::empty({m * static_cast<int64_t>(sizeof(RBox<double>))}, b1.options().dtype(at::kByte));
   auto* pa = reinterpret_cast<RBox<double>*>(ra.data_ptr<uint8_t>());
   auto* pb = reinterpret_cast<RBox<double>*>(rb.data_ptr<uint8_t>());
   AT_DISPATCH_FLOATING_TYPES(b1.scalar_type(), "box_iou_rotated_cuda", [&] {
-    prepare_kernel<scalar_t><<<blocks_for(n), kThreads, 0, stream>>>(b1.data_ptr<scalar_t>(), n, pa);
+    prepare_kernel<scalar_t>
+        <<<blocks_for(n), kThreads, 0, stream>>>(b1.data_ptr<scalar_t>(), n, pa);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
-    prepare_kernel<scalar_t><<<blocks_for(m), kThreads, 0, stream>>>(b2.data_ptr<scalar_t>(), m, pb);
+    prepare_kernel<scalar_t>
+        <<<blocks_for(m), kThreads, 0, stream>>>(b2.data_ptr<scalar_t>(), m, pb);
     C10_CUDA_KERNEL_LAUNCH_CHECK();
     pairwise_kernel<scalar_t><<<blocks_for(n * m), kThreads, 0, stream>>>(
         pa, pb, n, m, static_cast<int>(mode), out.data_ptr<scalar_t>());

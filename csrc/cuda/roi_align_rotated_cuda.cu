@@ -43,7 +43,7 @@ __global__ void roi_align_rotated_forward_kernel(const T* input, const T* rois, 
       geom::roi_sample_point(g, ph, pw, iy, ix, &y, &x);
       if (!geom::bilinear_taps(y, x, height, width, idx, wt)) continue;
       sum += wt[0] * plane[idx[0]] + wt[1] * plane[idx[1]] + wt[2] * plane[idx[2]] +
-          wt[3] * plane[idx[3]];
+             wt[3] * plane[idx[3]];
     }
   }
   out[index] = sum / g.count;
@@ -129,10 +129,9 @@ at::Tensor roi_align_rotated_backward_cuda(const at::Tensor& grad, const at::Ten
   auto stream = at::cuda::getCurrentCUDAStream();
   AT_DISPATCH_FLOATING_TYPES(g.scalar_type(), "roi_align_rotated_backward_cuda", [&] {
     roi_align_rotated_backward_kernel<scalar_t><<<blocks_for(total), kThreads, 0, stream>>>(
-        g.data_ptr<scalar_t>(), r.data_ptr<scalar_t>(), total,
-        static_cast<scalar_t>(spatial_scale), static_cast<int>(batch_size),
-        static_cast<int>(channels), static_cast<int>(height), static_cast<int>(width),
-        static_cast<int>(pooled_height), static_cast<int>(pooled_width),
+        g.data_ptr<scalar_t>(), r.data_ptr<scalar_t>(), total, static_cast<scalar_t>(spatial_scale),
+        static_cast<int>(batch_size), static_cast<int>(channels), static_cast<int>(height),
+        static_cast<int>(width), static_cast<int>(pooled_height), static_cast<int>(pooled_width),
         static_cast<int>(sampling_ratio), grad_input.data_ptr<scalar_t>());
     C10_CUDA_KERNEL_LAUNCH_CHECK();
   });
