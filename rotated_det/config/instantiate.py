@@ -59,8 +59,10 @@ def locate(name: str) -> Any:
 
 def target_to_str(target: Any) -> str:
     """Return the dotted import path of a class or function (inverse of :func:`locate`)."""
-    module = getattr(target, "__module__", None)
-    qualname = getattr(target, "__qualname__", None) or getattr(target, "__name__", None)
+    module: str | None = getattr(target, "__module__", None)
+    qualname: str | None = getattr(target, "__qualname__", None) or getattr(
+        target, "__name__", None
+    )
     if module is None or qualname is None:
         raise ValueError(f"Cannot turn {target!r} into an import path.")
     # Prefer the shortest public module path that still resolves to the same object,
@@ -113,9 +115,9 @@ def instantiate(cfg: Any) -> Any:
     if not _is_lazy_node(cfg):
         return cfg
 
+    items: dict[str, Any]
     if isinstance(cfg, DictConfig):
-        keys = list(cfg.keys())
-        items = {k: cfg[k] for k in keys}
+        items = {str(k): cfg[k] for k in cfg.keys()}
     else:
         items = dict(cfg)
     target = items.pop(_TARGET)

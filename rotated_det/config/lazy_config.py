@@ -11,6 +11,7 @@ import types
 import typing
 import uuid
 from collections import abc
+from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
@@ -60,10 +61,11 @@ def _read_text(filename: str) -> str:
     from rotated_det.utils.file_io import PathManager
 
     with PathManager.open(filename, "r") as f:
-        return f.read()
+        text: str = f.read()
+    return text
 
 
-def _exec_config_file(filename: str) -> dict:
+def _exec_config_file(filename: str) -> dict[str, Any]:
     """Execute a Python config file and return its global namespace."""
     source = _read_text(filename)
     try:
@@ -110,16 +112,23 @@ def _package_from_dir(dirname: str, name: str, fromlist: Any) -> types.ModuleTyp
 
 
 @contextmanager
-def _patch_import():
+def _patch_import() -> Iterator[None]:
     """Resolve relative imports of config files (``from ..common.train import train``) to
     files on disk; every other import goes to Python's normal machinery."""
     original_import = builtins.__import__
 
-    def config_import(name, globals=None, locals=None, fromlist=(), level=0):
-        package = (globals or {}).get("__package__") or ""
-        if level == 0 or not package.startswith(_CFG_PACKAGE):
+    def config_import(
+        name: str,
+        globals: abc.Mapping[str, object] | None = None,
+        locals: abc.Mapping[str, object] | None = None,
+        fromlist: abc.Sequence[str] | None = (),
+        level: int = 0,
+    ) -> types.ModuleType:
+        package = str((globals or {}).get("__package__") or "")
+        if globals is None or level == 0 or not package.startswith(_CFG_PACKAGE):
             return original_import(name, globals, locals, fromlist, level)
-        base = os.path.dirname(globals["__file__"])
+        config_file = str(globals["__file__"])
+        base = os.path.dirname(config_file)
         for _ in range(level - 1):
             base = os.path.dirname(base)
         path = os.path.join(base, *name.split(".")) if name else base
@@ -128,7 +137,7 @@ def _patch_import():
         if os.path.isdir(path):
             return _package_from_dir(path, name or os.path.basename(path), fromlist)
         raise ImportError(
-            f"Config file {globals['__file__']}: relative import {'.' * level}{name} "
+            f"Config file {config_file}: relative import {'.' * level}{name} "
             f"refers to {path}.py, which does not exist."
         )
 
@@ -140,7 +149,8 @@ def _patch_import():
 
 
 def _flatten_keys(cfg: Any, prefix: str = "") -> list[str]:
-    out = []
+    out: list[str] = []
+    items: list[tuple[str, Any]]
     if isinstance(cfg, DictConfig):
         items = [(str(k), cfg._get_node(k)) for k in cfg.keys()]
     elif isinstance(cfg, ListConfig):

@@ -1,6 +1,7 @@
 """Normalization layers: FrozenBatchNorm2d and the ``get_norm`` factory."""
 
 from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -21,6 +22,11 @@ class FrozenBatchNorm2d(nn.Module):
     """
 
     _version = 3
+    # Buffers (registered in __init__), declared for the type checker.
+    weight: torch.Tensor
+    bias: torch.Tensor
+    running_mean: torch.Tensor
+    running_var: torch.Tensor
 
     def __init__(self, num_features: int, eps: float = 1e-5):
         super().__init__()
@@ -45,8 +51,15 @@ class FrozenBatchNorm2d(nn.Module):
         )
 
     def _load_from_state_dict(
-        self, state_dict, prefix, local_metadata, strict, missing_keys, unexpected_keys, error_msgs
-    ):
+        self,
+        state_dict: dict[str, Any],
+        prefix: str,
+        local_metadata: dict[str, Any],
+        strict: bool,
+        missing_keys: list[str],
+        unexpected_keys: list[str],
+        error_msgs: list[str],
+    ) -> None:
         # Checkpoints of nn.BatchNorm2d carry a step counter that has no meaning here.
         state_dict.pop(prefix + "num_batches_tracked", None)
         # Some checkpoints store only the affine part (scale / bias); statistics are then identity.
@@ -72,7 +85,7 @@ class FrozenBatchNorm2d(nn.Module):
             if module.affine:
                 frozen.weight.data.copy_(module.weight.data)
                 frozen.bias.data.copy_(module.bias.data)
-            if module.running_mean is not None:
+            if module.running_mean is not None and module.running_var is not None:
                 frozen.running_mean.data.copy_(module.running_mean.data)
                 frozen.running_var.data.copy_(module.running_var.data)
             return frozen

@@ -65,9 +65,10 @@ def nms_rotated(boxes: torch.Tensor, scores: torch.Tensor, iou_threshold: float)
     """
     _check_nms_args(boxes, scores, iou_threshold)
     dtype = geometry_dtype(boxes.dtype, scores.dtype)
-    return torch.ops.rotated_det.nms_rotated(
+    keep: torch.Tensor = torch.ops.rotated_det.nms_rotated(
         boxes.to(dtype), scores.to(dtype), float(iou_threshold)
     )
+    return keep
 
 
 def batched_nms_rotated(
@@ -105,6 +106,7 @@ def batched_nms_rotated(
     if idxs.device != boxes.device:
         raise ValueError(f"idxs must be on the device of boxes ({boxes.device}), got {idxs.device}")
     dtype = geometry_dtype(boxes.dtype, scores.dtype)
-    return torch.ops.rotated_det.batched_nms_rotated(
+    keep: torch.Tensor = torch.ops.rotated_det.batched_nms_rotated(
         boxes.to(dtype), scores.to(dtype), idxs, float(iou_threshold)
     )
+    return keep

@@ -11,6 +11,7 @@ This module also registers, for each op, a fake (meta) implementation used by ``
 
 import glob
 import os
+from typing import Any
 
 import torch
 
@@ -32,61 +33,87 @@ def library_path() -> str:
     return found[0]
 
 
+# Fake (meta) kernels: output shapes and dtypes from the input shapes, for torch.export and
+# torch.compile.
+def _box_iou_rotated_fake(
+    boxes1: torch.Tensor, boxes2: torch.Tensor, mode: int = 0, aligned: bool = False
+) -> torch.Tensor:
+    if aligned:
+        return boxes1.new_empty((boxes1.shape[0],))
+    return boxes1.new_empty((boxes1.shape[0], boxes2.shape[0]))
+
+
+def _nms_rotated_fake(
+    dets: torch.Tensor, scores: torch.Tensor, iou_threshold: float
+) -> torch.Tensor:
+    n = torch.library.get_ctx().new_dynamic_size()
+    return dets.new_empty((n,), dtype=torch.int64)
+
+
+def _batched_nms_rotated_fake(
+    dets: torch.Tensor, scores: torch.Tensor, idxs: torch.Tensor, iou_threshold: float
+) -> torch.Tensor:
+    n = torch.library.get_ctx().new_dynamic_size()
+    return dets.new_empty((n,), dtype=torch.int64)
+
+
+def _roi_align_rotated_forward_fake(
+    input: torch.Tensor,
+    rois: torch.Tensor,
+    spatial_scale: float,
+    pooled_height: int,
+    pooled_width: int,
+    sampling_ratio: int,
+) -> torch.Tensor:
+    return input.new_empty((rois.shape[0], input.shape[1], pooled_height, pooled_width))
+
+
+def _roi_align_rotated_backward_fake(
+    grad: torch.Tensor,
+    rois: torch.Tensor,
+    spatial_scale: float,
+    pooled_height: int,
+    pooled_width: int,
+    batch_size: int,
+    channels: int,
+    height: int,
+    width: int,
+    sampling_ratio: int,
+) -> torch.Tensor:
+    return grad.new_empty((batch_size, channels, height, width))
+
+
+# Autograd of roi_align_rotated_forward: the gradient of the input is the backward op's output.
+def _roi_align_setup_context(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
+    input, rois, spatial_scale, pooled_height, pooled_width, sampling_ratio = inputs
+    ctx.save_for_backward(rois)
+    ctx.args = (spatial_scale, pooled_height, pooled_width, sampling_ratio)
+    ctx.input_shape = input.shape
+
+
+def _roi_align_backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+    (rois,) = ctx.saved_tensors
+    spatial_scale, pooled_height, pooled_width, sampling_ratio = ctx.args
+    n, c, h, w = ctx.input_shape
+    grad_input = torch.ops.rotated_det.roi_align_rotated_backward(
+        grad, rois, spatial_scale, pooled_height, pooled_width, n, c, h, w, sampling_ratio
+    )
+    return grad_input, None, None, None, None, None
+
+
 def _register_python_parts() -> None:
     lib = "rotated_det::"
-
-    @torch.library.register_fake(lib + "box_iou_rotated")
-    def _(boxes1, boxes2, mode=0, aligned=False):
-        if aligned:
-            return boxes1.new_empty((boxes1.shape[0],))
-        return boxes1.new_empty((boxes1.shape[0], boxes2.shape[0]))
-
-    @torch.library.register_fake(lib + "nms_rotated")
-    def _(dets, scores, iou_threshold):
-        n = torch.library.get_ctx().new_dynamic_size()
-        return dets.new_empty((n,), dtype=torch.int64)
-
-    @torch.library.register_fake(lib + "batched_nms_rotated")
-    def _(dets, scores, idxs, iou_threshold):
-        n = torch.library.get_ctx().new_dynamic_size()
-        return dets.new_empty((n,), dtype=torch.int64)
-
-    @torch.library.register_fake(lib + "roi_align_rotated_forward")
-    def _(input, rois, spatial_scale, pooled_height, pooled_width, sampling_ratio):
-        return input.new_empty((rois.shape[0], input.shape[1], pooled_height, pooled_width))
-
-    @torch.library.register_fake(lib + "roi_align_rotated_backward")
-    def _(
-        grad,
-        rois,
-        spatial_scale,
-        pooled_height,
-        pooled_width,
-        batch_size,
-        channels,
-        height,
-        width,
-        sampling_ratio,
-    ):
-        return grad.new_empty((batch_size, channels, height, width))
-
-    def _setup_context(ctx, inputs, output):
-        input, rois, spatial_scale, pooled_height, pooled_width, sampling_ratio = inputs
-        ctx.save_for_backward(rois)
-        ctx.args = (spatial_scale, pooled_height, pooled_width, sampling_ratio)
-        ctx.input_shape = input.shape
-
-    def _backward(ctx, grad):
-        (rois,) = ctx.saved_tensors
-        spatial_scale, pooled_height, pooled_width, sampling_ratio = ctx.args
-        n, c, h, w = ctx.input_shape
-        grad_input = torch.ops.rotated_det.roi_align_rotated_backward(
-            grad, rois, spatial_scale, pooled_height, pooled_width, n, c, h, w, sampling_ratio
-        )
-        return grad_input, None, None, None, None, None
-
+    torch.library.register_fake(lib + "box_iou_rotated", _box_iou_rotated_fake)
+    torch.library.register_fake(lib + "nms_rotated", _nms_rotated_fake)
+    torch.library.register_fake(lib + "batched_nms_rotated", _batched_nms_rotated_fake)
+    torch.library.register_fake(lib + "roi_align_rotated_forward", _roi_align_rotated_forward_fake)
+    torch.library.register_fake(
+        lib + "roi_align_rotated_backward", _roi_align_rotated_backward_fake
+    )
     torch.library.register_autograd(
-        lib + "roi_align_rotated_forward", _backward, setup_context=_setup_context
+        lib + "roi_align_rotated_forward",
+        _roi_align_backward,
+        setup_context=_roi_align_setup_context,
     )
 
 

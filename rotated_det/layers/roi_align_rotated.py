@@ -3,6 +3,7 @@
 
 import math
 import operator
+from typing import SupportsIndex
 
 import torch
 from torch import nn
@@ -25,8 +26,11 @@ _KERNEL_MAX_ADAPTIVE_GRID = 256
 
 _HALF_DTYPES = (torch.float16, torch.bfloat16)
 
+# ``output_size``: one side for both, or (pooled_height, pooled_width).
+OutputSize = int | tuple[int, int] | list[int]
 
-def _as_int(value, name: str, limits: str) -> int:
+
+def _as_int(value: SupportsIndex, name: str, limits: str) -> int:
     """``value`` as an int (an int or numpy integer; not a bool or a float)."""
     if isinstance(value, bool):
         raise ValueError(f"{name} must be an integer {limits}, got {value!r}")
@@ -36,7 +40,9 @@ def _as_int(value, name: str, limits: str) -> int:
         raise ValueError(f"{name} must be an integer {limits}, got {value!r}") from None
 
 
-def _check_pool_args(output_size, spatial_scale, sampling_ratio) -> tuple[int, int, float, int]:
+def _check_pool_args(
+    output_size: OutputSize, spatial_scale: float, sampling_ratio: int
+) -> tuple[int, int, float, int]:
     """Checks the pooling arguments against the documented limits.
 
     Returns:
@@ -74,7 +80,7 @@ def _check_pool_args(output_size, spatial_scale, sampling_ratio) -> tuple[int, i
 def roi_align_rotated(
     input: torch.Tensor,
     rois: torch.Tensor,
-    output_size,
+    output_size: OutputSize,
     spatial_scale: float,
     sampling_ratio: int,
 ) -> torch.Tensor:
@@ -114,14 +120,15 @@ def roi_align_rotated(
     ph, pw, scale, sr = _check_pool_args(output_size, spatial_scale, sampling_ratio)
     _check_tensors(input, rois)
     if input.dtype in _HALF_DTYPES:
-        out = torch.ops.rotated_det.roi_align_rotated_forward(
+        out: torch.Tensor = torch.ops.rotated_det.roi_align_rotated_forward(
             input.float(), rois.float(), scale, ph, pw, sr
         )
         return out.to(input.dtype)
-    return torch.ops.rotated_det.roi_align_rotated_forward(input, rois, scale, ph, pw, sr)
+    out = torch.ops.rotated_det.roi_align_rotated_forward(input, rois, scale, ph, pw, sr)
+    return out
 
 
-def _check_tensors(input, rois) -> None:
+def _check_tensors(input: torch.Tensor, rois: torch.Tensor) -> None:
     if not isinstance(input, torch.Tensor) or input.dim() != 4:
         raise ValueError(
             f"input must be a [N, C, H, W] tensor, got {getattr(input, 'shape', type(input))}"
@@ -153,7 +160,7 @@ class ROIAlignRotated(nn.Module):
         sampling_ratio: samples per bin along each side, in [-1, 64]; -1 or 0 means adaptive.
     """
 
-    def __init__(self, output_size, spatial_scale: float, sampling_ratio: int):
+    def __init__(self, output_size: OutputSize, spatial_scale: float, sampling_ratio: int):
         super().__init__()
         ph, pw, scale, sr = _check_pool_args(output_size, spatial_scale, sampling_ratio)
         self.output_size = (ph, pw)

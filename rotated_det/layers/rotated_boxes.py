@@ -50,7 +50,7 @@ def box_iou_rotated(
         )
     out_dtype = torch.promote_types(boxes1.dtype, boxes2.dtype)
     dtype = geometry_dtype(boxes1.dtype, boxes2.dtype)
-    iou = torch.ops.rotated_det.box_iou_rotated(
+    iou: torch.Tensor = torch.ops.rotated_det.box_iou_rotated(
         boxes1.to(dtype), boxes2.to(dtype), 0 if mode == "iou" else 1, aligned
     )
     return iou.to(out_dtype)

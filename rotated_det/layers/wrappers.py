@@ -1,5 +1,8 @@
 """Thin wrappers around torch functions and modules used across the models."""
 
+from collections.abc import Callable
+from typing import Any, cast
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -17,7 +20,13 @@ class Conv2d(nn.Conv2d):
     Input ``[N, C_in, H, W]``, output ``[N, C_out, H', W']``.
     """
 
-    def __init__(self, *args, norm: nn.Module | None = None, activation=None, **kwargs):
+    def __init__(
+        self,
+        *args: Any,
+        norm: nn.Module | None = None,
+        activation: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        **kwargs: Any,
+    ) -> None:
         super().__init__(*args, **kwargs)
         self.norm = norm
         self.activation = activation
@@ -47,10 +56,12 @@ def nonzero_tuple(x: torch.Tensor) -> tuple[torch.Tensor, ...]:
     return x.nonzero().unbind(1)
 
 
-def shapes_to_tensor(x: list[int], device: torch.device | None = None) -> torch.Tensor:
+def shapes_to_tensor(
+    x: list[int] | list[torch.Tensor], device: torch.device | None = None
+) -> torch.Tensor:
     """Turn a list of ints (or 0-dim tensors while tracing) into an int64 tensor."""
     if torch.jit.is_scripting():
         return torch.as_tensor(x, device=device)
     if torch.jit.is_tracing() and all(isinstance(t, torch.Tensor) for t in x):
-        return torch.stack(x)
+        return torch.stack(cast(list[torch.Tensor], x))
     return torch.as_tensor(x, device=device)
