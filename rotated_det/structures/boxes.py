@@ -1,9 +1,12 @@
 """Horizontal boxes: ``BoxMode`` (box formats and conversions), ``Boxes`` and their pairwise IoU."""
 
 import math
+from collections.abc import Iterator, Sequence
 from enum import IntEnum
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import torch
 
 __all__ = [
@@ -15,6 +18,9 @@ __all__ = [
     "pairwise_point_box_distance",
     "matched_pairwise_iou",
 ]
+
+# A box or boxes as BoxMode.convert takes them: 4 or 5 numbers, or an [N, 4] / [N, 5] array.
+RawBoxType = list[float] | tuple[float, ...] | torch.Tensor | npt.NDArray[Any]
 
 
 class BoxMode(IntEnum):
@@ -37,7 +43,7 @@ class BoxMode(IntEnum):
     """
 
     @staticmethod
-    def convert(box, from_mode: "BoxMode", to_mode: "BoxMode"):
+    def convert(box: RawBoxType, from_mode: "BoxMode", to_mode: "BoxMode") -> RawBoxType:
         """
         Convert box(es) from one mode to another.
 
@@ -135,29 +141,29 @@ class Boxes:
     ``len``, ``.to(device)`` and iteration (which yields the rows).
     """
 
-    def __init__(self, tensor):
+    def __init__(self, tensor: torch.Tensor | npt.NDArray[Any] | Sequence[Any]) -> None:
         """
         Args:
             tensor: Nx4 (x0, y0, x1, y1) tensor, numpy array or nested list; converted to
                 float32. Anything with zero elements becomes a 0x4 tensor.
         """
         if not isinstance(tensor, torch.Tensor):
-            tensor = torch.as_tensor(tensor, dtype=torch.float32, device=torch.device("cpu"))
+            t = torch.as_tensor(tensor, dtype=torch.float32, device=torch.device("cpu"))
         else:
-            tensor = tensor.to(torch.float32)
+            t = tensor.to(torch.float32)
         if torch.jit.is_tracing():  # sizes are traced values; the checks would be constants
-            self.tensor = tensor
+            self.tensor = t
             return
-        if tensor.numel() == 0:
-            tensor = tensor.reshape((-1, 4))
-        if tensor.dim() != 2 or tensor.size(-1) != 4:
-            raise ValueError(f"Boxes: expected an Nx4 tensor, got shape {tuple(tensor.shape)}")
-        self.tensor = tensor
+        if t.numel() == 0:
+            t = t.reshape((-1, 4))
+        if t.dim() != 2 or t.size(-1) != 4:
+            raise ValueError(f"Boxes: expected an Nx4 tensor, got shape {tuple(t.shape)}")
+        self.tensor = t
 
     def clone(self) -> "Boxes":
         return Boxes(self.tensor.clone())
 
-    def to(self, *args, **kwargs) -> "Boxes":
+    def to(self, *args: Any, **kwargs: Any) -> "Boxes":
         return Boxes(self.tensor.to(*args, **kwargs))
 
     @property
@@ -169,7 +175,7 @@ class Boxes:
         b = self.tensor
         return (b[:, 2] - b[:, 0]) * (b[:, 3] - b[:, 1])
 
-    def clip(self, box_size) -> None:
+    def clip(self, box_size: tuple[int, int]) -> None:
         """
         Clamp the boxes, in place, into the image: x into [0, width], y into [0, height].
 
@@ -190,7 +196,7 @@ class Boxes:
         b = self.tensor
         return ((b[:, 2] - b[:, 0]) > threshold) & ((b[:, 3] - b[:, 1]) > threshold)
 
-    def __getitem__(self, item) -> "Boxes":
+    def __getitem__(self, item: int | slice | torch.Tensor) -> "Boxes":
         """
         ``boxes[3]`` (a Boxes of one box), ``boxes[2:10]``, ``boxes[bool_mask]`` or
         ``boxes[index_tensor]``. The result may share storage with this object.
@@ -208,7 +214,7 @@ class Boxes:
     def __repr__(self) -> str:
         return "Boxes(" + str(self.tensor) + ")"
 
-    def inside_box(self, box_size, boundary_threshold: int = 0) -> torch.Tensor:
+    def inside_box(self, box_size: tuple[int, int], boundary_threshold: int = 0) -> torch.Tensor:
         """
         [N] bool: True where the box lies inside the image ``box_size = (height, width)``,
         allowed to stick out by up to ``boundary_threshold`` pixels.
@@ -228,7 +234,7 @@ class Boxes:
         self.tensor[:, 1::2] *= scale_y
 
     @classmethod
-    def cat(cls, boxes_list) -> "Boxes":
+    def cat(cls, boxes_list: Sequence["Boxes"]) -> "Boxes":
         """Concatenate a list of Boxes into one (an empty list gives an empty Boxes)."""
         if not isinstance(boxes_list, (list, tuple)):
             raise TypeError("Boxes.cat expects a list of Boxes")
@@ -238,7 +244,7 @@ class Boxes:
             raise TypeError("Boxes.cat: every element must be a Boxes")
         return cls(torch.cat([b.tensor for b in boxes_list], dim=0))
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[torch.Tensor]:
         """Yield each box as a tensor of shape (4,)."""
         yield from self.tensor
 

@@ -1,7 +1,7 @@
 """``ImageList``: images of different sizes padded into one batch tensor."""
 
 import functools
-from typing import Any
+from typing import Any, cast
 
 import torch
 import torch.nn.functional as F
@@ -9,10 +9,10 @@ import torch.nn.functional as F
 __all__ = ["ImageList"]
 
 
-def _sizes_to_tensor(sizes) -> torch.Tensor:
+def _sizes_to_tensor(sizes: tuple[int, int]) -> torch.Tensor:
     """A vector from ints or (under tracing) 0-dim tensors, so traced sizes stay traced."""
     if torch.jit.is_tracing() and all(isinstance(s, torch.Tensor) for s in sizes):
-        return torch.stack(list(sizes))
+        return torch.stack(cast(list[torch.Tensor], list(sizes)))
     return torch.as_tensor(sizes)
 
 
@@ -32,7 +32,7 @@ class ImageList:
     def __len__(self) -> int:
         return len(self.image_sizes)
 
-    def __getitem__(self, idx) -> torch.Tensor:
+    def __getitem__(self, idx: int) -> torch.Tensor:
         """Image ``idx`` without its padding: [..., H_idx, W_idx] (a view)."""
         size = self.image_sizes[idx]
         return self.tensor[idx, ..., : size[0], : size[1]]
@@ -78,6 +78,9 @@ class ImageList:
                     f"[..., H, W] with the leading dims of element 0 {tuple(tensors[0].shape)}"
                 )
         image_sizes = [(im.shape[-2], im.shape[-1]) for im in tensors]
+        # The padded (height, width): a [2] tensor under tracing, else a list of ints (SymInts
+        # under torch.export); both index and take arithmetic alike below.
+        max_size: Any
         square_size = 0
         if padding_constraints is not None:
             square_size = padding_constraints.get("square_size", 0)
@@ -92,7 +95,8 @@ class ImageList:
             if size_divisibility > 1:
                 stride = size_divisibility
                 max_size = (max_size + (stride - 1)).div(stride, rounding_mode="floor") * stride
-            image_sizes = image_sizes_tensor
+            # traced [2] tensors, which index like (height, width) pairs
+            image_sizes = cast(list[tuple[int, int]], image_sizes_tensor)
         else:
             # ints, or symbolic ints under torch.export / torch.compile: sym_max and integer
             # arithmetic keep dynamic heights and widths symbolic (no specialisation)

@@ -2,6 +2,7 @@
 
 import itertools
 import warnings
+from collections.abc import Iterator
 from typing import Any
 
 import torch
@@ -115,7 +116,7 @@ class Instances:
             ret.set(k, v)
         return ret
 
-    def __getitem__(self, item) -> "Instances":
+    def __getitem__(self, item: int | slice | torch.Tensor) -> "Instances":
         """
         Args:
             item: int, slice, bool mask or index tensor.
@@ -136,10 +137,11 @@ class Instances:
     def __len__(self) -> int:
         for v in self._fields.values():
             # __len__ rather than len(): works for traced tensors too
-            return v.__len__()
+            n: int = v.__len__()
+            return n
         raise NotImplementedError("Empty Instances does not support __len__!")
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Any]:
         raise NotImplementedError("`Instances` object is not iterable!")
 
     @staticmethod
@@ -172,15 +174,16 @@ class Instances:
         for k in keys:
             values = [i.get(k) for i in instance_lists]
             v0 = values[0]
+            joined: Any
             if isinstance(v0, torch.Tensor):
-                values = torch.cat(values, dim=0)
+                joined = torch.cat(values, dim=0)
             elif isinstance(v0, list):
-                values = list(itertools.chain(*values))
+                joined = list(itertools.chain(*values))
             elif hasattr(type(v0), "cat"):
-                values = type(v0).cat(values)
+                joined = type(v0).cat(values)
             else:
                 raise ValueError(f"Instances.cat: unsupported type {type(v0)} for field '{k}'")
-            ret.set(k, values)
+            ret.set(k, joined)
         return ret
 
     def __str__(self) -> str:
