@@ -19,7 +19,6 @@ import sys
 # allow running from a source checkout without installing
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from rotated_det.checkpoint import DetectionCheckpointer  # noqa: E402
 from rotated_det.config import ConfigKeyError, LazyConfig  # noqa: E402
 from rotated_det.engine import (  # noqa: E402
     DefaultTrainer,
@@ -28,6 +27,7 @@ from rotated_det.engine import (  # noqa: E402
     default_setup,
     launch,
 )
+from rotated_det.engine.model_ema import load_inference_weights  # noqa: E402
 from rotated_det.utils import comm  # noqa: E402
 
 logger = logging.getLogger("rotated_det")
@@ -41,8 +41,13 @@ def do_test(cfg):
     init = cfg.train.init_checkpoint
     if not init:
         logger.warning("--eval-only without train.init_checkpoint: evaluating random weights")
-    allow_unsafe = bool(cfg.train.get("allow_unsafe_checkpoint", False))
-    DetectionCheckpointer(model, allow_unsafe=allow_unsafe).load(init)
+    # the EMA weights of a run trained with train.model_ema.enabled=True (see model_ema.py)
+    load_inference_weights(
+        model,
+        init,
+        use_ema=bool(cfg.train.get("model_ema", {}).get("enabled", False)),
+        allow_unsafe=bool(cfg.train.get("allow_unsafe_checkpoint", False)),
+    )
     return DefaultTrainer.test(cfg, model)
 
 

@@ -16,6 +16,7 @@ NUM_CLASSES = 15
 
 dataloader.train.total_batch_size = IMS_PER_BATCH
 optimizer.lr = 0.005
+train.auto_scale_lr.base_batch_size = IMS_PER_BATCH  # the batch this lr is for
 train.max_iter = EPOCHS * ITERS_PER_EPOCH
 train.checkpointer.period = ITERS_PER_EPOCH
 train.eval_period = 0  # the test split has no labels: write the submission files at the end

@@ -22,6 +22,20 @@ train = dict(
     seed=-1,  # < 0: a random seed (logged); otherwise seed + rank
     tensorboard=True,
     cudnn_benchmark=False,
+    # micro-batches per optimizer step: each iteration draws this many batches of
+    # dataloader.train.total_batch_size; max_iter, lr schedule and periods count optimizer steps
+    grad_accum_steps=1,
+    # linear lr scaling rule: lr *= total_batch_size * grad_accum_steps / base_batch_size, once
+    # at start; base_batch_size = the images per step optimizer.lr was chosen for (None: unset)
+    auto_scale_lr=dict(enabled=False, base_batch_size=None),
+    # exponential moving average of the weights, used for evaluation, --eval-only, predictor and
+    # export; decay ramps up as decay * (1 - exp(-updates / tau)) (rotated_det/engine/model_ema.py)
+    model_ema=dict(enabled=False, decay=0.9998, tau=2000),
+    # BatchNorm -> SyncBatchNorm with several CUDA processes (one process / CPU: stays BatchNorm)
+    sync_bn=False,
+    # parameter-name prefixes to freeze, e.g. ["backbone.bottom_up.res2"] (see also the ResNet's
+    # freeze_at, which also fixes the BatchNorm statistics of the frozen stages)
+    freeze=[],
     # optional: best_checkpointer=dict(val_metric="dota/mAP", mode="max"),
     # optional: precise_bn=dict(enabled=True, num_iter=200),
 )

@@ -12,6 +12,7 @@ dataloader.train.total_batch_size = 2
 dataloader.train.num_workers = 1
 dataloader.test.num_workers = 1
 optimizer.lr = 0.01
+train.auto_scale_lr.base_batch_size = dataloader.train.total_batch_size  # the batch this lr is for
 train.max_iter = 300
 train.checkpointer.period = 100
 train.eval_period = 0  # evaluate once, at the end

@@ -21,10 +21,16 @@ from rotated_det.utils.events import CommonMetricPrinter, JSONWriter, Tensorboar
 from rotated_det.utils.logger import setup_logger
 
 from . import hooks
-from .defaults import _get, create_ddp_model
+from .defaults import _get, convert_sync_bn, create_ddp_model, freeze_parameters
+from .model_ema import ModelEMA
 from .train_loop import AMPTrainer, SimpleTrainer, TrainerBase
 
-__all__ = ["DefaultTrainer", "check_model_against_datasets", "dataset_names"]
+__all__ = [
+    "DefaultTrainer",
+    "apply_auto_scale_lr",
+    "check_model_against_datasets",
+    "dataset_names",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -124,6 +130,64 @@ def check_model_against_datasets(model: Any, cfg: DictConfig, split: str) -> lis
     return checked
 
 
+def apply_auto_scale_lr(cfg: DictConfig, optimizer: torch.optim.Optimizer) -> float:
+    """
+    The linear scaling rule, opt-in (``train.auto_scale_lr=dict(enabled=True,
+    base_batch_size=B)``, as MMEngine's ``auto_scale_lr``): multiply the lr of every param group
+    of ``optimizer`` by ``dataloader.train.total_batch_size * train.grad_accum_steps / B``, the
+    images per optimizer step over the batch size the config's lr was chosen for. Call once,
+    before the LR scheduler is built (it records the scaled lr as its base). Logs the old and
+    new lr.
+
+    Returns:
+        the factor applied (1.0 when disabled).
+
+    Raises:
+        ValueError: naming the missing or invalid key.
+    """
+    spec = _get(cfg, "train.auto_scale_lr", None)
+    if spec is None or spec is False:
+        return 1.0
+    if not isinstance(spec, (Mapping, DictConfig)):
+        raise ValueError(
+            f"train.auto_scale_lr must be a dict(enabled=..., base_batch_size=...), got {spec!r}"
+        )
+    if not spec.get("enabled", False):
+        return 1.0
+    base = spec.get("base_batch_size", None)
+    if not base or int(base) <= 0:
+        raise ValueError(
+            "train.auto_scale_lr.base_batch_size must be set to the total batch size (images "
+            f"per optimizer step) that optimizer.lr was chosen for, got {base!r}"
+        )
+    total = _get(cfg, "dataloader.train.total_batch_size", None)
+    if not total:
+        raise ValueError(
+            "train.auto_scale_lr needs dataloader.train.total_batch_size (images per step "
+            "over all processes); this config's dataloader.train has none"
+        )
+    accum = int(_get(cfg, "train.grad_accum_steps", 1) or 1)
+    factor = int(total) * accum / int(base)
+    group = optimizer.param_groups[hooks.LRScheduler.get_best_param_group_id(optimizer)]
+    old_lr = group["lr"]
+    for g in optimizer.param_groups:
+        g["lr"] = g["lr"] * factor
+    logger.info(
+        "train.auto_scale_lr: %d images per optimizer step (dataloader.train.total_batch_size="
+        "%d x train.grad_accum_steps=%d) vs base_batch_size=%d: lr %g -> %g (x%g, all %d "
+        "param groups).",
+        int(total) * accum,
+        int(total),
+        accum,
+        int(base),
+        old_lr,
+        group["lr"],
+        factor,
+        len(optimizer.param_groups),
+    )
+    return factor
+
+
 class DefaultTrainer(TrainerBase):
     """
     A trainer with the standard behaviour, built from a LazyConfig with keys:
@@ -138,10 +202,21 @@ class DefaultTrainer(TrainerBase):
       (DDP kwargs), ``checkpointer.period/max_to_keep``, ``eval_period``, ``log_period``,
       ``device``, ``seed`` (used by default_setup), optional ``best_checkpointer``
       (``val_metric``, ``mode``), ``precise_bn`` (``enabled``, ``num_iter``),
-      ``tensorboard`` (bool).
+      ``tensorboard`` (bool), and the options below (all off by default).
+    * ``train.grad_accum_steps``: N micro-batches per optimizer step (see SimpleTrainer);
+      ``max_iter`` counts optimizer steps.
+    * ``train.auto_scale_lr``: the linear lr scaling rule (:func:`apply_auto_scale_lr`).
+    * ``train.model_ema``: ``enabled``, ``decay``, ``tau``: an EMA of the weights
+      (:mod:`rotated_det.engine.model_ema`), saved as ``model_ema`` in checkpoints and used by
+      evaluation.
+    * ``train.sync_bn``: BatchNorm -> SyncBatchNorm when several CUDA processes train
+      (:func:`~rotated_det.engine.defaults.convert_sync_bn`).
+    * ``train.freeze``: parameter-name prefixes to freeze
+      (:func:`~rotated_det.engine.defaults.freeze_parameters`).
 
-    Hooks: IterationTimer, LRScheduler, [PreciseBN], PeriodicCheckpointer (main process),
-    EvalHook, [BestCheckpointer], PeriodicWriter (console, metrics.json, TensorBoard).
+    Hooks: IterationTimer, LRScheduler, [ModelEMAHook], [PreciseBN], PeriodicCheckpointer
+    (main process), EvalHook, [BestCheckpointer], PeriodicWriter (console, metrics.json,
+    TensorBoard).
 
     Usage::
 
@@ -159,27 +234,38 @@ class DefaultTrainer(TrainerBase):
         # too: better now than at the first evaluation, hours into training).
         self.check_config(cfg, splits=("train", "test"))
         model = self.build_model(cfg)
+        model = convert_sync_bn(model, bool(_get(cfg, "train.sync_bn", False)))
+        freeze_parameters(model, _get(cfg, "train.freeze", None))
         optimizer = self.build_optimizer(cfg, model)
+        self.lr_scale = apply_auto_scale_lr(cfg, optimizer)
+        self.model_ema = self.build_model_ema(cfg, model)
         data_loader = self.build_train_loader(cfg)
         ddp_kwargs = dict(_get(cfg, "train.ddp", None) or {})
         ddp_kwargs.setdefault("broadcast_buffers", False)
         model = create_ddp_model(model, **ddp_kwargs)
+        accum = _get(cfg, "train.grad_accum_steps", 1)
         if _get(cfg, "train.amp.enabled", False):
-            self._trainer: SimpleTrainer = AMPTrainer(model, data_loader, optimizer)
+            self._trainer: SimpleTrainer = AMPTrainer(
+                model, data_loader, optimizer, grad_accum_steps=accum
+            )
         else:
-            self._trainer = SimpleTrainer(model, data_loader, optimizer)
+            self._trainer = SimpleTrainer(model, data_loader, optimizer, grad_accum_steps=accum)
         self.scheduler = self.build_lr_scheduler(cfg, optimizer)
+        extra = {"model_ema": self.model_ema} if self.model_ema is not None else {}
         self.checkpointer = DetectionCheckpointer(
             model,
             cfg.train.output_dir,
             allow_unsafe=bool(_get(cfg, "train.allow_unsafe_checkpoint", False)),
             optimizer=optimizer,
             trainer=weakref.proxy(self),
+            **extra,
         )
         self.start_iter = 0
         self.max_iter = int(cfg.train.max_iter)
         self._last_eval_results: dict = {}
         self.register_hooks(self.build_hooks())
+        # the inner trainer's run_step calls after_backward: let it run this trainer's hooks
+        self._trainer._hooks = self._hooks
 
     # --------------------------------------------------------------- building blocks
     @classmethod
@@ -217,6 +303,18 @@ class DefaultTrainer(TrainerBase):
         return instantiate(_put_model_in_optimizer_cfg(cfg.optimizer, model))
 
     @classmethod
+    def build_model_ema(cls, cfg: DictConfig, model: torch.nn.Module) -> ModelEMA | None:
+        """A :class:`ModelEMA` of ``model`` when ``train.model_ema.enabled`` (``decay``,
+        ``tau``), else None."""
+        if not _get(cfg, "train.model_ema.enabled", False):
+            return None
+        return ModelEMA(
+            model,
+            decay=float(_get(cfg, "train.model_ema.decay", 0.9998)),
+            tau=float(_get(cfg, "train.model_ema.tau", 2000)),
+        )
+
+    @classmethod
     def build_train_loader(cls, cfg: DictConfig):
         return instantiate(cfg.dataloader.train)
 
@@ -245,6 +343,8 @@ class DefaultTrainer(TrainerBase):
         cfg = self.cfg
         eval_period = int(_get(cfg, "train.eval_period", 0) or 0)
         ret: list = [hooks.IterationTimer(), hooks.LRScheduler(scheduler=self.scheduler)]
+        if self.model_ema is not None:  # before the hooks that save or evaluate
+            ret.append(hooks.ModelEMAHook(self.model_ema))
         if _get(cfg, "train.precise_bn.enabled", False):
             ret.append(
                 hooks.PreciseBN(
@@ -280,7 +380,12 @@ class DefaultTrainer(TrainerBase):
         return ret
 
     def _eval_and_remember(self) -> dict:
-        self._last_eval_results = self.test(self.cfg, self.model)
+        if self.model_ema is None:
+            self._last_eval_results = self.test(self.cfg, self.model)
+        else:
+            logger.info("Evaluating the EMA weights (%d updates).", self.model_ema.updates)
+            with self.model_ema.swapped_in():
+                self._last_eval_results = self.test(self.cfg, self.model)
         return self._last_eval_results
 
     # --------------------------------------------------------------- running

@@ -16,7 +16,13 @@ from rotated_det.utils.env import seed_all_rng
 from rotated_det.utils.file_io import PathManager
 from rotated_det.utils.logger import setup_logger
 
-__all__ = ["default_argument_parser", "default_setup", "create_ddp_model"]
+__all__ = [
+    "default_argument_parser",
+    "default_setup",
+    "create_ddp_model",
+    "convert_sync_bn",
+    "freeze_parameters",
+]
 
 
 def default_argument_parser(epilog: str | None = None) -> argparse.ArgumentParser:
@@ -143,3 +149,129 @@ def create_ddp_model(
         ddp.register_comm_hook(state=None, hook=default_hooks.fp16_compress_hook)
     logging.getLogger(__name__).info("Model wrapped in DistributedDataParallel (%s)", kwargs)
     return ddp
+
+
+def _model_device(model: torch.nn.Module) -> torch.device:
+    p = next(iter(model.parameters()), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
+def _sync_bn_to_bn(module: torch.nn.Module) -> tuple[torch.nn.Module, int]:
+    """Replace every SyncBatchNorm below (or at) ``module`` by a BatchNorm2d that holds the same
+    parameter objects and copies of the statistics. Returns the new root and the count."""
+    if isinstance(module, torch.nn.SyncBatchNorm):
+        bn = torch.nn.BatchNorm2d(
+            module.num_features,
+            eps=module.eps,
+            momentum=module.momentum,
+            affine=module.affine,
+            track_running_stats=module.track_running_stats,
+        ).to(module.running_mean.device if module.running_mean is not None else "cpu")
+        if module.affine:
+            bn.weight, bn.bias = module.weight, module.bias
+        if module.track_running_stats:
+            bn.running_mean.copy_(module.running_mean)
+            bn.running_var.copy_(module.running_var)
+            bn.num_batches_tracked.copy_(module.num_batches_tracked)
+        bn.train(module.training)
+        return bn, 1
+    count = 0
+    for name, child in module.named_children():
+        new, n = _sync_bn_to_bn(child)
+        count += n
+        if new is not child:
+            module.add_module(name, new)
+    return module, count
+
+
+def convert_sync_bn(model: torch.nn.Module, enabled: bool) -> torch.nn.Module:
+    """
+    Batch statistics over all processes when they can be synchronised (``train.sync_bn``).
+
+    * ``enabled``, several processes, model on CUDA: every BatchNorm becomes a
+      ``torch.nn.SyncBatchNorm`` (``convert_sync_batchnorm``), which computes the batch
+      statistics over all processes' images.
+    * Otherwise nothing can be synchronised: one process (SyncBN would equal BN), or CPU
+      processes (SyncBatchNorm needs CUDA; with Gloo it raises at the first forward). BatchNorm
+      layers stay per-process, and SyncBatchNorm layers that the config asked for
+      (``norm="SyncBN"``) are replaced by BatchNorm2d; a log line says so.
+
+    Call before the optimizer is built and before DDP wraps the model (the parameters are kept;
+    only the modules change). Returns the model (a new object only if the model itself is a
+    batch norm layer).
+    """
+    world = comm.get_world_size()
+    device = _model_device(model)
+    log = logging.getLogger(__name__)
+    can_sync = world > 1 and device.type == "cuda"
+    if can_sync:
+        if enabled:
+            n = sum(
+                isinstance(m, torch.nn.modules.batchnorm._BatchNorm)
+                and not isinstance(m, torch.nn.SyncBatchNorm)
+                for m in model.modules()
+            )
+            model = torch.nn.SyncBatchNorm.convert_sync_batchnorm(model)
+            log.info("train.sync_bn: %d BatchNorm layers converted to SyncBatchNorm.", n)
+        return model
+    why = (
+        "one process"
+        if world == 1
+        else f"{world} processes on {device.type} (SyncBatchNorm needs CUDA)"
+    )
+    if enabled:
+        log.info("train.sync_bn=True but %s: BatchNorm layers stay per-process BatchNorm.", why)
+    model, n = _sync_bn_to_bn(model)
+    if n:
+        log.log(
+            logging.WARNING if world > 1 else logging.INFO,
+            "%d SyncBatchNorm layers (norm='SyncBN') replaced by BatchNorm2d: %s.",
+            n,
+            why,
+        )
+    return model
+
+
+def freeze_parameters(model: torch.nn.Module, prefixes: Any) -> list[str]:
+    """
+    Stop gradients (``requires_grad=False``) of the parameters whose name is one of
+    ``prefixes`` or starts with one followed by "." (``train.freeze``, e.g.
+    ``["backbone.bottom_up.stem", "backbone.bottom_up.res2"]``). Call before the optimizer is
+    built: frozen parameters get no optimizer group. Only parameters are frozen: BatchNorm
+    layers under a prefix still update their running statistics in training mode (use
+    FrozenBN, or the ResNet's ``freeze_at``, to fix those too).
+
+    Returns:
+        the names of the parameters frozen.
+
+    Raises:
+        ValueError: naming a prefix that matches no parameter.
+    """
+    if not prefixes:
+        return []
+    if isinstance(prefixes, str):
+        prefixes = [prefixes]
+    names = [n for n, _ in _unwrap_named_parameters(model)]
+    frozen: list[str] = []
+    for prefix in prefixes:
+        prefix = str(prefix).rstrip(".")
+        hits = [n for n in names if n == prefix or n.startswith(prefix + ".")]
+        if not hits:
+            modules = list(dict.fromkeys(n.rsplit(".", 1)[0] for n in names))
+            raise ValueError(
+                f"train.freeze: {prefix!r} matches no parameter of the model; parameter names "
+                f"start with e.g. {modules[:8]}"
+            )
+        frozen += [n for n in hits if n not in frozen]
+    params = dict(_unwrap_named_parameters(model))
+    for name in frozen:
+        params[name].requires_grad_(False)
+    logging.getLogger(__name__).info(
+        "train.freeze: %d parameters frozen (%s).", len(frozen), ", ".join(map(str, prefixes))
+    )
+    return frozen
+
+
+def _unwrap_named_parameters(model: torch.nn.Module):
+    inner = model.module if isinstance(model, DistributedDataParallel) else model
+    return inner.named_parameters()

@@ -17,6 +17,7 @@ from rotated_det.utils.env import get_rng_state, set_rng_state
 from rotated_det.utils.events import EventWriter
 from rotated_det.utils.file_io import PathManager
 
+from .model_ema import ModelEMA
 from .train_loop import HookBase
 
 __all__ = [
@@ -26,6 +27,7 @@ __all__ = [
     "PeriodicCheckpointer",
     "BestCheckpointer",
     "LRScheduler",
+    "ModelEMAHook",
     "EvalHook",
     "PreciseBN",
     "TorchProfiler",
@@ -320,6 +322,39 @@ class LRScheduler(HookBase):
         if state_dict:
             logger.info("Loading scheduler from state_dict ...")
             self._scheduler.load_state_dict(state_dict)
+
+
+class ModelEMAHook(HookBase):
+    """
+    Keep a :class:`~rotated_det.engine.model_ema.ModelEMA` of the trainer's model: reset it from
+    the model's weights when training starts (unless it was restored from a checkpoint), update
+    it after every iteration (one iteration = one optimizer step, also with gradient
+    accumulation). Register it before the hooks that save or evaluate, so that they see this
+    iteration's average. Its state is saved by the checkpointer (``model_ema`` checkpointable,
+    as DefaultTrainer does), not by this hook.
+    """
+
+    def __init__(self, model_ema: ModelEMA):
+        self.model_ema = model_ema
+
+    def before_train(self) -> None:
+        if not self.model_ema.initialized:
+            if self.trainer.start_iter > 0:
+                logger.warning(
+                    "Model EMA: nothing restored for iteration %d (the checkpoint has no "
+                    "'model_ema' entry); the average starts from the current weights.",
+                    self.trainer.start_iter,
+                )
+            self.model_ema.reset()
+        logger.info(
+            "Model EMA: decay %g, tau %g, %d updates so far.",
+            self.model_ema.decay,
+            self.model_ema.tau,
+            self.model_ema.updates,
+        )
+
+    def after_step(self) -> None:
+        self.model_ema.update()
 
 
 def _flatten_results(results: Mapping, prefix: str = "") -> dict[str, Any]:

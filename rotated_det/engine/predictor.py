@@ -62,10 +62,12 @@ class DefaultPredictor:
 
     What it does, in order: instantiate ``cfg.model``, put it in eval mode on ``cfg.train.device``
     (default: CUDA when available, else CPU), load ``cfg.train.init_checkpoint`` with
-    :class:`DetectionCheckpointer`; then for each image: convert its channels to the model's
-    input format, apply the test-time augmentations (the resize of the config's test loader),
-    run the model with ``height``/``width`` set to the original size so that the detections come
-    back in the image's own pixels.
+    :class:`DetectionCheckpointer` (its EMA weights, ``"model_ema"``, when the config has
+    ``train.model_ema.enabled=True`` and the file has them: ``uses_ema_weights`` says which);
+    then for each image: convert its channels to the model's input format, apply the test-time
+    augmentations (the resize of the config's test loader), run the model with
+    ``height``/``width`` set to the original size so that the detections come back in the
+    image's own pixels.
 
     Example::
 
@@ -81,8 +83,9 @@ class DefaultPredictor:
     """
 
     def __init__(self, cfg: Any, image_format: str = "BGR"):
-        from rotated_det.checkpoint import DetectionCheckpointer
         from rotated_det.config import instantiate
+
+        from .model_ema import load_inference_weights
 
         self.cfg = cfg
         self.model = instantiate(cfg.model)
@@ -91,9 +94,14 @@ class DefaultPredictor:
         self.model.to(device)
         self.device = torch.device(device)
         weights = _select(cfg, "train.init_checkpoint")
+        self.uses_ema_weights = False
         if weights:
-            allow_unsafe = bool(_select(cfg, "train.allow_unsafe_checkpoint"))
-            DetectionCheckpointer(self.model, allow_unsafe=allow_unsafe).load(weights)
+            self.uses_ema_weights = load_inference_weights(
+                self.model,
+                weights,
+                use_ema=bool(_select(cfg, "train.model_ema.enabled")),
+                allow_unsafe=bool(_select(cfg, "train.allow_unsafe_checkpoint")),
+            )
         else:
             logger.warning(
                 "cfg.train.init_checkpoint is empty: the predictor runs randomly initialised "

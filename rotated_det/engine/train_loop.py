@@ -4,7 +4,8 @@ import logging
 import math
 import time
 import weakref
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from contextlib import AbstractContextManager, nullcontext
 from typing import Any
 
 import torch
@@ -175,6 +176,16 @@ class SimpleTrainer(TrainerBase):
 
     If the data loader has ``state_dict()`` / ``load_state_dict()`` (e.g. a stateful loader),
     its position is saved with the trainer, which makes resume exact.
+
+    Gradient accumulation (``grad_accum_steps`` = N > 1): one iteration is one optimizer step
+    over N micro-batches, each drawn from the data loader (so an iteration sees N times the
+    loader's batch). Each micro-batch's summed loss is divided by N before its backward, so
+    with losses that are means over the batch the accumulated gradient equals that of one
+    batch N times larger (exactly, for models without batch-dependent layers such as
+    BatchNorm). ``max_iter``, the LR schedule, checkpoint and evaluation periods all count
+    optimizer steps. The losses put into the storage are the means over the N micro-batches;
+    ``after_backward`` hooks run once, after the last micro-batch; under DDP the gradients are
+    all-reduced once per iteration (``no_sync`` for the first N - 1 micro-batches).
     """
 
     def __init__(
@@ -183,14 +194,20 @@ class SimpleTrainer(TrainerBase):
         data_loader: Iterable,
         optimizer: torch.optim.Optimizer,
         gather_metric_period: int = 1,
+        grad_accum_steps: int = 1,
     ):
         super().__init__()
+        if int(grad_accum_steps) != grad_accum_steps or grad_accum_steps < 1:
+            raise ValueError(
+                f"train.grad_accum_steps must be a positive integer, got {grad_accum_steps!r}"
+            )
         model.train()
         self.model = model
         self.data_loader = data_loader
         self._data_loader_iter_obj = None
         self.optimizer = optimizer
         self.gather_metric_period = gather_metric_period
+        self.grad_accum_steps = int(grad_accum_steps)
 
     @property
     def _data_loader_iter(self):
@@ -214,13 +231,42 @@ class SimpleTrainer(TrainerBase):
             )
         return loss_dict
 
+    def _forward_backward(
+        self,
+        backward: Callable[[torch.Tensor], None],
+        autocast: Callable[[], AbstractContextManager] = nullcontext,
+    ) -> tuple[Mapping[str, torch.Tensor], float]:
+        """Forward and ``backward(loss)`` of ``grad_accum_steps`` micro-batches, the summed loss
+        of each divided by their number. Returns the loss terms (means over the micro-batches;
+        a term missing from a micro-batch counts as 0) and the total data loading time (s)."""
+        n = self.grad_accum_steps
+        if n == 1:
+            data, data_time = self._next_batch()
+            with autocast():
+                loss_dict = self._losses(data)
+                losses = sum(loss_dict.values())
+            backward(losses)
+            return loss_dict, data_time
+        means: dict[str, torch.Tensor] = {}
+        data_time = 0.0
+        for i in range(n):
+            data, seconds = self._next_batch()
+            data_time += seconds
+            # DDP: accumulate locally, all-reduce with the last micro-batch's backward
+            no_sync = i < n - 1 and isinstance(self.model, DistributedDataParallel)
+            with self.model.no_sync() if no_sync else nullcontext():
+                with autocast():
+                    loss_dict = self._losses(data)
+                    losses = sum(loss_dict.values())
+                backward(losses / n)
+            for k, v in loss_dict.items():
+                means[k] = means[k] + v.detach() / n if k in means else v.detach() / n
+        return means, data_time
+
     def run_step(self) -> None:
         assert self.model.training, "[SimpleTrainer] model was changed to eval mode!"
-        data, data_time = self._next_batch()
-        loss_dict = self._losses(data)
-        losses = sum(loss_dict.values())
         self.optimizer.zero_grad(set_to_none=True)
-        losses.backward()
+        loss_dict, data_time = self._forward_backward(lambda loss: loss.backward())
         self.after_backward()
         self._write_metrics(loss_dict, data_time)
         self.optimizer.step()
@@ -314,8 +360,9 @@ class AMPTrainer(SimpleTrainer):
         grad_scaler: "torch.amp.GradScaler | None" = None,
         precision: torch.dtype | None = None,
         device_type: str | None = None,
+        grad_accum_steps: int = 1,
     ):
-        super().__init__(model, data_loader, optimizer, gather_metric_period)
+        super().__init__(model, data_loader, optimizer, gather_metric_period, grad_accum_steps)
         if device_type is None:
             p = next(iter(model.parameters()), None)
             device_type = p.device.type if p is not None else "cpu"
@@ -335,15 +382,14 @@ class AMPTrainer(SimpleTrainer):
 
     def run_step(self) -> None:
         assert self.model.training, "[AMPTrainer] model was changed to eval mode!"
-        data, data_time = self._next_batch()
-        with torch.autocast(device_type=self.device_type, dtype=self.precision):
-            loss_dict = self._losses(data)
-            losses = sum(loss_dict.values())
         self.optimizer.zero_grad(set_to_none=True)
-        if self.grad_scaler is not None:
-            self.grad_scaler.scale(losses).backward()
-        else:
-            losses.backward()
+        scaler = self.grad_scaler
+        loss_dict, data_time = self._forward_backward(
+            (lambda loss: scaler.scale(loss).backward())
+            if scaler is not None
+            else (lambda loss: loss.backward()),
+            autocast=lambda: torch.autocast(device_type=self.device_type, dtype=self.precision),
+        )
         self.after_backward()
         self._write_metrics(loss_dict, data_time)
         if self.grad_scaler is not None:

@@ -66,10 +66,19 @@ class TinyRegressor(nn.Module):
 
 
 class StatefulTrainLoader:
-    """Infinite loader whose position is saved in checkpoints (exact resume)."""
+    """Infinite loader whose position is saved in checkpoints (exact resume).
 
-    def __init__(self, batch_size: int = 8, seed: int = 0, per_rank: bool = True):
-        self.batch_size = batch_size
+    ``total_batch_size`` (the name DefaultTrainer's auto_scale_lr reads in the config) replaces
+    ``batch_size`` when given."""
+
+    def __init__(
+        self,
+        batch_size: int = 8,
+        seed: int = 0,
+        per_rank: bool = True,
+        total_batch_size: int | None = None,
+    ):
+        self.batch_size = total_batch_size or batch_size
         self.seed = seed + (comm.get_rank() * 7919 if per_rank else 0)
         self.position = 0
 
@@ -179,3 +188,23 @@ def tiny_config(output_dir: str, max_iter: int = 20, **train_kw):
         ),
         flags={"allow_objects": True},
     )
+
+
+class SplitLoader:
+    """Batch ``i`` of ``make_batch(i, batch_size * splits)`` cut into ``splits`` consecutive
+    micro-batches: with ``splits=1`` the big batches, with ``splits=N`` the same samples in N
+    pieces (for gradient accumulation). ``offset``/``stride`` pick which pieces of each big
+    batch this loader yields (e.g. one rank's share)."""
+
+    def __init__(self, batch_size: int, splits: int = 1, seed: int = 7, offset: int = 0,
+                 stride: int = 1):  # fmt: skip
+        self.batch_size, self.splits, self.seed = batch_size, splits, seed
+        self.offset, self.stride = offset, stride
+
+    def __iter__(self):
+        index = 0
+        while True:
+            big = make_batch(index, self.batch_size * self.splits, self.seed)
+            for j in range(self.offset, self.splits, self.stride):
+                yield big[j * self.batch_size : (j + 1) * self.batch_size]
+            index += 1

@@ -11,6 +11,10 @@ Writes to DIR:
   sample_input.ppm (the resized sample as an image, for the C++ runner);
   export_info.json and README.md describing inputs, outputs, preprocessing and how to load.
 
+The weights come from train.init_checkpoint, loaded as DefaultPredictor does: the checkpoint's
+EMA weights ("model_ema") when the config has train.model_ema.enabled=True (export_info.json:
+"ema_weights").
+
 The exported model is reloaded from disk and checked against the eager model on the sample; the
 tool fails if they differ (boxes within 1e-3 relative, same classes and order, scores within
 1e-4).
@@ -170,6 +174,7 @@ boxes, scores, classes = model(image)  # image: float32 [3, H, W]
             "(`torch._inductor.aoti_compile_and_package`)."
         )
     ops = ", ".join(f"`{o}`" for o in info["rotated_det_ops"])
+    ema_text = " (its EMA weights, `model_ema`)" if info.get("ema_weights") else ""
     text = f"""# Exported rotated_det model
 
 | | |
@@ -177,7 +182,7 @@ boxes, scores, classes = model(image)  # image: float32 [3, H, W]
 | file | `{fname}` ({info["format"]}, {info["export_method"]}) |
 | config | `{info["config_file"]}` |
 | overrides | `{" ".join(info["overrides"]) or "-"}` |
-| weights | `{info["weights"] or "(none: random initialisation)"}` |
+| weights | `{info["weights"] or "(none: random initialisation)"}`{ema_text} |
 | model | `{info["model_class"]}` |
 | torch | {info["torch_version"]} |
 | rotated_det ops in the graph | {ops} |
@@ -298,6 +303,8 @@ def main(argv: list[str] | None = None) -> dict:
         "config_file": args.config_file,
         "overrides": list(args.opts),
         "weights": str(cfg.train.get("init_checkpoint", "") or ""),
+        # True: the file's EMA weights (train.model_ema.enabled=True and a "model_ema" entry)
+        "ema_weights": bool(predictor.uses_ema_weights),
         "model_class": type(model).__name__,
         "torch_version": torch.__version__,
         "input_format": predictor.input_format,
