@@ -6,8 +6,8 @@
 1. Label parsing (objects/s): DOTA label files of a generated 8000 x 8000 scene with 5000 objects
    (x 8 files): ``load_dota_instances`` (batched float parsing, one vectorised polygon -> rotated
    box conversion) vs a per-line loop with ``cv2.minAreaRect`` per object (DOTA-devkit style).
-   The conversion alone (``polys_to_rboxes``, i.e. ``rotated_det.structures.poly_to_rbox``) on
-   label-file sized arrays (10 to 10000 polygons) vs ``cv2.minAreaRect`` per polygon.
+   The conversion alone (``rotated_det.structures.poly_to_rbox``) on label-file sized arrays
+   (10 to 10000 polygons) vs ``cv2.minAreaRect`` per polygon.
 2. Splitting (megapixels/s): that scene cut into 1024 px patches with a 200 px gap
    (``split_dota``, vectorised Sutherland-Hodgman object/window assignment) vs a DOTA-devkit style
    loop testing every object against every window with shapely. Both write the same PNG patches
@@ -239,7 +239,8 @@ def main():
             os.path.join(lbl, "labelTxt", f"s{i}.txt"),
         )
     total = 8 * n_obj
-    from rotated_det.data.datasets.dota import parse_dota_label_file, polys_to_rboxes
+    from rotated_det.structures import poly_to_rbox
+    from rotated_det.structures.dota_format import parse_dota_label_file
 
     scene_polys = parse_dota_label_file(os.path.join(work, "scene", "labelTxt", "scene.txt")).polys
     labels_for_convert = np.concatenate([scene_polys] * (1 + 10000 // len(scene_polys)))
@@ -249,13 +250,13 @@ def main():
     def ours_arrays():
         for f in files:
             lab = parse_dota_label_file(os.path.join(lbl, "labelTxt", f))
-            polys_to_rboxes(lab.polys)
+            poly_to_rbox(lab.polys)
 
     r = args.repeats
     ldir = os.path.join(lbl, "labelTxt")
     t = interleaved({"ours": ours_arrays, "naive": lambda: naive_parse(ldir, False)}, r + 2)
     print(
-        f"[parse]  to box arrays   parse_dota_label_file + polys_to_rboxes: "
+        f"[parse]  to box arrays   parse_dota_label_file + poly_to_rbox: "
         f"{_rate(total, t['ours']):>9,.0f} objects/s   naive per-line + cv2.minAreaRect: "
         f"{_rate(total, t['naive']):>9,.0f} objects/s   (x{t['naive'] / t['ours']:.1f})"
     )
@@ -279,13 +280,13 @@ def main():
         reps = max(3, 3000 // n)
         t = interleaved(
             {
-                "ours": lambda p=polys: polys_to_rboxes(p),
+                "ours": lambda p=polys: poly_to_rbox(p),
                 "naive": lambda p=polys: naive_min_area_rects(p),
             },
             reps,
         )
         print(
-            f"[convert] {len(polys):>5} polygons: polys_to_rboxes {t['ours'] * 1e6:9.1f} us   "
+            f"[convert] {len(polys):>5} polygons: poly_to_rbox {t['ours'] * 1e6:9.1f} us   "
             f"cv2.minAreaRect per polygon {t['naive'] * 1e6:9.1f} us   "
             f"(x{t['naive'] / t['ours']:.1f})"
         )

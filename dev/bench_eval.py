@@ -36,16 +36,16 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from rotated_det.data.datasets.dota_patch_name import (  # noqa: E402
-    format_patch_name,
-    parse_patch_name,
-)
 from rotated_det.evaluation.patch_merger import PatchMerger, patch_boxes_to_image  # noqa: E402
 from rotated_det.evaluation.rotated_map import (  # noqa: E402
     COCO_IOU_THRESHOLDS,
     rotated_voc_map,
 )
 from rotated_det.layers import batched_nms_rotated, pairwise_iou_rotated  # noqa: E402
+from rotated_det.structures.dota_patch_name import (  # noqa: E402
+    format_patch_name,
+    parse_patch_name,
+)
 
 
 def _load_reference():

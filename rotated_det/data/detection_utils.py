@@ -8,12 +8,15 @@ import cv2
 import numpy as np
 import torch
 
-from rotated_det.data.polygon_ops import (
-    clip_polygons_to_rects,
-    min_area_rect_corners,
-    polygon_areas,
+from rotated_det.data.polygon_ops import clip_polygons_to_rects, polygon_areas
+from rotated_det.structures import (
+    BoxMode,
+    Instances,
+    RotatedBoxes,
+    points_to_rbox,
+    poly_to_rbox,
+    rbox_to_poly,
 )
-from rotated_det.structures import BoxMode, Instances, RotatedBoxes, poly_to_rbox, rbox_to_poly
 
 __all__ = [
     "read_image",
@@ -139,7 +142,7 @@ def clip_rotated_boxes(
     keep[idx[~visible]] = False
     fix = idx[visible]
     if len(fix):
-        b[fix] = poly_to_rbox(min_area_rect_corners(clipped[visible]).reshape(-1, 8))
+        b[fix] = points_to_rbox(clipped[visible])
     return b[keep], keep, len(fix)
 
 

@@ -5,7 +5,7 @@ For each rate in ``rates`` the image is resized by that rate; sliding windows of
 back to end at the image border); windows whose area lies less than ``img_rate_thr`` inside the
 image are dropped (if none passes, the ones with the largest fraction are kept). Each window is
 saved as ``save_dir/images/NAME__RATE__X___Y<ext>`` (see
-:mod:`rotated_det.data.datasets.dota_patch_name`), padded to ``size x size`` with
+:mod:`rotated_det.structures.dota_patch_name`), padded to ``size x size`` with
 ``padding_value`` unless ``no_padding``, and its objects as ``save_dir/labelTxt/<same stem>.txt``.
 
 An object goes into a window when ``iof = area(object inside window) / area(object)`` is at least
@@ -22,7 +22,6 @@ bounding boxes meet (Sutherland-Hodgman clipping in numpy, :mod:`rotated_det.dat
 from __future__ import annotations
 
 import logging
-import math
 import os
 import time
 from collections.abc import Sequence
@@ -33,17 +32,15 @@ from multiprocessing import get_context
 import cv2
 import numpy as np
 
-from rotated_det.data.datasets.dota import IMAGE_EXTENSIONS, DotaLabels, parse_dota_label_file
-from rotated_det.data.datasets.dota_patch_name import format_patch_name
-from rotated_det.data.polygon_ops import (
-    clip_polygons_to_rects,
-    min_area_rect_corners,
-    order_quads,
-    polygon_areas,
-)
+from rotated_det.data.datasets.loading import IMAGE_EXTENSIONS
+from rotated_det.data.polygon_ops import clip_polygons_to_rects, order_quads, polygon_areas
+from rotated_det.structures import points_to_rbox, rbox_to_poly
+from rotated_det.structures.dota_format import DotaLabels, parse_dota_label_file
+from rotated_det.structures.dota_patch_name import format_patch_name
 
 __all__ = [
     "SPLIT_PRESETS",
+    "window_starts",
     "get_sliding_windows",
     "assign_objects_to_windows",
     "split_image",
@@ -58,6 +55,19 @@ SPLIT_PRESETS = {
     "ss": dict(sizes=(1024,), gaps=(200,), rates=(1.0,)),
     "ms": dict(sizes=(1024,), gaps=(500,), rates=(0.5, 1.0, 1.5)),
 }
+
+
+def window_starts(length: int, size: int, stride: int) -> list[int]:
+    """Start offsets (pixels) of windows of ``size`` covering ``[0, length)``: 0, stride,
+    2 * stride, ... and a last window aligned to the end (``length - size``) when the grid does
+    not reach it. A length not larger than ``size`` gives the single start 0. Used by the split
+    tool and by sliding-window inference (``rotated_det.engine.sliding_window``)."""
+    if length <= size:
+        return [0]
+    starts = list(range(0, length - size + 1, stride))
+    if starts[-1] + size < length:
+        starts.append(length - size)
+    return starts
 
 
 def get_sliding_windows(
@@ -79,16 +89,7 @@ def get_sliding_windows(
     for size, gap in zip(sizes, gaps):
         if not size > gap >= 0:
             raise ValueError(f"need size > gap >= 0, got size={size}, gap={gap}")
-        step = size - gap
-
-        def starts(length, size=size, step=step):
-            n = 1 if length <= size else math.ceil((length - size) / step) + 1
-            s = [i * step for i in range(n)]
-            if n > 1 and s[-1] + size > length:
-                s[-1] = length - size
-            return s
-
-        xs, ys = starts(width), starts(height)
+        xs, ys = window_starts(width, size, size - gap), window_starts(height, size, size - gap)
         gx, gy = np.meshgrid(xs, ys, indexing="ij")
         x0, y0 = gx.ravel(), gy.ravel()
         wins.append(np.stack([x0, y0, x0 + size, y0 + size], axis=1))
@@ -171,7 +172,7 @@ def assign_objects_to_windows(
     iof_part = np.where(area > 0, inter / np.maximum(area, 1e-12), 0.0)
     ok = iof_part >= iof_thr
     pi, pw, iof_part, clipped = pi[ok], pw[ok], iof_part[ok], clipped[ok]
-    part_polys = min_area_rect_corners(clipped).reshape(-1, 8)
+    part_polys = rbox_to_poly(points_to_rbox(clipped))
     obj_idx = np.concatenate([oi, pi])
     win_idx = np.concatenate([wi, pw])
     order = np.lexsort((obj_idx, win_idx))

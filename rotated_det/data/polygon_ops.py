@@ -1,8 +1,8 @@
 """Vectorised numpy geometry on polygons of any vertex count, used when cropping, splitting and
-clipping labels: vertex ordering, areas, clipping to rectangles and the minimum-area rectangle of
-a point set. Conversions between 4-point polygons and rotated boxes, and angle normalisation, are
-:mod:`rotated_det.structures`' (``poly_to_rbox``, ``rbox_to_poly``, ``normalize_rbox_angles``);
-for a clipped polygon, ``poly_to_rbox(min_area_rect_corners(p).reshape(-1, 8))`` is its box.
+clipping labels: vertex ordering, areas and clipping to rectangles. Conversions between polygons
+and rotated boxes, and angle normalisation, are :mod:`rotated_det.structures`' (``poly_to_rbox``,
+``rbox_to_poly``, ``normalize_rbox_angles``); for a clipped polygon, ``points_to_rbox(p)`` is its
+box (the minimum-area rectangle of its vertices).
 
 Polygons are stored as ``[N, K, 2]`` float arrays of ``(x, y)`` pixel vertices. Polygons with
 fewer than ``K`` vertices are padded by repeating their last vertex: a repeated vertex adds a
@@ -14,11 +14,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from rotated_det.structures import points_to_rbox
+
 __all__ = [
     "order_quads",
     "polygon_areas",
     "clip_polygons_to_rects",
-    "min_area_rect_corners",
+    "clip_polys_to_image",
 ]
 
 
@@ -94,47 +96,43 @@ def clip_polygons_to_rects(polys: np.ndarray, rects: np.ndarray) -> np.ndarray:
     return p
 
 
-def min_area_rect_corners(polys: np.ndarray) -> np.ndarray:
-    """Minimum-area enclosing rectangle of each point set, as 4 corners.
-
-    Tries every direction given by a pair of the points (which includes every convex-hull
-    edge, where the optimum lies), so it is exact for any point set, convex or not.
+def clip_polys_to_image(
+    polys: np.ndarray, width, height, tolerance: float = 1.0
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Find polygons that leave the image and clip them to it.
 
     Args:
-        polys: ``[N, K, 2]`` points (repeated points are fine).
+        polys: ``[N, 8]`` polygons.
+        width, height: image size in pixels (scalars, or ``[N]`` arrays: one image per polygon).
+        tolerance: polygons that exceed the image by at most this many pixels are left as they are
+            (annotators routinely click one pixel past the border).
     Returns:
-        ``[N, 4, 2]`` corners in order around the rectangle.
+        ``(outside, visible_fraction, clipped_boxes)``: ``outside`` ``[N]`` bool, True where the
+        polygon exceeds the image by more than ``tolerance``; ``visible_fraction`` ``[N]`` the
+        fraction of the polygon's area inside the image (1 where not outside);
+        ``clipped_boxes`` ``[N, 5]`` XYWHA boxes of the clipped polygons (rows of polygons
+        that are not outside are not meaningful).
     """
-    p = np.asarray(polys, dtype=np.float64)
-    n, k = p.shape[:2]
-    if n == 0:
-        return np.zeros((0, 4, 2))
-    if k < 2:
-        p = np.concatenate([p, p], axis=1)
-        k = 2
-    ii, jj = np.triu_indices(k, 1)
-    d = p[:, jj] - p[:, ii]  # [N, P, 2]
-    length = np.hypot(d[..., 0], d[..., 1])
-    valid = length > 1e-9
-    u = d / np.where(valid, length, 1.0)[..., None]
-    u[~valid] = (1.0, 0.0)
-    v = np.stack([-u[..., 1], u[..., 0]], axis=-1)
-    pu = np.einsum("npc,nkc->npk", u, p)
-    pv = np.einsum("npc,nkc->npk", v, p)
-    umin, umax = pu.min(-1), pu.max(-1)
-    vmin, vmax = pv.min(-1), pv.max(-1)
-    area = (umax - umin) * (vmax - vmin)
-    best = np.argmin(area, axis=1)
-    sel = np.arange(n)
-    ub, vb = u[sel, best], v[sel, best]
-    u0, u1, v0, v1 = umin[sel, best], umax[sel, best], vmin[sel, best], vmax[sel, best]
-    corners = np.stack(
-        [
-            ub * u0[:, None] + vb * v0[:, None],
-            ub * u1[:, None] + vb * v0[:, None],
-            ub * u1[:, None] + vb * v1[:, None],
-            ub * u0[:, None] + vb * v1[:, None],
-        ],
-        axis=1,
+    polys = np.asarray(polys, dtype=np.float64).reshape(-1, 8)
+    width = np.broadcast_to(np.asarray(width, dtype=np.float64), (len(polys),))
+    height = np.broadcast_to(np.asarray(height, dtype=np.float64), (len(polys),))
+    xs, ys = polys[:, 0::2], polys[:, 1::2]
+    outside = (
+        (xs.min(1) < -tolerance)
+        | (ys.min(1) < -tolerance)
+        | (xs.max(1) > width + tolerance)
+        | (ys.max(1) > height + tolerance)
     )
-    return corners
+    frac = np.ones(len(polys))
+    boxes = np.zeros((len(polys), 5))
+    idx = np.nonzero(outside)[0]
+    if len(idx):
+        q = order_quads(polys[idx].reshape(-1, 4, 2))
+        zeros = np.zeros(len(idx))
+        rects = np.stack([zeros, zeros, width[idx], height[idx]], axis=1)
+        clipped = clip_polygons_to_rects(q, rects)
+        area = polygon_areas(q)
+        inter = polygon_areas(clipped)
+        frac[idx] = np.where(area > 0, inter / np.maximum(area, 1e-12), 0.0)
+        boxes[idx] = points_to_rbox(clipped)
+    return outside, frac, boxes

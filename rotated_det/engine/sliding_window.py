@@ -32,24 +32,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from rotated_det.data.dota_split import window_starts
 from rotated_det.data.image_input import as_uint8_image
 from rotated_det.structures import Instances, RotatedBoxes, rbox_to_hbox
 
 __all__ = ["SlidingWindowInference", "Window", "window_starts", "generate_windows"]
 
 logger = logging.getLogger(__name__)
-
-
-def window_starts(length: int, patch_size: int, stride: int) -> list[int]:
-    """Start offsets of windows covering ``[0, length)``: 0, stride, 2*stride, ... and a last
-    window aligned to the end (``length - patch_size``) when the grid does not reach it.
-    A length not larger than ``patch_size`` gives the single start 0."""
-    if length <= patch_size:
-        return [0]
-    starts = list(range(0, length - patch_size + 1, stride))
-    if starts[-1] + patch_size < length:
-        starts.append(length - patch_size)
-    return starts
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,9 @@ from rotated_det.evaluation.rotated_map import (
     RotatedMAPResult,
     rotated_voc_map,
 )
+from rotated_det.structures import poly_to_rbox
+from rotated_det.structures.dota_format import parse_dota_label_file
+from rotated_det.structures.dota_patch_name import parse_patch_name
 from rotated_det.utils import comm
 
 __all__ = ["DOTAEvaluator", "RotatedGroundTruth", "format_class_table", "load_dota_label_dir"]
@@ -266,7 +269,6 @@ class DOTAEvaluator(DatasetEvaluator):
     # -- helpers -----------------------------------------------------------------------------
     def _count_patches(self) -> dict[str, int] | None:
         from rotated_det.data import DatasetCatalog
-        from rotated_det.data.datasets.dota_patch_name import parse_patch_name
 
         counts: dict[str, int] = {}
         try:
@@ -404,8 +406,6 @@ def load_dota_label_dir(
     Polygons become their minimum-area rotated rectangles (as for training). An object whose
     category is not in ``class_names`` raises ``ValueError`` naming the file and line.
     """
-    from rotated_det.data.datasets.dota import parse_dota_label_file, polys_to_rboxes
-
     index = {c: i for i, c in enumerate(class_names)}
     out = {}
     for name in image_names:
@@ -423,6 +423,6 @@ def load_dota_label_dir(
                 )
             classes.append(index[c])
         out[name] = RotatedGroundTruth(
-            polys_to_rboxes(labels.polys), classes, labels.difficult.astype(bool)
+            poly_to_rbox(labels.polys), classes, labels.difficult.astype(bool)
         )
     return out

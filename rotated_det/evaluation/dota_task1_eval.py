@@ -20,6 +20,13 @@ from tqdm import tqdm
 from rotated_det.evaluation.dota_submission import read_task1_results, write_task1_results
 from rotated_det.evaluation.patch_merger import PatchMerger, strip_image_extension
 from rotated_det.evaluation.rotated_map import RotatedMAPResult, rotated_voc_map
+from rotated_det.structures import poly_to_rbox, rbox_to_poly
+from rotated_det.structures.dota_format import (
+    DOTA_V1_CLASSES,
+    DOTA_V2_CLASSES,
+    DOTA_V15_CLASSES,
+    parse_dota_label_file,
+)
 
 __all__ = ["evaluate_task1_results", "merge_task1_patch_results", "read_imageset"]
 
@@ -36,8 +43,6 @@ def read_imageset(path: str) -> list[str]:
 
 
 def _default_class_order(found: set[str]) -> list[str]:
-    from rotated_det.data.datasets.dota import DOTA_V1_CLASSES, DOTA_V2_CLASSES, DOTA_V15_CLASSES
-
     for classes in (DOTA_V1_CLASSES, DOTA_V15_CLASSES, DOTA_V2_CLASSES):
         if found <= set(classes):
             return list(classes)
@@ -57,13 +62,10 @@ def merge_task1_patch_results(
     Returns:
         The same structure with full-image names and polygons.
     """
-    from rotated_det.data.datasets.dota import polys_to_rboxes
-    from rotated_det.structures import rbox_to_poly
-
     class_names = list(dets)
     names = np.concatenate([d["image_names"] for d in dets.values()]).astype(str)
     scores = np.concatenate([d["scores"] for d in dets.values()])
-    boxes = polys_to_rboxes(np.concatenate([d["polys"] for d in dets.values()]).reshape(-1, 8))
+    boxes = poly_to_rbox(np.concatenate([d["polys"] for d in dets.values()]).reshape(-1, 8))
     classes = np.concatenate([np.full(len(d["scores"]), k) for k, d in enumerate(dets.values())])
     order = np.argsort(names, kind="stable")
     names, scores, boxes, classes = names[order], scores[order], boxes[order], classes[order]
@@ -125,8 +127,6 @@ def evaluate_task1_results(
     Returns:
         ``(result, class_names)``.
     """
-    from rotated_det.data.datasets.dota import parse_dota_label_file, polys_to_rboxes
-
     if image_names is None:
         image_names = sorted(n[:-4] for n in os.listdir(ann_dir) if n.endswith(".txt"))
         if not image_names:
@@ -185,7 +185,7 @@ def evaluate_task1_results(
 
     det_geom, gt_geom = cat(det_polys, (0, 8)), cat(gt_polys, (0, 8))
     if polygon_iou_fn is None:
-        det_geom, gt_geom = polys_to_rboxes(det_geom), polys_to_rboxes(gt_geom)
+        det_geom, gt_geom = poly_to_rbox(det_geom), poly_to_rbox(gt_geom)
     result = rotated_voc_map(
         cat(det_ids, 0).astype(np.int64),
         det_geom,

@@ -1,7 +1,7 @@
 """Merge detections made on split patches back into their full images, incrementally.
 
 Large aerial images (DOTA) are split into overlapping patches named ``NAME__RATE__X___Y`` (see
-:mod:`rotated_det.data.datasets.dota_patch_name`). A box predicted on a patch maps back to the
+:mod:`rotated_det.structures.dota_patch_name`). A box predicted on a patch maps back to the
 full image as ``cx' = (cx + X) / RATE``, ``cy' = (cy + Y) / RATE``, ``w' = w / RATE``,
 ``h' = h / RATE``, angle unchanged. Objects seen by two overlapping patches then appear twice;
 class-wise rotated NMS over the full image's detections removes the copies (the DOTA kit merges
@@ -29,6 +29,8 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+
+from rotated_det.structures.dota_patch_name import parse_patch_name
 
 __all__ = ["MergedDetections", "PatchMerger", "patch_boxes_to_image", "strip_image_extension"]
 
@@ -133,7 +135,7 @@ class PatchMerger:
         score_threshold: detections scoring lower are dropped when added.
         max_dets_per_image: keep at most this many detections per image after merging (None: all).
         parse_name: ``patch_name -> (image_name, rate, x, y)``; default
-            :func:`rotated_det.data.datasets.dota_patch_name.parse_patch_name`.
+            :func:`rotated_det.structures.dota_patch_name.parse_patch_name`.
         nms: ``(boxes float32 [N,5], scores [N], classes int64 [N], iou) -> kept indices`` sorted
             by decreasing score; default: the compiled ``nms_rotated`` per class (the result of
             ``batched_nms_rotated``).
@@ -151,7 +153,7 @@ class PatchMerger:
         nms: Callable | None = None,
     ):
         if parse_name is None:
-            from rotated_det.data.datasets.dota_patch_name import parse_patch_name as parse_name
+            parse_name = parse_patch_name
         if compact_size < 1:
             raise ValueError(f"PatchMerger: compact_size must be >= 1, got {compact_size}")
         self.iou_threshold = float(iou_threshold)

@@ -16,7 +16,7 @@ import math
 
 import torch
 
-from rotated_det.structures import normalize_rbox_angles
+from rotated_det.structures import normalize_rbox_angles, rbox_to_poly
 
 __all__ = [
     "Box2BoxTransform",
@@ -196,18 +196,6 @@ class Box2BoxTransformRotated:
         return out
 
 
-def rbox_corners(boxes: torch.Tensor) -> torch.Tensor:
-    """Corners of rotated boxes ``[N, 5]`` as ``[N, 4, 2]`` (x, y), in cyclic order."""
-    cx, cy, w, h, a = boxes.unbind(1)
-    rad = torch.deg2rad(a)
-    cos, sin = torch.cos(rad), torch.sin(rad)
-    ux, uy = 0.5 * w * cos, -0.5 * w * sin  # half w-axis
-    vx, vy = 0.5 * h * sin, 0.5 * h * cos  # half h-axis
-    xs = torch.stack([cx + ux + vx, cx - ux + vx, cx - ux - vx, cx + ux - vx], dim=1)
-    ys = torch.stack([cy + uy + vy, cy - uy + vy, cy - uy - vy, cy + uy - vy], dim=1)
-    return torch.stack([xs, ys], dim=2)
-
-
 class MidpointOffsetCoder:
     """Midpoint-offset coder of Oriented R-CNN: horizontal anchors -> rotated boxes.
 
@@ -239,7 +227,9 @@ class MidpointOffsetCoder:
 
     def get_deltas(self, anchors: torch.Tensor, target_boxes: torch.Tensor) -> torch.Tensor:
         """``anchors``: ``[N, 4]`` XYXY; ``target_boxes``: ``[N, 5]`` rotated -> ``[N, 6]``."""
-        corners = rbox_corners(target_boxes.float())  # [N, 4, 2]
+        # [N, 4, 2] cyclic corners, starting at (+w/2, +h/2): where two corners tie for the top
+        # vertex, argmin below takes the first, so the start is part of the coder's definition.
+        corners = rbox_to_poly(target_boxes.float()).view(-1, 4, 2).roll(2, dims=1)
         xs, ys = corners[..., 0], corners[..., 1]
         x0, x1 = xs.min(1).values, xs.max(1).values
         y0, y1 = ys.min(1).values, ys.max(1).values

@@ -62,7 +62,8 @@ with each of the 6 point pairs and keeps the smallest (ties: the first pair in t
 of an acute triangle, or two hull edges that see the same farthest point, give different minimal
 rectangles of equal area; any of them is a correct answer, the rule makes the choice
 deterministic. This is the only implementation: ``rotated_det.data`` converts label polygons
-with it too (``polys_to_rboxes`` in ``rotated_det.data.datasets.dota`` is a thin wrapper).
+with it too, and ``points_to_rbox`` applies it to sets of any number of points (polygons clipped
+to an image or a window).
 For a true rectangle it returns that rectangle to float precision. Collinear points give
 ``h == 0`` (a segment), identical points ``w == h == 0``. The result is normalised with
 ``version`` (default ``"le90"``: ``w >= h``, angle in [-90, 90)). Rows with NaN or infinite
@@ -82,6 +83,8 @@ or exporting it records a single pass instead, valid for any count.
 """
 
 import math
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -89,8 +92,10 @@ import torch
 __all__ = [
     "ANGLE_VERSIONS",
     "poly_to_rbox",
+    "points_to_rbox",
     "rbox_to_poly",
     "rbox_to_hbox",
+    "rbox_tensor_to_hbox",
     "normalize_rbox_angles",
     "canonical_rbox",
     "rbox_corner_distance",
@@ -103,6 +108,8 @@ ANGLE_VERSIONS = ("le90", "le135", "oc")
 _PAIRS = ((0, 1, 2, 3), (0, 2, 1, 3), (0, 3, 1, 2), (1, 2, 0, 3), (1, 3, 0, 2), (2, 3, 0, 1))
 # Relative tolerance under which two candidate areas count as a tie (rounding noise of the dtype).
 _TIE_TOL = {torch.float64: 1e-9, torch.float32: 1e-5, torch.float16: 1e-2, torch.bfloat16: 1e-2}
+# A point as its (x, y) coordinate tensors, each [N] (or [P, N]: one row per point pair).
+_XY = Sequence[torch.Tensor]
 # Polygons per block when poly_to_rbox splits a large input (temporaries stay in cache).
 _CHUNK = 4096
 
@@ -243,69 +250,81 @@ def rbox_to_hbox(boxes):
         [..., 4] (x0, y0, x1, y1) in pixels, same kind and dtype.
     """
     t, was_numpy = _to_tensor(boxes, 5, "rbox_to_hbox")
-    cx, cy, w, h, a = t.unbind(-1)
-    rad = a * (math.pi / 180.0)
+    return _back(rbox_tensor_to_hbox(t), was_numpy)
+
+
+def rbox_tensor_to_hbox(boxes: torch.Tensor) -> torch.Tensor:
+    """:func:`rbox_to_hbox` for a float tensor, without input conversion or checks, so that it
+    compiles with ``torch.jit.script`` (``RotatedBoxes.inside_box`` calls it).
+
+    Args:
+        boxes: [..., 5] float tensor (cx, cy, w, h, angle in degrees).
+    Returns:
+        [..., 4] (x0, y0, x1, y1) in pixels, same dtype.
+    """
+    cx, cy, w, h = boxes[..., 0], boxes[..., 1], boxes[..., 2], boxes[..., 3]
+    rad = boxes[..., 4] * (math.pi / 180.0)
     c, s = torch.cos(rad).abs(), torch.sin(rad).abs()
     half_w = 0.5 * (c * w + s * h)
     half_h = 0.5 * (s * w + c * h)
-    out = torch.stack([cx - half_w, cy - half_h, cx + half_w, cy + half_h], dim=-1)
-    return _back(out, was_numpy)
+    return torch.stack([cx - half_w, cy - half_h, cx + half_w, cy + half_h], dim=-1)
 
 
-def _pair_frame(pi, pj, pk, pl):
+def _reduce(
+    fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor], parts: Sequence[torch.Tensor]
+) -> torch.Tensor:
+    out = parts[0]
+    for x in parts[1:]:
+        out = fn(out, x)
+    return out
+
+
+def _pair_frame(pi: _XY, pj: _XY, *others: _XY) -> tuple[torch.Tensor, ...]:
     """
-    The rectangle along the direction d = pj - pi enclosing the 4 points, in pi's frame with
-    unnormalised axes d and (-dy, dx): returns dx, dy, |d|^2 and the extents s_min, s_max (along
-    d) and q_min, q_max (across), all scaled by |d|. Each argument is an (x, y) pair of [N].
+    The rectangle along the direction d = pj - pi enclosing pi, pj and ``others``, in pi's frame
+    with unnormalised axes d and (-dy, dx): returns dx, dy, |d|^2 and the extents s_min, s_max
+    (along d) and q_min, q_max (across), all scaled by |d|. Each argument is an (x, y) pair of
+    [N] (or of [P, N]: one row per point pair); there are at least two other points.
     """
     dx, dy = pj[0] - pi[0], pj[1] - pi[1]
-    rkx, rky = pk[0] - pi[0], pk[1] - pi[1]
-    rlx, rly = pl[0] - pi[0], pl[1] - pi[1]
     nn = dx * dx
     nn.addcmul_(dy, dy)
-    sk = rkx * dx
-    sk.addcmul_(rky, dy)
-    sl = rlx * dx
-    sl.addcmul_(rly, dy)
-    qk = rky * dx
-    qk.addcmul_(rkx, dy, value=-1)
-    ql = rly * dx
-    ql.addcmul_(rlx, dy, value=-1)
+    s_all: list[torch.Tensor] = []
+    q_all: list[torch.Tensor] = []
+    for px, py in others:
+        rx, ry = px - pi[0], py - pi[1]
+        s = rx * dx
+        s.addcmul_(ry, dy)
+        q = ry * dx
+        q.addcmul_(rx, dy, value=-1)
+        s_all.append(s)
+        q_all.append(q)
     # pi projects to 0 on both axes, pj to (|d|^2, 0)
-    s_max = torch.maximum(torch.maximum(sk, sl), nn)
-    s_min = torch.minimum(sk, sl).clamp_(max=0)
-    q_max = torch.maximum(qk, ql).clamp_(min=0)
-    q_min = torch.minimum(qk, ql).clamp_(max=0)
+    s_max = torch.maximum(_reduce(torch.maximum, s_all), nn)
+    s_min = _reduce(torch.minimum, s_all).clamp_(max=0)
+    q_max = _reduce(torch.maximum, q_all).clamp_(min=0)
+    q_min = _reduce(torch.minimum, q_all).clamp_(max=0)
     return dx, dy, nn, s_min, s_max, q_min, q_max
 
 
-def _min_area_pair(flat: torch.Tensor) -> torch.Tensor:
+def _min_area_pair(flat: torch.Tensor, pairs: tuple[tuple[int, ...], ...]) -> torch.Tensor:
     """
-    [N] index (into _PAIRS) of the point pair whose direction gives the smallest enclosing
-    rectangle of each [N, 8] polygon: the first pair whose area is within the dtype's tie
-    tolerance of the minimum. All 6 pairs at once, as [6, N] rows (~20 elementwise ops).
+    [N] index (into ``pairs``) of the point pair whose direction gives the smallest enclosing
+    rectangle of each [N, 2K] point set: the first pair whose area is within the dtype's tie
+    tolerance of the minimum. All pairs at once, as [P, N] rows (~20 elementwise ops for K=4).
     """
-    rows = flat.T.contiguous()  # [8, N]: x1, y1, ..., x4, y4
+    rows = flat.T.contiguous()  # [2K, N]: x1, y1, ..., xK, yK
     xs, ys = rows[0::2].unbind(0), rows[1::2].unbind(0)
-    # [6, N] per pair (i, j, k, l): direction d = Pj - Pi, offsets Pk - Pi and Pl - Pi.
-    # (Plain subtractions, not a 0/+-1 matrix product: BLAS threads cost more than they save.)
-    dx, rkx, rlx, dy, rky, rly = (
-        torch.stack([c[o[q]] - c[o[0]] for o in _PAIRS]) for c in (xs, ys) for q in (1, 2, 3)
-    )
-    nn = dx * dx
-    nn.addcmul_(dy, dy)
-    sk = rkx * dx
-    sk.addcmul_(rky, dy)
-    sl = rlx * dx
-    sl.addcmul_(rly, dy)
-    qk = rky * dx
-    qk.addcmul_(rkx, dy, value=-1)
-    ql = rly * dx
-    ql.addcmul_(rlx, dy, value=-1)
-    s_ext = torch.maximum(torch.maximum(sk, sl), nn)
-    s_ext.sub_(torch.minimum(sk, sl).clamp_(max=0))
-    q_ext = torch.maximum(qk, ql).clamp_(min=0)
-    q_ext.sub_(torch.minimum(qk, ql).clamp_(max=0))
+    # Per position q of (i, j, others...): [P, N] x and y of that point of each pair, so that
+    # the pair frames are computed for all pairs at once (row stacks and plain subtractions, not
+    # a 0/+-1 matrix product: BLAS threads cost more than they save).
+    pts = [
+        (torch.stack([xs[o[q]] for o in pairs]), torch.stack([ys[o[q]] for o in pairs]))
+        for q in range(len(pairs[0]))
+    ]
+    _, _, nn, s_min, s_max, q_min, q_max = _pair_frame(*pts)
+    s_ext = s_max.sub_(s_min)
+    q_ext = q_max.sub_(q_min)
     # NaN (identical points: no direction; or NaN input) never wins
     area = s_ext.mul_(q_ext).div_(nn).nan_to_num_(nan=float("inf"))
     tol = _TIE_TOL.get(flat.dtype, 1e-5)
@@ -314,10 +333,24 @@ def _min_area_pair(flat: torch.Tensor) -> torch.Tensor:
     return (near_min.cumsum(dim=0) == 0).sum(dim=0)
 
 
-def _pair_order(best: torch.Tensor) -> torch.Tensor:
-    """[N] pair index -> [N, 4] point order (i, j, k, l) of _PAIRS, by arithmetic on the index
-    (a table lookup is an indexing kernel that is slow on busy CPUs)."""
+def _point_pairs(k: int) -> tuple[tuple[int, ...], ...]:
+    """The point pairs (i, j), i < j, of k points in the order (0, 1), (0, 2), ..., (k-2, k-1),
+    each followed by the other points in increasing order."""
+    if k == 4:
+        return _PAIRS
+    return tuple(
+        (i, j, *[m for m in range(k) if m != i and m != j])
+        for i in range(k)
+        for j in range(i + 1, k)
+    )
+
+
+def _pair_order(best: torch.Tensor, pairs: tuple[tuple[int, ...], ...]) -> torch.Tensor:
+    """[N] pair index -> [N, K] point order (i, j, others...) of ``pairs``. For 4 points by
+    arithmetic on the index (a table lookup is an indexing kernel that is slow on busy CPUs)."""
     b = best.long()
+    if pairs is not _PAIRS:
+        return torch.tensor(pairs, dtype=torch.long, device=b.device)[b]
     ge = [b >= v for v in range(1, 6)]  # ge[v - 1] = (b >= v)
     i = ge[2].long() + ge[4].long()
     j = 1 + ge[0].long() + ge[1].long() - ge[2].long() + ge[3].long()
@@ -326,17 +359,19 @@ def _pair_order(best: torch.Tensor) -> torch.Tensor:
     return torch.stack([i, j, k, l], dim=1)
 
 
-def _poly_to_rbox_block(flat: torch.Tensor, version: str) -> torch.Tensor:
-    """[N, 8] polygons -> [N, 5] minimum-area rectangles in angle version ``version``."""
+def _min_area_rbox_block(flat: torch.Tensor, version: str) -> torch.Tensor:
+    """[N, 2K] point sets (K >= 4) -> [N, 5] minimum-area rectangles in angle version
+    ``version``."""
+    pairs = _point_pairs(flat.shape[-1] // 2)
     with torch.no_grad():  # a discrete choice; gradients flow through the recomputation below
-        best = _min_area_pair(flat)
-    # Recompute the winning pair's rectangle, with the points reordered as (i, j, k, l).
-    order = _pair_order(best)  # [N, 4]
-    pts = flat.view(-1, 4, 2).gather(1, order[:, :, None].expand(-1, -1, 2))
+        best = _min_area_pair(flat, pairs)
+    # Recompute the winning pair's rectangle, with the points reordered as (i, j, others...).
+    order = _pair_order(best, pairs)  # [N, K]
+    pts = flat.view(-1, flat.shape[-1] // 2, 2).gather(1, order[:, :, None].expand(-1, -1, 2))
     p = [pt.unbind(-1) for pt in pts.unbind(1)]
     dx, dy, nn, s_min, s_max, q_min, q_max = _pair_frame(*p)
     xi, yi = p[0]
-    ok = nn > 0  # False only when all 4 points coincide (or NaN)
+    ok = nn > 0  # False only when all points coincide (or NaN)
     # hypot rather than sqrt: sqrt's vectorised kernel spawns threads at 2048 elements, whose
     # barriers cost far more than they save on a busy CPU
     norm = torch.where(ok, torch.hypot(dx, dy), torch.ones_like(nn))
@@ -350,7 +385,7 @@ def _poly_to_rbox_block(flat: torch.Tensor, version: str) -> torch.Tensor:
     angle = torch.atan2(-uy, ux) * (180.0 / math.pi)
     w, h = (s_max - s_min) / norm, (q_max - q_min) / norm
     # Every point enters the extents, so a NaN/inf coordinate always makes cx, cy, w or h
-    # non-finite; make the whole row NaN (cheaper than checking the 8 inputs).
+    # non-finite; make the whole row NaN (cheaper than checking the inputs).
     nan_if_bad = torch.where(torch.isfinite(cx + cy + w + h), 0.0, float("nan"))
     parts = _normalize_parts(cx, cy, w, h, angle, version)
     return torch.stack([v + nan_if_bad for v in parts], dim=-1)
@@ -360,6 +395,19 @@ def _building_graph() -> bool:
     """True under torch.jit.trace, torch.compile and torch.export: no shape-dependent branches."""
     exporting = getattr(torch.compiler, "is_exporting", lambda: False)()
     return torch.jit.is_tracing() or torch.compiler.is_compiling() or exporting
+
+
+def _min_area_rbox(t: torch.Tensor, version: str) -> torch.Tensor:
+    """[..., K, 2] float tensor (K >= 4) -> [..., 5] minimum-area rectangles."""
+    lead = t.shape[:-2]
+    flat = t.reshape(-1, 2 * t.shape[-2])
+    if not _building_graph() and flat.shape[0] > _CHUNK:
+        # cache-sized blocks: several times faster on CPU than one pass over huge temporaries
+        # (a loop over blocks, not boxes; traced/compiled graphs take the single pass below)
+        out = torch.cat([_min_area_rbox_block(block, version) for block in flat.split(_CHUNK)])
+    else:
+        out = _min_area_rbox_block(flat, version)
+    return out.reshape(*lead, 5)
 
 
 def poly_to_rbox(polys, version: str = "le90"):
@@ -378,15 +426,32 @@ def poly_to_rbox(polys, version: str = "le90"):
     """
     _check_version(version)
     t, was_numpy = _to_tensor(polys, 8, "poly_to_rbox")
-    lead = t.shape[:-1]
-    flat = t.reshape(-1, 8)
-    if not _building_graph() and flat.shape[0] > _CHUNK:
-        # cache-sized blocks: several times faster on CPU than one pass over huge temporaries
-        # (a loop over blocks, not boxes; traced/compiled graphs take the single pass below)
-        out = torch.cat([_poly_to_rbox_block(block, version) for block in flat.split(_CHUNK)])
-    else:
-        out = _poly_to_rbox_block(flat, version)
-    return _back(out.reshape(*lead, 5), was_numpy)
+    return _back(_min_area_rbox(t.unflatten(-1, (4, 2)), version), was_numpy)
+
+
+def points_to_rbox(points: torch.Tensor | np.ndarray, version: str = "le90") -> Any:
+    """
+    Minimum-area rotated rectangle enclosing each set of K points: :func:`poly_to_rbox` for any
+    K >= 1 (e.g. polygons clipped to an image or a window, padded by repeating a vertex). The
+    rectangle is the best among the directions of all K (K - 1) / 2 point pairs, with the tie
+    rule of :func:`poly_to_rbox`; repeated points change nothing.
+
+    Args:
+        points: [..., K, 2] (x, y) in pixels, tensor or numpy array.
+        version: angle version of the result, one of ``ANGLE_VERSIONS``.
+
+    Returns:
+        [..., 5] (cx, cy, w, h, angle in degrees), same kind and dtype as ``points``.
+    """
+    _check_version(version)
+    t, was_numpy = _to_tensor(points, 2, "points_to_rbox")
+    if not torch.jit.is_tracing() and (t.dim() < 2 or t.shape[-2] == 0):
+        raise ValueError(
+            f"points_to_rbox: expected shape [..., K, 2] with K >= 1, got {tuple(t.shape)}"
+        )
+    if t.shape[-2] < 4:  # repeat the last point: the 4-point code needs two points besides a pair
+        t = torch.cat([t, t[..., -1:, :].expand(*t.shape[:-2], 4 - t.shape[-2], 2)], dim=-2)
+    return _back(_min_area_rbox(t, version), was_numpy)
 
 
 def rbox_corner_distance(boxes1, boxes2):

@@ -6,6 +6,7 @@ import torch
 from torch.fx.experimental.symbolic_shapes import guard_or_false
 
 from .boxes import Boxes
+from .rotated_box_conversions import rbox_tensor_to_hbox
 
 __all__ = ["RotatedBoxes", "pairwise_iou", "pairwise_iou_rotated"]
 
@@ -150,18 +151,9 @@ class RotatedBoxes(Boxes):
         pixels.
         """
         h, w = box_size
-        t = self.tensor
-        rad = t[:, 4] * (math.pi / 180.0)
-        c, s = torch.cos(rad).abs(), torch.sin(rad).abs()
-        half_dx = 0.5 * (c * t[:, 2] + s * t[:, 3])
-        half_dy = 0.5 * (s * t[:, 2] + c * t[:, 3])
+        hbox = rbox_tensor_to_hbox(self.tensor)
         b = boundary_threshold
-        return (
-            (t[:, 0] - half_dx >= -b)
-            & (t[:, 1] - half_dy >= -b)
-            & (t[:, 0] + half_dx < w + b)
-            & (t[:, 1] + half_dy < h + b)
-        )
+        return (hbox[:, 0] >= -b) & (hbox[:, 1] >= -b) & (hbox[:, 2] < w + b) & (hbox[:, 3] < h + b)
 
     def get_centers(self) -> torch.Tensor:
         """Nx2 (x, y) box centres."""

@@ -7,16 +7,9 @@ import pytest
 import shapely.geometry as sg
 
 from rotated_det.data import DatasetCatalog, MetadataCatalog
-from rotated_det.data.datasets.dota import (
-    DOTA_V1_CLASSES,
-    DOTA_V2_CLASSES,
-    DOTA_V15_CLASSES,
-    load_dota_instances,
-    parse_dota_label_file,
-    parse_dota_label_text,
-    register_dota_instances,
-)
+from rotated_det.data.datasets.dota import load_dota_instances, register_dota_instances
 from rotated_det.structures import BoxMode, rbox_to_poly
+from rotated_det.structures.dota_format import DOTA_V1_CLASSES, parse_dota_label_file
 
 
 def _write_image(path, h, w):
@@ -29,26 +22,6 @@ def _same_rect(box, expected):
     b = np.asarray(rbox_to_poly(np.asarray([expected], np.float64))).reshape(4, 2)
     d = np.linalg.norm(a[:, None] - b[None], axis=-1)
     return d.min(axis=1).max() < 1e-6
-
-
-def test_class_lists():
-    assert len(DOTA_V1_CLASSES) == 15 and len(DOTA_V15_CLASSES) == 16
-    assert len(DOTA_V2_CLASSES) == 18
-    assert DOTA_V15_CLASSES[-1] == "container-crane"
-    assert DOTA_V2_CLASSES[-2:] == ("airport", "helipad")
-    assert len(set(DOTA_V2_CLASSES)) == 18
-
-
-def test_parse_p0706_real_labels(dota_samples):
-    path = dota_samples / "labelTxt" / "P0706.txt"
-    labels = parse_dota_label_file(str(path))
-    lines = [ln.split() for ln in path.read_text().splitlines()[2:] if ln.strip()]
-    assert len(labels) == len(lines) == 536
-    assert labels.header == {"imagesource": "GoogleEarth", "gsd": "0.255589285596"}
-    assert labels.difficult.sum() == sum(ln[9] == "1" for ln in lines)
-    np.testing.assert_array_equal(labels.polys[0], [1054, 1028, 1063, 1011, 1111, 1040, 1112, 1062])
-    assert labels.class_names == [ln[8] for ln in lines]
-    assert set(labels.class_names) == {"ship", "harbor"}
 
 
 def test_loaded_boxes_are_min_area_rects_covering_the_polygons(dota_samples):
@@ -158,57 +131,6 @@ def test_partly_outside_object_is_clipped(tmp_path, caplog):
     assert k["annotations"] == []  # only 75% visible
 
 
-def test_header_optional_and_nine_token_lines():
-    lab = parse_dota_label_text("1 2 3 2 3 4 1 4 plane\n5 6 7 6 7 8 5 8 ship 1\n")
-    assert lab.header == {} and list(lab.difficult) == [0, 1]
-    lab = parse_dota_label_text("imagesource:GF\ngsd:null\n\n1 2 3 2 3 4 1 4 plane 0\n")
-    assert lab.header == {"imagesource": "GF", "gsd": "null"} and len(lab) == 1
-    assert parse_dota_label_text("").polys.shape == (0, 8)
-
-
-def test_malformed_line_names_file_and_line(tmp_path, caplog):
-    p = tmp_path / "x.txt"
-    p.write_text("gsd:1\n1 2 3 2 3 4 1 4 plane 0\n1 2 3 plane 0\n1 2 3 2 3 4 1 4 ship 0\n")
-    with pytest.raises(ValueError, match=r"x\.txt:3: malformed DOTA label line"):
-        parse_dota_label_file(str(p))
-    with caplog.at_level(logging.WARNING):
-        lab = parse_dota_label_file(str(p), skip_malformed=True)
-    assert len(lab) == 2 and lab.num_malformed == 1 and "x.txt:3" in caplog.text
-    p.write_text("1 2 3 2 3 4 1 abc plane 0\n")
-    with pytest.raises(ValueError, match=r"x\.txt:1: .*non-numeric"):
-        parse_dota_label_file(str(p))
-    p.write_text("1 2 3 2 3 4 1 4 plane 7\n")
-    with pytest.raises(ValueError, match=r"x\.txt:1"):
-        parse_dota_label_file(str(p))
-
-
-@pytest.mark.parametrize("flag", ["2", "-1", "01", "1.0", "yes"])
-def test_difficult_flag_other_than_0_or_1_names_file_and_line(tmp_path, caplog, flag):
-    p = tmp_path / "x.txt"
-    p.write_text(f"gsd:1\n1 2 3 2 3 4 1 4 plane 1\n1 2 3 2 3 4 1 4 ship {flag}\n")
-    with pytest.raises(ValueError, match=rf"x\.txt:3: .*difficult flag '{flag}', expected 0 or 1"):
-        parse_dota_label_file(str(p))
-    with caplog.at_level(logging.WARNING):
-        lab = parse_dota_label_file(str(p), skip_malformed=True)
-    assert lab.class_names == ["plane"] and lab.num_malformed == 1 and "x.txt:3" in caplog.text
-
-
-@pytest.mark.parametrize("header", ["", "imagesource:GoogleEarth\ngsd:0.146\n"])
-def test_byte_order_mark_is_accepted(tmp_path, header):
-    text = header + "1 2 3 2 3 4 1 4 plane 0\r\n5 6 7 6 7 8 5 8 ship 1\r\n"
-    p = tmp_path / "x.txt"
-    p.write_text(text, encoding="utf-8-sig")  # what Windows Notepad writes as "UTF-8 with BOM"
-    assert p.read_bytes()[:3] == b"\xef\xbb\xbf"
-    plain = parse_dota_label_text(text)
-    for lab in (parse_dota_label_file(str(p)), parse_dota_label_text("\ufeff" + text)):
-        np.testing.assert_array_equal(lab.polys, plain.polys)
-        assert lab.class_names == ["plane", "ship"] and lab.difficult.tolist() == [0, 1]
-        assert lab.header == plain.header and lab.line_numbers.tolist() == (
-            plain.line_numbers.tolist()
-        )
-    assert plain.header == ({"imagesource": "GoogleEarth", "gsd": "0.146"} if header else {})
-
-
 def test_unknown_class_lists_known_classes(tmp_path, caplog):
     (tmp_path / "i").mkdir()
     (tmp_path / "l").mkdir()
@@ -263,23 +185,3 @@ def test_register_dota_instances(dota_samples):
     finally:
         DatasetCatalog.remove(name)
         MetadataCatalog.remove(name)
-
-
-def test_huge_image_header_is_read(tmp_path):
-    """A 20000 x 20000 PNG (DOTA v2.0 size) is sized from its header, past Pillow's
-    decompression-bomb limit, without decoding it."""
-    import struct
-    import zlib
-
-    from rotated_det.data.datasets.dota import _image_size
-
-    ok, buf = cv2.imencode(".png", np.zeros((1, 1, 3), np.uint8))
-    data = bytearray(buf.tobytes())
-    # IHDR chunk: length(4) type(4) width(4) height(4) ...; patch the size and its CRC
-    i = data.index(b"IHDR")
-    data[i + 4 : i + 12] = struct.pack(">II", 20000, 20000)
-    crc = zlib.crc32(bytes(data[i : i + 17])) & 0xFFFFFFFF
-    data[i + 17 : i + 21] = struct.pack(">I", crc)
-    p = tmp_path / "huge.png"
-    p.write_bytes(bytes(data))
-    assert _image_size(str(p)) == (20000, 20000)

@@ -1,12 +1,7 @@
 import numpy as np
 import shapely.geometry as sg
 
-from rotated_det.data.polygon_ops import (
-    clip_polygons_to_rects,
-    min_area_rect_corners,
-    order_quads,
-    polygon_areas,
-)
+from rotated_det.data.polygon_ops import clip_polygons_to_rects, order_quads, polygon_areas
 
 
 def test_clip_matches_shapely_on_random_quads():
@@ -33,13 +28,3 @@ def test_clip_hand_worked():
 def test_order_quads_fixes_bow_ties():
     bow = np.array([[[0, 0], [10, 10], [10, 0], [0, 10]]], np.float64)  # self-crossing
     assert polygon_areas(order_quads(bow))[0] == 100.0
-
-
-def test_min_area_rect_matches_shapely():
-    rng = np.random.default_rng(1)
-    pts = rng.uniform(0, 100, (200, 7, 2))
-    rect = min_area_rect_corners(pts)
-    ref = [sg.MultiPoint(p).minimum_rotated_rectangle.area for p in pts]
-    np.testing.assert_allclose(polygon_areas(rect), ref, rtol=1e-9, atol=1e-9)
-    for r, p in zip(rect[:20], pts[:20]):
-        assert sg.Polygon(r).buffer(1e-6).contains(sg.MultiPoint(p))

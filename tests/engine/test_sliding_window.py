@@ -109,6 +109,19 @@ def test_window_starts_cover_and_end_aligned():
         assert covered.all()
 
 
+def test_inference_windows_are_the_split_tools_patches():
+    """Sliding-window inference over a full image sees the patches the split tool cuts for
+    training (same size, overlap and positions), including the end-aligned last row/column."""
+    from rotated_det.data.dota_split import get_sliding_windows
+
+    for h, w, size, overlap in ((1182, 1111, 512, 128), (600, 2000, 1024, 200), (300, 280, 256, 0)):
+        split = get_sliding_windows(w, h, [size], [overlap], img_rate_thr=0.0)
+        infer = generate_windows(h, w, patch_size=size, overlap=overlap, scales=(1.0,))
+        assert sorted((int(x0), int(y0)) for x0, y0, _, _ in split) == sorted(
+            (win.x0, win.y0) for win in infer
+        )
+
+
 def test_generate_windows_neighbours_and_scales():
     wins = generate_windows(500, 900, patch_size=256, overlap=56, scales=(1.0, 0.5))
     full = [w for w in wins if w.scale == 1.0]

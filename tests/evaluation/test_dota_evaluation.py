@@ -12,8 +12,6 @@ import pytest
 import torch
 
 from rotated_det.data import DatasetCatalog, MetadataCatalog
-from rotated_det.data.datasets.dota import parse_dota_label_file, polys_to_rboxes
-from rotated_det.data.datasets.dota_patch_name import format_patch_name
 from rotated_det.data.dota_split import assign_objects_to_windows, get_sliding_windows
 from rotated_det.evaluation.build import build_evaluator
 from rotated_det.evaluation.dota_evaluation import DOTAEvaluator
@@ -21,7 +19,9 @@ from rotated_det.evaluation.dota_submission import read_task1_results
 from rotated_det.evaluation.hrsc_evaluation import HRSCEvaluator
 from rotated_det.evaluation.patch_merger import MergedDetections
 from rotated_det.evaluation.rotated_coco_evaluation import RotatedCOCOEvaluator
-from rotated_det.structures import BoxMode, Instances, RotatedBoxes
+from rotated_det.structures import BoxMode, Instances, RotatedBoxes, poly_to_rbox
+from rotated_det.structures.dota_format import parse_dota_label_file
+from rotated_det.structures.dota_patch_name import format_patch_name
 from sample_data import DOTA_SAMPLES, dota_samples_dir
 
 
@@ -169,7 +169,7 @@ def test_merge_patches_p0706_through_evaluator(tmp_path, gt_source):
     if gt_source == "ann_dir":
         source = {"ann_dir": str(ann_dir)}
     else:
-        boxes = polys_to_rboxes(labels.polys)
+        boxes = poly_to_rbox(labels.polys)
         anns = [{"bbox": boxes[k].tolist(), "bbox_mode": BoxMode.XYWHA_ABS,
                  "category_id": int(cls[k]), "difficult": int(labels.difficult[k])}
                 for k in inside]  # fmt: skip
@@ -183,7 +183,7 @@ def test_merge_patches_p0706_through_evaluator(tmp_path, gt_source):
     )  # fmt: skip
     ev.reset()
     for (_, obj, local), d in zip(patches, patch_dicts):
-        ev.process([d], [_outputs(polys_to_rboxes(local), np.ones(len(obj)), cls[obj])])
+        ev.process([d], [_outputs(poly_to_rbox(local), np.ones(len(obj)), cls[obj])])
     assert ev._merger.num_buffered_detections == 0  # released when its last patch arrived
     res = ev.evaluate()["rbox"]
     assert res["mAP"] == pytest.approx(100.0) and res["mAP50-95"] == pytest.approx(100.0)
@@ -191,8 +191,8 @@ def test_merge_patches_p0706_through_evaluator(tmp_path, gt_source):
     sub = read_task1_results(str(tmp_path / "task1"))
     assert sum(len(v["scores"]) for v in sub.values()) == len(inside)
     assert set(sub["ship"]["image_names"]) == {"P0706"}
-    full = polys_to_rboxes(labels.polys[inside])
-    got = polys_to_rboxes(np.concatenate([sub[c]["polys"] for c in classes]))
+    full = poly_to_rbox(labels.polys[inside])
+    got = poly_to_rbox(np.concatenate([sub[c]["polys"] for c in classes]))
     np.testing.assert_allclose(np.sort(got[:, 0]), np.sort(full[:, 0]), atol=0.01)
     with zipfile.ZipFile(str(tmp_path / "task1") + ".zip") as z:
         assert sorted(z.namelist()) == ["Task1_harbor.txt", "Task1_ship.txt"]
@@ -306,7 +306,7 @@ def test_merged_submission_for_a_test_set(tmp_path):
         name, None, merge_patches=True, compute_metrics=False,
         submission_dir=str(tmp_path / "sub"), distributed=False,
     )  # fmt: skip
-    preds = [(polys_to_rboxes(local), np.ones(len(obj)), cls[obj]) for _, obj, local in patches]
+    preds = [(poly_to_rbox(local), np.ones(len(obj)), cls[obj]) for _, obj, local in patches]
     assert _run(ev, patch_dicts, preds) == {}
     sub = read_task1_results(str(tmp_path / "sub"))
     assert sum(len(v["scores"]) for v in sub.values()) == len(inside)

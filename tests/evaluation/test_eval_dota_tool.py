@@ -8,12 +8,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from rotated_det.data.datasets.dota import (
-    DOTA_V1_CLASSES,
-    parse_dota_label_file,
-    polys_to_rboxes,
-)
 from rotated_det.evaluation.dota_submission import Task1Writer, read_task1_results
+from rotated_det.structures import poly_to_rbox
+from rotated_det.structures.dota_format import DOTA_V1_CLASSES, parse_dota_label_file
 from sample_data import DOTA_SAMPLES, dota_samples_dir
 
 REPO = Path(__file__).resolve().parents[2]
@@ -54,7 +51,7 @@ def test_perfect_and_shifted(tmp_path, capsys):
     idx = {c: i for i, c in enumerate(DOTA_V1_CLASSES)}
     perfect, shifted = {}, {}
     for n, lab in labels.items():
-        boxes = polys_to_rboxes(lab.polys)
+        boxes = poly_to_rbox(lab.polys)
         cls = np.array([idx[c] for c in lab.class_names])
         perfect[n] = (boxes, np.ones(len(cls)), cls)
         far = boxes.copy()
@@ -78,7 +75,7 @@ def test_random_detections_against_reference(tmp_path, use_07):
     rng = np.random.default_rng(11)
     per_image = {}
     for n, lab in labels.items():
-        boxes = polys_to_rboxes(lab.polys)
+        boxes = poly_to_rbox(lab.polys)
         cls = np.array([idx[c] for c in lab.class_names])
         src = rng.integers(0, len(boxes), 2 * len(boxes))
         b = boxes[src] + rng.normal(0, 1, (len(src), 5)) * [2, 2, 1.5, 1.5, 5]
@@ -99,11 +96,11 @@ def test_random_detections_against_reference(tmp_path, use_07):
     files = read_task1_results(str(det_dir))
     dets, gts = [], []
     for cname, d in files.items():
-        for img, s, box in zip(d["image_names"], d["scores"], polys_to_rboxes(d["polys"])):
+        for img, s, box in zip(d["image_names"], d["scores"], poly_to_rbox(d["polys"])):
             if img in labels:
                 dets.append((img, idx[cname], s, box))
     for n, lab in labels.items():
-        for box, c, diff in zip(polys_to_rboxes(lab.polys), lab.class_names, lab.difficult):
+        for box, c, diff in zip(poly_to_rbox(lab.polys), lab.class_names, lab.difficult):
             gts.append((n, idx[c], box, bool(diff)))
     for thr in (0.5, 0.7):
         aps = ref.dataset_aps_ref(dets, gts, len(DOTA_V1_CLASSES), thr, use_07)
@@ -134,8 +131,8 @@ def test_bad_files_name_file_and_line(tmp_path):
 def test_merge_patches_option(tmp_path):
     """Task1 files on P0706's patches (each patch's objects wholly inside it) -> --merge-patches
     -> mAP 1 against the full image's labels of those objects."""
-    from rotated_det.data.datasets.dota_patch_name import format_patch_name
     from rotated_det.data.dota_split import assign_objects_to_windows, get_sliding_windows
+    from rotated_det.structures.dota_patch_name import format_patch_name
 
     lab = _labels()["P0706"]
     idx = {c: i for i, c in enumerate(DOTA_V1_CLASSES)}
@@ -146,7 +143,7 @@ def test_merge_patches_option(tmp_path):
         sel = (wo.win_idx == w) & ~wo.clipped
         obj = wo.obj_idx[sel]
         inside.update(obj.tolist())
-        boxes = polys_to_rboxes(wo.polys[sel] - np.tile([x0, y0], 4))
+        boxes = poly_to_rbox(wo.polys[sel] - np.tile([x0, y0], 4))
         cls = np.array([idx[lab.class_names[k]] for k in obj], dtype=np.int64)
         per_patch[format_patch_name("P0706", 1.0, x0, y0)] = (boxes, np.ones(len(obj)), cls)
     _write(tmp_path / "patches", per_patch)
@@ -182,7 +179,7 @@ def test_polygon_iou_option_matches_the_kit_geometry(tmp_path):
     rng = np.random.default_rng(5)
     per_image = {}
     for n, lab in labels.items():
-        boxes = polys_to_rboxes(lab.polys)
+        boxes = poly_to_rbox(lab.polys)
         src = rng.integers(0, len(boxes), 2 * len(boxes))
         b = boxes[src] + rng.normal(0, 1, (len(src), 5)) * [1.5, 1.5, 1, 1, 4]
         b[:, 2:4] = np.abs(b[:, 2:4]) + 1

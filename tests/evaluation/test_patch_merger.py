@@ -7,12 +7,13 @@ import numpy as np
 import pytest
 import torch
 
-from rotated_det.data.datasets.dota import parse_dota_label_file, polys_to_rboxes
-from rotated_det.data.datasets.dota_patch_name import format_patch_name, parse_patch_name
 from rotated_det.data.dota_split import assign_objects_to_windows, get_sliding_windows
 from rotated_det.evaluation.patch_merger import PatchMerger, patch_boxes_to_image
 from rotated_det.evaluation.rotated_map import COCO_IOU_THRESHOLDS, rotated_voc_map
 from rotated_det.layers import batched_nms_rotated
+from rotated_det.structures import poly_to_rbox
+from rotated_det.structures.dota_format import parse_dota_label_file
+from rotated_det.structures.dota_patch_name import format_patch_name, parse_patch_name
 from sample_data import dota_samples_dir
 
 
@@ -130,14 +131,14 @@ def test_p0706_patch_gt_merges_back_to_map_1(rates):
     merger = PatchMerger(0.1, expected_patches={"P0706": len(patches)})
     raw = 0
     for name, obj, local in patches:
-        boxes = polys_to_rboxes(local)
+        boxes = poly_to_rbox(local)
         merger.add(name + ".png", boxes, np.ones(len(obj)), classes[obj])
         raw += len(obj)
     merged = merger.pop_finished()["P0706"]
     keep = np.array(sorted(inside))
     # Every object seen by several patches/rates comes out once.
     assert len(merged) == len(keep) < raw
-    gt_boxes = polys_to_rboxes(labels.polys)[keep]
+    gt_boxes = poly_to_rbox(labels.polys)[keep]
     res = rotated_voc_map(
         np.zeros(len(merged)), merged.boxes, merged.scores, merged.classes,
         np.zeros(len(keep)), gt_boxes, classes[keep], labels.difficult[keep].astype(bool),
@@ -148,7 +149,7 @@ def test_p0706_patch_gt_merges_back_to_map_1(rates):
     # Against all of the image's objects, those cut by every window are misses.
     res_all = rotated_voc_map(
         np.zeros(len(merged)), merged.boxes, merged.scores, merged.classes,
-        np.zeros(len(labels)), polys_to_rboxes(labels.polys), classes,
+        np.zeros(len(labels)), poly_to_rbox(labels.polys), classes,
         labels.difficult.astype(bool), num_classes=len(class_names),
     )  # fmt: skip
     assert (res_all.mean_ap() < 1.0) == (len(inside) < len(labels))

@@ -75,7 +75,7 @@ def test_inconsistently_ordered_line(polygons):
 def test_sample_labels_saved_on_windows_parse_the_same(polygons, dota_samples, tmp_path):
     """Each sample label file saved as a Windows editor does (UTF-8 byte-order mark, CRLF line
     ends) gives the same objects, header and difficult flags through the library's parser."""
-    from rotated_det.data.datasets.dota import parse_dota_label_file
+    from rotated_det.structures.dota_format import parse_dota_label_file
 
     for name, polys in polygons.items():
         src = dota_samples / "labelTxt" / f"{name}.txt"

@@ -16,6 +16,7 @@ from rotated_det.structures import (
     ANGLE_VERSIONS,
     canonical_rbox,
     normalize_rbox_angles,
+    points_to_rbox,
     poly_to_rbox,
     rbox_corner_distance,
     rbox_to_hbox,
@@ -413,6 +414,35 @@ def test_poly_to_rbox_vs_shapely_min_rotated_rectangle():
             n_unique += 1
             assert mine.symmetric_difference(ref).area < 1e-6
     assert n_unique > 100
+
+
+def test_points_to_rbox_any_point_count_vs_shapely():
+    """The minimum-area rectangle of K points (polygons clipped to a window have up to 8, padded
+    by repeating a vertex): shapely's area, covering every point, numpy in numpy out."""
+    rng = np.random.default_rng(1)
+    pts = rng.uniform(0, 100, (200, 7, 2))
+    pts[:50, 5:] = pts[:50, 4:5]  # padded by repetition
+    ours = points_to_rbox(pts)
+    assert isinstance(ours, np.ndarray) and ours.dtype == np.float64 and ours.shape == (200, 5)
+    for b, p in zip(ours, pts, strict=True):
+        points = MultiPoint([tuple(x) for x in p])
+        assert b[2] * b[3] == pytest.approx(points.minimum_rotated_rectangle.area, rel=1e-9)
+        assert Polygon(ref_corners(b)).buffer(1e-9).covers(points)
+        assert b[2] >= b[3] and -90 <= b[4] < 90  # le90 by default
+
+
+def test_points_to_rbox_is_poly_to_rbox_for_four_points_and_pads_fewer():
+    rng = np.random.default_rng(2)
+    quads = torch.from_numpy(rng.uniform(0, 100, (500, 4, 2)))
+    assert torch.equal(points_to_rbox(quads, "oc"), poly_to_rbox(quads.reshape(-1, 8), "oc"))
+    # 1, 2 and 3 points: a point, a segment, a right triangle
+    assert points_to_rbox(np.array([[[1.0, 2.0]]])).tolist() == [[1, 2, 0, 0, 0]]
+    assert points_to_rbox(np.array([[[0.0, 0], [10, 0]]])).tolist() == [[5, 0, 10, 0, 0]]
+    tri = points_to_rbox(np.array([[[0.0, 0], [10, 0], [0, 5]]]))
+    assert tri.tolist() == [[5, 2.5, 10, 5, 0]]
+    assert points_to_rbox(torch.zeros(2, 3, 6, 2)).shape == (2, 3, 5)
+    with pytest.raises(ValueError, match=r"points_to_rbox: expected shape \[\.\.\., K, 2\]"):
+        points_to_rbox(np.zeros((3, 0, 2)))
 
 
 def test_poly_to_rbox_degenerate_hand_examples():

@@ -11,13 +11,13 @@ import numpy as np
 import pytest
 import shapely.geometry as sg
 
-from rotated_det.data.datasets.dota import parse_dota_label_file
-from rotated_det.data.datasets.dota_patch_name import parse_patch_name
 from rotated_det.data.dota_split import (
     assign_objects_to_windows,
     get_sliding_windows,
     split_dota,
 )
+from rotated_det.structures.dota_format import parse_dota_label_file
+from rotated_det.structures.dota_patch_name import parse_patch_name
 
 REPO = Path(__file__).resolve().parents[2]
 

@@ -1,4 +1,18 @@
-"""Dataset loaders and the builtin dataset registrations."""
+"""Dataset loaders and the builtin dataset registrations. (The DOTA label format, its class lists
+and the patch-name convention live in :mod:`rotated_det.structures`, below the evaluation that
+reads them too; they are re-exported here.)"""
+
+from rotated_det.structures.dota_format import (
+    DOTA_V1_CLASSES,
+    DOTA_V2_CLASSES,
+    DOTA_V15_CLASSES,
+    parse_dota_label_file,
+)
+from rotated_det.structures.dota_patch_name import (
+    format_patch_name,
+    is_patch_name,
+    parse_patch_name,
+)
 
 from . import builtin as _builtin  # noqa: F401, I001  (registers the builtin datasets)
 from .coco_rotated import (
@@ -7,15 +21,7 @@ from .coco_rotated import (
     load_coco_rotated_json,
     register_coco_rotated_instances,
 )
-from .dota import (
-    DOTA_V1_CLASSES,
-    DOTA_V2_CLASSES,
-    DOTA_V15_CLASSES,
-    load_dota_instances,
-    parse_dota_label_file,
-    register_dota_instances,
-)
-from .dota_patch_name import format_patch_name, is_patch_name, parse_patch_name
+from .dota import load_dota_instances, register_dota_instances
 from .hrsc import HRSC_FINE_CLASSES, load_hrsc_instances, register_hrsc_instances
 from .synthetic import SYNTHETIC_CLASSES, generate_synthetic_dataset
 from .yolo_obb import load_yolo_obb_instances, register_yolo_obb_instances

@@ -26,14 +26,10 @@ import logging
 import os
 
 from rotated_det.data.catalog import DatasetCatalog, MetadataCatalog
-from rotated_det.data.datasets.dota import (
-    DOTA_V1_CLASSES,
-    DOTA_V2_CLASSES,
-    DOTA_V15_CLASSES,
-    load_dota_instances,
-)
+from rotated_det.data.datasets.dota import load_dota_instances
 from rotated_det.data.datasets.hrsc import HRSC_FINE_CLASSES, load_hrsc_instances
 from rotated_det.data.datasets.synthetic import SYNTHETIC_CLASSES, SYNTHETIC_COLORS
+from rotated_det.structures.dota_format import DOTA_V1_CLASSES, DOTA_V2_CLASSES, DOTA_V15_CLASSES
 
 __all__ = ["get_datasets_root", "register_all", "prepare_synthetic", "SYNTHETIC_SPLIT"]
 

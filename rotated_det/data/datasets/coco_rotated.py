@@ -61,7 +61,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from rotated_det.data.catalog import DatasetCatalog, MetadataCatalog
-from rotated_det.data.datasets.dota import _gc_paused, _image_size
+from rotated_det.data.datasets.loading import gc_paused, image_size
 from rotated_det.structures import BoxMode, poly_to_rbox, rbox_to_poly
 from rotated_det.utils.file_io import PathManager
 
@@ -222,7 +222,7 @@ def load_coco_rotated_json(
                 f"bbox_mode must be None or one of {[m.name for m in _BBOX_MODES]}, "
                 f"got {bbox_mode.name}"
             )
-    with _gc_paused():
+    with gc_paused():
         return _load(
             json_file,
             image_root,
@@ -277,7 +277,7 @@ def _load(json_file, image_root, dataset_name, bbox_mode, box_source, extra_keys
         path = os.path.join(image_root, fname)
         h, w = img.get("height"), img.get("width")
         if h is None or w is None:
-            h, w = _image_size(path)
+            h, w = image_size(path)
         elif not all(isinstance(v, int) and not isinstance(v, bool) and v > 0 for v in (h, w)):
             raise ValueError(
                 f"{json_file}: image id {img_id!r} has height {h!r}, width {w!r}; "

@@ -162,9 +162,9 @@ def load_hrsc_instances(
         ext = "." + info["file_fmt"] if info["file_fmt"] else image_ext
         file_name = os.path.join(image_dir, img_id + ext)
         if info["width"] is None or info["height"] is None:
-            from rotated_det.data.datasets.dota import _image_size
+            from rotated_det.data.datasets.loading import image_size
 
-            info["height"], info["width"] = _image_size(file_name)
+            info["height"], info["width"] = image_size(file_name)
         elif not os.path.isfile(file_name):
             raise FileNotFoundError(f"HRSC2016 image {file_name} (for {xml}) does not exist")
         boxes = hrsc_mbox_to_rbox(info["mboxes"])

@@ -21,8 +21,8 @@ from collections.abc import Sequence
 import numpy as np
 
 from rotated_det.data.catalog import DatasetCatalog, MetadataCatalog
-from rotated_det.data.datasets.dota import IMAGE_EXTENSIONS, _image_size, polys_to_rboxes
-from rotated_det.structures import BoxMode
+from rotated_det.data.datasets.loading import IMAGE_EXTENSIONS, image_size
+from rotated_det.structures import BoxMode, poly_to_rbox
 
 __all__ = [
     "COORD_TOLERANCE",
@@ -164,7 +164,7 @@ def load_yolo_obb_instances(
     labels: list[tuple[np.ndarray, np.ndarray]] = []  # (classes, pixel polygons) per image
     for f in files:
         path = os.path.join(image_dir, f)
-        h, w = _image_size(path)
+        h, w = image_size(path)
         stem = os.path.splitext(f)[0]
         dicts.append({"file_name": path, "height": h, "width": w, "image_id": stem})
         if label_dir is None:
@@ -189,7 +189,7 @@ def load_yolo_obb_instances(
     if label_dir is not None:
         # one polygon -> rotated box conversion for the whole dataset
         all_polys = np.concatenate([p for _, p in labels]) if labels else np.zeros((0, 8))
-        all_boxes = polys_to_rboxes(all_polys).tolist()
+        all_boxes = poly_to_rbox(all_polys).tolist()
         for rec, (cls, polys) in zip(dicts, labels, strict=True):
             boxes = all_boxes[n_obj : n_obj + len(cls)]
             n_obj += len(cls)

@@ -1,6 +1,6 @@
 import pytest
 
-from rotated_det.data.datasets.dota_patch_name import (
+from rotated_det.structures.dota_patch_name import (
     format_patch_name,
     is_patch_name,
     parse_patch_name,
