@@ -6,7 +6,9 @@
 #   (or bash dev/train_p0706.sh, which also prints AP50)
 #
 # Same recipe (and anchors) as synthetic_quickstart.py, with room for ~150 ships per patch.
-from .dota_p0706_data import P0706_CLASSES, dataloader
+from rotated_det.data.datasets.builtin import P0706_CLASSES
+
+from .dota_p0706_data import dataloader
 from .synthetic_quickstart import lr_multiplier, model, optimizer, train
 
 model.roi_heads.num_classes = len(P0706_CLASSES)

@@ -6,7 +6,7 @@ import pytest
 from rotated_det.config import LazyConfig, instantiate
 from rotated_det.data import DatasetCatalog, MetadataCatalog
 from rotated_det.data.datasets import builtin
-from rotated_det.data.datasets.dota_patch_name import is_patch_name
+from rotated_det.structures.dota_patch_name import is_patch_name
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -64,6 +64,45 @@ def test_synthetic_is_generated_and_split_on_first_use(tmp_path, monkeypatch):
     full = DatasetCatalog.get("synthetic_train")
     assert [d["image_id"] for d in full] == ["syn_train_0000", "syn_train_0001"]
     assert (tmp_path / "synthetic" / "split_512" / "DONE").is_file()
+
+
+def test_dota_samples_found_from_env_or_repository(dota_samples, tmp_path, monkeypatch):
+    monkeypatch.delenv("ROTATED_DET_SHARED_DATA", raising=False)
+    assert builtin.find_dota_samples() == str(dota_samples)  # the repository's tests/data copy
+    for env in (dota_samples.parent, dota_samples):  # the folder holding dota_samples/, or itself
+        monkeypatch.setenv("ROTATED_DET_SHARED_DATA", str(env))
+        assert builtin.find_dota_samples() == str(dota_samples)
+    monkeypatch.setenv("ROTATED_DET_SHARED_DATA", str(tmp_path))
+    with pytest.raises(FileNotFoundError, match=r"labelTxt/P0706\.txt.*looked in.*"):
+        builtin.find_dota_samples()
+
+
+def test_p0706_is_prepared_once_under_the_env_root(tmp_path, monkeypatch):
+    """The P0706 datasets of the quickstart: copied and split on first use, registered once
+    (a second call keeps the first registration), metadata naming the full-scene dataset."""
+    monkeypatch.setenv("ROTATED_DET_DATASETS", str(tmp_path))
+    names = ("dota_p0706", "dota_p0706_512")
+    # the catalogs are global: set aside what an earlier test registered, and restore it
+    saved = [(c, n, c.pop(n)) for c in (DatasetCatalog, MetadataCatalog) for n in names if n in c]
+    try:
+        builtin.register_dota_p0706()
+        loader = DatasetCatalog["dota_p0706"]
+        builtin.register_dota_p0706()
+        assert DatasetCatalog["dota_p0706"] is loader
+        md = MetadataCatalog.get("dota_p0706_512")
+        assert md.thing_classes == ["ship"] and md.full_dataset_name == "dota_p0706"
+        assert md.image_root == str(tmp_path / "dota_p0706" / "split_512" / "images")
+        assert not (tmp_path / "dota_p0706").exists()  # registering reads and writes nothing
+        patches = DatasetCatalog.get("dota_p0706_512")
+        assert len(patches) == 9 and all(is_patch_name(d["image_id"]) for d in patches)
+        assert (tmp_path / "dota_p0706" / "split_512" / "DONE").is_file()
+        assert builtin.prepare_dota_p0706() == str(tmp_path / "dota_p0706")
+    finally:
+        for c in (DatasetCatalog, MetadataCatalog):
+            for n in names:
+                c.pop(n, None)
+        for c, n, v in saved:
+            c[n] = v
 
 
 def test_data_configs_load_and_instantiate(tmp_path, monkeypatch):

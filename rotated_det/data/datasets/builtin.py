@@ -18,12 +18,19 @@ Registered names:
   ``hrsc2016_trainval_fine``, ``hrsc2016_test_fine`` (fine-grained classes).
 - Synthetic: ``synthetic_train``, ``synthetic_val`` (full scenes) and ``synthetic_train_512``,
   ``synthetic_val_512`` (512 px patches with a 128 px overlap).
+
+Registered on request (:func:`register_dota_p0706`, called by ``configs/quickstart/
+dota_p0706_data.py``): ``dota_p0706`` (one real DOTA v1.0 scene, P0706, single class "ship") and
+``dota_p0706_512`` (its 512 px patches), prepared on first use from the DOTA samples.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import shutil
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from rotated_det.data.catalog import DatasetCatalog, MetadataCatalog
 from rotated_det.data.datasets.dota import load_dota_instances
@@ -31,7 +38,17 @@ from rotated_det.data.datasets.hrsc import HRSC_FINE_CLASSES, load_hrsc_instance
 from rotated_det.data.datasets.synthetic import SYNTHETIC_CLASSES, SYNTHETIC_COLORS
 from rotated_det.structures.dota_format import DOTA_V1_CLASSES, DOTA_V2_CLASSES, DOTA_V15_CLASSES
 
-__all__ = ["get_datasets_root", "register_all", "prepare_synthetic", "SYNTHETIC_SPLIT"]
+__all__ = [
+    "get_datasets_root",
+    "register_all",
+    "prepare_synthetic",
+    "SYNTHETIC_SPLIT",
+    "P0706_CLASSES",
+    "P0706_SPLIT",
+    "find_dota_samples",
+    "prepare_dota_p0706",
+    "register_dota_p0706",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +61,9 @@ _DOTA_VERSIONS = {
 # How the synthetic scenes are cut into training patches.
 SYNTHETIC_SPLIT = dict(sizes=(512,), gaps=(128,), rates=(1.0,), iof_thr=0.7)
 SYNTHETIC_ARGS = dict(num_train=48, num_val=12, seed=0, image_size=640)
+# The P0706 datasets: one class ("harbor" objects are skipped and counted) and the split.
+P0706_CLASSES = ("ship",)
+P0706_SPLIT = dict(sizes=(512,), gaps=(128,), rates=(1.0,), iof_thr=0.7)
 
 
 def get_datasets_root() -> str:
@@ -155,34 +175,55 @@ def prepare_synthetic(
     )
 
     root = root or os.path.join(get_datasets_root(), "synthetic")
-    os.makedirs(root, exist_ok=True)
     done = os.path.join(root, "split_512", "DONE")
     if synthetic_dataset_exists(root) and (not split_patches or os.path.isfile(done)):
         return root
+    with _locked(root):
+        if not synthetic_dataset_exists(root):
+            logger.info(f"Generating the synthetic dataset in {root} (first use)")
+            generate_synthetic_dataset(root, **{**SYNTHETIC_ARGS, **(generator_args or {})})
+        if split_patches and not os.path.isfile(done):
+            _split_once(
+                [
+                    (os.path.join(root, s), os.path.join(root, "split_512", s))
+                    for s in ("train", "val")
+                ],
+                SYNTHETIC_SPLIT,
+                done,
+            )
+    return root
+
+
+@contextmanager
+def _locked(root: str) -> Iterator[None]:
+    """Hold an exclusive file lock on ``root/.lock`` (created with ``root``): preparing a dataset
+    is safe from several processes at once."""
     import fcntl
 
+    os.makedirs(root, exist_ok=True)
     with open(os.path.join(root, ".lock"), "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            if not synthetic_dataset_exists(root):
-                logger.info(f"Generating the synthetic dataset in {root} (first use)")
-                generate_synthetic_dataset(root, **{**SYNTHETIC_ARGS, **(generator_args or {})})
-            if split_patches and not os.path.isfile(done):
-                from rotated_det.data.dota_split import split_dota
-
-                for split in ("train", "val"):
-                    split_dota(
-                        [os.path.join(root, split, "images")],
-                        os.path.join(root, "split_512", split),
-                        ann_dirs=[os.path.join(root, split, "labelTxt")],
-                        progress=False,
-                        **SYNTHETIC_SPLIT,
-                    )
-                with open(done, "w") as f:
-                    f.write("ok\n")
+            yield
         finally:
             fcntl.flock(lock, fcntl.LOCK_UN)
-    return root
+
+
+def _split_once(parts: Sequence[tuple[str, str]], split_args: dict, done: str) -> None:
+    """Split each ``(source, destination)`` folder pair (``images/`` and ``labelTxt/`` under the
+    source) with :func:`rotated_det.data.dota_split.split_dota`, then write the ``done`` marker."""
+    from rotated_det.data.dota_split import split_dota
+
+    for src, dst in parts:
+        split_dota(
+            [os.path.join(src, "images")],
+            dst,
+            ann_dirs=[os.path.join(src, "labelTxt")],
+            progress=False,
+            **split_args,
+        )
+    with open(done, "w") as f:
+        f.write("ok\n")
 
 
 def _register_synthetic(root: str) -> None:
@@ -218,6 +259,84 @@ def _register_synthetic(root: str) -> None:
                 else {}
             )
             _register(name, f, image_root=os.path.join(base, sub, "images"), **md, **extra)
+
+
+def find_dota_samples() -> str:
+    """The folder of DOTA samples holding ``images/P0706.png`` and ``labelTxt/P0706.txt``:
+    ``$ROTATED_DET_SHARED_DATA`` (the folder holding ``dota_samples/``, or ``dota_samples``
+    itself), else the repository's ``tests/data/dota_samples``.
+
+    Raises:
+        FileNotFoundError: naming the folders looked in.
+    """
+    env = os.environ.get("ROTATED_DET_SHARED_DATA")
+    if env:
+        candidates = [os.path.join(env, "dota_samples"), env]
+    else:
+        repo = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(__file__))))
+        candidates = [os.path.join(repo, "tests", "data", "dota_samples")]
+    for c in candidates:
+        if os.path.isfile(os.path.join(c, "images", "P0706.png")) and os.path.isfile(
+            os.path.join(c, "labelTxt", "P0706.txt")
+        ):
+            return os.path.normpath(os.path.abspath(c))
+    raise FileNotFoundError(
+        "The P0706 datasets need the DOTA samples (images/P0706.png and "
+        f"labelTxt/P0706.txt); looked in {[os.path.normpath(c) for c in candidates]}. "
+        "Set ROTATED_DET_SHARED_DATA to the folder that holds dota_samples/."
+    )
+
+
+def prepare_dota_p0706(root: str | None = None) -> str:
+    """Copy P0706 from :func:`find_dota_samples` to ``root/full`` and split it into
+    ``root/split_512`` (:data:`P0706_SPLIT`) unless already done; default root
+    ``$ROTATED_DET_DATASETS/dota_p0706``. Safe from several processes at once (file lock).
+    Returns ``root``."""
+    root = root or os.path.join(get_datasets_root(), "dota_p0706")
+    done = os.path.join(root, "split_512", "DONE")
+    if os.path.isfile(done):
+        return root
+    with _locked(root):
+        if not os.path.isfile(done):
+            src = find_dota_samples()
+            full = os.path.join(root, "full")
+            for sub, name in (("images", "P0706.png"), ("labelTxt", "P0706.txt")):
+                os.makedirs(os.path.join(full, sub), exist_ok=True)
+                shutil.copyfile(os.path.join(src, sub, name), os.path.join(full, sub, name))
+            _split_once([(full, os.path.join(root, "split_512"))], P0706_SPLIT, done)
+    return root
+
+
+def register_dota_p0706() -> None:
+    """Register ``dota_p0706`` (the full scene: the ground truth of the merged evaluation) and
+    ``dota_p0706_512`` (its patches), unless registered already. Nothing is read until a dataset
+    is loaded; loading prepares the data (:func:`prepare_dota_p0706`) under the
+    ``$ROTATED_DET_DATASETS`` of that moment. The 5 "harbor" objects of the scene are skipped and
+    counted in the log."""
+    for name, sub in (("dota_p0706", "full"), ("dota_p0706_512", "split_512")):
+        if name in DatasetCatalog.list():
+            continue
+
+        def load(sub=sub, name=name):
+            root = prepare_dota_p0706()
+            return load_dota_instances(
+                os.path.join(root, sub, "images"),
+                os.path.join(root, sub, "labelTxt"),
+                P0706_CLASSES,
+                unknown_classes="skip",
+                dataset_name=name,
+            )
+
+        image_root = os.path.join(get_datasets_root(), "dota_p0706", sub, "images")
+        _register(
+            name,
+            load,
+            thing_classes=list(P0706_CLASSES),
+            thing_colors=[(250, 60, 40)],
+            evaluator_type="dota",
+            image_root=image_root,
+        )
+    MetadataCatalog.get("dota_p0706_512").set(full_dataset_name="dota_p0706")
 
 
 def register_all(root: str | None = None) -> None:
