@@ -13,7 +13,6 @@ from rotated_det.structures import Instances, RotatedBoxes
 from ..losses.box_regression_loss import box_regression_loss, check_box_reg_loss_type
 from ..losses.focal_loss import sigmoid_focal_loss
 from ..matcher import Matcher
-from ..rotated_iou import pairwise_iou_rotated_sparse
 from ..shape_utils import min_size
 from .preprocessing import preprocess_image
 from .rcnn import _gt_instances, postprocess_batch
@@ -197,9 +196,7 @@ class RotatedRetinaNet(nn.Module):
         labels_out, boxes_out = [], []
         for inst in gt_instances:
             gt = inst.gt_boxes.tensor
-            matched_idxs, match_labels = self.anchor_matcher(
-                pairwise_iou_rotated_sparse(gt, anchors)
-            )
+            matched_idxs, match_labels = self.anchor_matcher.match_boxes(gt, anchors)
             if gt.shape[0] > 0:
                 labels = inst.gt_classes[matched_idxs].clone()
                 labels[match_labels == 0] = self.num_classes

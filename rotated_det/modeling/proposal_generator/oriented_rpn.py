@@ -2,7 +2,7 @@
 
 import torch
 
-from rotated_det.structures import Boxes, pairwise_iou, rbox_to_hbox
+from rotated_det.structures import rbox_to_hbox
 
 from .rrpn import RRPN
 
@@ -18,7 +18,6 @@ class OrientedRPN(RRPN):
     (horizontal) IoU; each proposal is the rectangle decoded from the 6 deltas (a rotated box).
     """
 
-    def _match_quality(self, gt_boxes: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
-        if gt_boxes.shape[0] == 0:
-            return anchors.new_zeros((0, anchors.shape[0]))
-        return pairwise_iou(Boxes(rbox_to_hbox(gt_boxes)), Boxes(anchors))
+    def _gt_boxes_for_matching(self, gt_boxes: torch.Tensor) -> torch.Tensor:
+        """XYXY ``[G, 4]`` bounding boxes of the rotated ground truth."""
+        return rbox_to_hbox(gt_boxes)

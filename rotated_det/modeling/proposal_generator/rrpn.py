@@ -8,7 +8,6 @@ from rotated_det.structures import ImageList, Instances
 
 from ..losses.box_regression_loss import box_regression_loss, check_box_reg_loss_type
 from ..matcher import Matcher
-from ..rotated_iou import pairwise_iou_rotated_sparse
 from ..sampling import subsample_labels
 from .proposal_utils import find_top_rrpn_proposals
 
@@ -89,9 +88,9 @@ class RRPN(nn.Module):
             )
 
     # -- hooks that OrientedRPN overrides ---------------------------------------------------
-    def _match_quality(self, gt_boxes: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
-        """``[G, A]`` quality of ground truth ``[G, 5]`` against anchors."""
-        return pairwise_iou_rotated_sparse(gt_boxes, anchors)
+    def _gt_boxes_for_matching(self, gt_boxes: torch.Tensor) -> torch.Tensor:
+        """Ground truth ``[G, 5]`` in the box kind of the anchors, matched to them by IoU."""
+        return gt_boxes
 
     def _decode(self, deltas: torch.Tensor, anchors: torch.Tensor) -> torch.Tensor:
         """Decode ``[K, D]`` deltas against ``[K, box_dim]`` anchors into ``[K, 5]`` boxes."""
@@ -114,9 +113,10 @@ class RRPN(nn.Module):
         gt_labels, matched_boxes = [], []
         for inst in gt_instances:
             gt = inst.gt_boxes.tensor.to(anchors.device)
-            quality = self._match_quality(gt, anchors)
-            matched_idxs, labels = self.anchor_matcher(quality)
-            del quality
+            # Chunked: a crowded image's [G, A] IoU matrix would not fit in memory.
+            matched_idxs, labels = self.anchor_matcher.match_boxes(
+                self._gt_boxes_for_matching(gt), anchors
+            )
             labels = labels.to(torch.int64)
             pos, neg = subsample_labels(
                 labels, self.batch_size_per_image, self.positive_fraction, 0

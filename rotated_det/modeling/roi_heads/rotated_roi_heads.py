@@ -7,7 +7,6 @@ from rotated_det.structures import ImageList, Instances, RotatedBoxes
 
 from ..matcher import Matcher
 from ..proposal_generator.proposal_utils import add_ground_truth_to_proposals
-from ..rotated_iou import pairwise_iou_rotated_sparse
 from ..sampling import subsample_labels
 
 __all__ = ["RROIHeads"]
@@ -74,8 +73,7 @@ class RROIHeads(nn.Module):
         for props, tgt in zip(proposals, targets):
             boxes = props.proposal_boxes.tensor
             gt_boxes = tgt.gt_boxes.tensor.to(boxes.device)
-            quality = pairwise_iou_rotated_sparse(gt_boxes, boxes)
-            matched_idxs, match_labels = self.proposal_matcher(quality)
+            matched_idxs, match_labels = self.proposal_matcher.match_boxes(gt_boxes, boxes)
             if gt_boxes.shape[0] > 0:
                 gt_classes = tgt.gt_classes.to(boxes.device)[matched_idxs]
                 gt_classes = torch.where(
