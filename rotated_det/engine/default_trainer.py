@@ -11,7 +11,7 @@ import torch
 from omegaconf import DictConfig
 
 from rotated_det.checkpoint import DetectionCheckpointer
-from rotated_det.config import instantiate
+from rotated_det.config import instantiate, select
 from rotated_det.data import MetadataCatalog
 from rotated_det.evaluation.evaluator import inference_on_dataset
 from rotated_det.modeling.config_checks import ModelConfigError, check_model_config
@@ -21,7 +21,7 @@ from rotated_det.utils.events import CommonMetricPrinter, JSONWriter, Tensorboar
 from rotated_det.utils.logger import setup_logger
 
 from . import hooks
-from .defaults import _get, convert_sync_bn, create_ddp_model, freeze_parameters
+from .defaults import convert_sync_bn, create_ddp_model, freeze_parameters
 from .model_ema import ModelEMA
 from .train_loop import AMPTrainer, SimpleTrainer, TrainerBase
 
@@ -103,7 +103,7 @@ def check_model_against_datasets(model: Any, cfg: DictConfig, split: str) -> lis
     Raises:
         ModelConfigError: naming the config keys that disagree and the dataset.
     """
-    names = dataset_names(_get(cfg, f"dataloader.{split}", None))
+    names = dataset_names(select(cfg, f"dataloader.{split}", None))
     registered = set(MetadataCatalog.list())
     checked = []
     for name in names:
@@ -145,7 +145,7 @@ def apply_auto_scale_lr(cfg: DictConfig, optimizer: torch.optim.Optimizer) -> fl
     Raises:
         ValueError: naming the missing or invalid key.
     """
-    spec = _get(cfg, "train.auto_scale_lr", None)
+    spec = select(cfg, "train.auto_scale_lr", None)
     if spec is None or spec is False:
         return 1.0
     if not isinstance(spec, (Mapping, DictConfig)):
@@ -160,13 +160,13 @@ def apply_auto_scale_lr(cfg: DictConfig, optimizer: torch.optim.Optimizer) -> fl
             "train.auto_scale_lr.base_batch_size must be set to the total batch size (images "
             f"per optimizer step) that optimizer.lr was chosen for, got {base!r}"
         )
-    total = _get(cfg, "dataloader.train.total_batch_size", None)
+    total = select(cfg, "dataloader.train.total_batch_size", None)
     if not total:
         raise ValueError(
             "train.auto_scale_lr needs dataloader.train.total_batch_size (images per step "
             "over all processes); this config's dataloader.train has none"
         )
-    accum = int(_get(cfg, "train.grad_accum_steps", 1) or 1)
+    accum = int(select(cfg, "train.grad_accum_steps", 1) or 1)
     factor = int(total) * accum / int(base)
     group = optimizer.param_groups[hooks.LRScheduler.get_best_param_group_id(optimizer)]
     old_lr = group["lr"]
@@ -234,17 +234,17 @@ class DefaultTrainer(TrainerBase):
         # too: better now than at the first evaluation, hours into training).
         self.check_config(cfg, splits=("train", "test"))
         model = self.build_model(cfg)
-        model = convert_sync_bn(model, bool(_get(cfg, "train.sync_bn", False)))
-        freeze_parameters(model, _get(cfg, "train.freeze", None))
+        model = convert_sync_bn(model, bool(select(cfg, "train.sync_bn", False)))
+        freeze_parameters(model, select(cfg, "train.freeze", None))
         optimizer = self.build_optimizer(cfg, model)
         self.lr_scale = apply_auto_scale_lr(cfg, optimizer)
         self.model_ema = self.build_model_ema(cfg, model)
         data_loader = self.build_train_loader(cfg)
-        ddp_kwargs = dict(_get(cfg, "train.ddp", None) or {})
+        ddp_kwargs = dict(select(cfg, "train.ddp", None) or {})
         ddp_kwargs.setdefault("broadcast_buffers", False)
         model = create_ddp_model(model, **ddp_kwargs)
-        accum = _get(cfg, "train.grad_accum_steps", 1)
-        if _get(cfg, "train.amp.enabled", False):
+        accum = select(cfg, "train.grad_accum_steps", 1)
+        if select(cfg, "train.amp.enabled", False):
             self._trainer: SimpleTrainer = AMPTrainer(
                 model, data_loader, optimizer, grad_accum_steps=accum
             )
@@ -255,7 +255,7 @@ class DefaultTrainer(TrainerBase):
         self.checkpointer = DetectionCheckpointer(
             model,
             cfg.train.output_dir,
-            allow_unsafe=bool(_get(cfg, "train.allow_unsafe_checkpoint", False)),
+            allow_unsafe=bool(select(cfg, "train.allow_unsafe_checkpoint", False)),
             optimizer=optimizer,
             trainer=weakref.proxy(self),
             **extra,
@@ -280,9 +280,9 @@ class DefaultTrainer(TrainerBase):
         Raises:
             ModelConfigError: the message names the keys that disagree and the dataset.
         """
-        if _get(cfg, "model", None) is None:
+        if select(cfg, "model", None) is None:
             return []
-        present = [s for s in splits if _get(cfg, f"dataloader.{s}", None) is not None]
+        present = [s for s in splits if select(cfg, f"dataloader.{s}", None) is not None]
         if not present:
             check_model_config(cfg.model, prefix="model")
         checked: list[str] = []
@@ -293,7 +293,7 @@ class DefaultTrainer(TrainerBase):
     @classmethod
     def build_model(cls, cfg: DictConfig) -> torch.nn.Module:
         model = instantiate(cfg.model)
-        device = _get(cfg, "train.device", None) or _default_device()
+        device = select(cfg, "train.device", None) or _default_device()
         model.to(device)
         logger.info("Model:\n%s", model)
         return model
@@ -306,12 +306,12 @@ class DefaultTrainer(TrainerBase):
     def build_model_ema(cls, cfg: DictConfig, model: torch.nn.Module) -> ModelEMA | None:
         """A :class:`ModelEMA` of ``model`` when ``train.model_ema.enabled`` (``decay``,
         ``tau``), else None."""
-        if not _get(cfg, "train.model_ema.enabled", False):
+        if not select(cfg, "train.model_ema.enabled", False):
             return None
         return ModelEMA(
             model,
-            decay=float(_get(cfg, "train.model_ema.decay", 0.9998)),
-            tau=float(_get(cfg, "train.model_ema.tau", 2000)),
+            decay=float(select(cfg, "train.model_ema.decay", 0.9998)),
+            tau=float(select(cfg, "train.model_ema.tau", 2000)),
         )
 
     @classmethod
@@ -320,7 +320,7 @@ class DefaultTrainer(TrainerBase):
 
     @classmethod
     def build_lr_scheduler(cls, cfg: DictConfig, optimizer: torch.optim.Optimizer):
-        multiplier = _get(cfg, "lr_multiplier", None)
+        multiplier = select(cfg, "lr_multiplier", None)
         if multiplier is None:
             from fvcore.common.param_scheduler import ConstantParamScheduler
 
@@ -335,47 +335,47 @@ class DefaultTrainer(TrainerBase):
             CommonMetricPrinter(self.max_iter),
             JSONWriter(os.path.join(out, "metrics.json")),
         ]
-        if _get(self.cfg, "train.tensorboard", True):
+        if select(self.cfg, "train.tensorboard", True):
             writers.append(TensorboardXWriter(out))
         return writers
 
     def build_hooks(self) -> list[hooks.HookBase]:
         cfg = self.cfg
-        eval_period = int(_get(cfg, "train.eval_period", 0) or 0)
+        eval_period = int(select(cfg, "train.eval_period", 0) or 0)
         ret: list = [hooks.IterationTimer(), hooks.LRScheduler(scheduler=self.scheduler)]
         if self.model_ema is not None:  # before the hooks that save or evaluate
             ret.append(hooks.ModelEMAHook(self.model_ema))
-        if _get(cfg, "train.precise_bn.enabled", False):
+        if select(cfg, "train.precise_bn.enabled", False):
             ret.append(
                 hooks.PreciseBN(
                     eval_period,
                     self.model,
                     self.build_train_loader(cfg),
-                    int(_get(cfg, "train.precise_bn.num_iter", 200)),
+                    int(select(cfg, "train.precise_bn.num_iter", 200)),
                 )
             )
         if comm.is_main_process():
             ret.append(
                 hooks.PeriodicCheckpointer(
                     self.checkpointer,
-                    period=int(_get(cfg, "train.checkpointer.period", 5000)),
+                    period=int(select(cfg, "train.checkpointer.period", 5000)),
                     max_iter=self.max_iter,
-                    max_to_keep=_get(cfg, "train.checkpointer.max_to_keep", None),
+                    max_to_keep=select(cfg, "train.checkpointer.max_to_keep", None),
                 )
             )
         ret.append(hooks.EvalHook(eval_period, self._eval_and_remember))
-        val_metric = _get(cfg, "train.best_checkpointer.val_metric", None)
+        val_metric = select(cfg, "train.best_checkpointer.val_metric", None)
         if val_metric and comm.is_main_process():
             ret.append(
                 hooks.BestCheckpointer(
                     eval_period,
                     self.checkpointer,
                     val_metric,
-                    mode=_get(cfg, "train.best_checkpointer.mode", "max"),
+                    mode=select(cfg, "train.best_checkpointer.mode", "max"),
                 )
             )
         if comm.is_main_process():
-            period = int(_get(cfg, "train.log_period", 20))
+            period = int(select(cfg, "train.log_period", 20))
             ret.append(hooks.PeriodicWriter(self.build_writers(), period=period))
         return ret
 
@@ -409,7 +409,7 @@ class DefaultTrainer(TrainerBase):
         """
         had = resume and self.checkpointer.has_checkpoint()
         self.checkpointer.resume_or_load(
-            _get(self.cfg, "train.init_checkpoint", "") or "", resume=resume
+            select(self.cfg, "train.init_checkpoint", "") or "", resume=resume
         )
         if had:
             self.start_iter = self.iter + 1
@@ -445,7 +445,7 @@ class DefaultTrainer(TrainerBase):
         Evaluate ``model`` on ``dataloader.test`` with ``dataloader.evaluator``; return the
         results (on the main process; ``{}`` if the config has no test loader/evaluator).
         """
-        dl = _get(cfg, "dataloader", None)
+        dl = select(cfg, "dataloader", None)
         if dl is None or "test" not in dl or "evaluator" not in dl:
             logger.warning("No dataloader.test / dataloader.evaluator in the config; skip eval.")
             return {}

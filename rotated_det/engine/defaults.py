@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch.nn.parallel import DistributedDataParallel
 
-from rotated_det.config import LazyConfig
+from rotated_det.config import LazyConfig, select
 from rotated_det.utils import comm
 from rotated_det.utils.collect_env import collect_env_info
 from rotated_det.utils.env import seed_all_rng
@@ -84,18 +84,6 @@ def default_argument_parser(epilog: str | None = None) -> argparse.ArgumentParse
     return parser
 
 
-def _get(cfg: Any, dotted: str, default: Any = None) -> Any:
-    node = cfg
-    for part in dotted.split("."):
-        try:
-            if part not in node:
-                return default
-            node = node[part]
-        except TypeError:
-            return default
-    return node
-
-
 def default_setup(cfg: Any, args: argparse.Namespace | None = None) -> None:
     """
     Prepare a run: create ``train.output_dir``, log to ``log.txt`` there (rank 0 also to the
@@ -103,7 +91,7 @@ def default_setup(cfg: Any, args: argparse.Namespace | None = None) -> None:
     (``config.yaml``), and seed all RNGs with ``train.seed`` (+ rank; a negative or missing
     seed draws one).
     """
-    output_dir = _get(cfg, "train.output_dir")
+    output_dir = select(cfg, "train.output_dir")
     rank = comm.get_rank()
     if comm.is_main_process() and output_dir:
         PathManager.mkdirs(output_dir)
@@ -120,9 +108,9 @@ def default_setup(cfg: Any, args: argparse.Namespace | None = None) -> None:
     if comm.is_main_process() and output_dir:
         path = LazyConfig.save(cfg, os.path.join(output_dir, "config.yaml"))
         logger.info("Full config saved to %s", path)
-    seed = _get(cfg, "train.seed", -1)
+    seed = select(cfg, "train.seed", -1)
     seed_all_rng(None if seed is None or seed < 0 else seed + rank)
-    cudnn_benchmark = _get(cfg, "train.cudnn_benchmark", False)
+    cudnn_benchmark = select(cfg, "train.cudnn_benchmark", False)
     if not (args is not None and getattr(args, "eval_only", False)):
         torch.backends.cudnn.benchmark = bool(cudnn_benchmark)
 

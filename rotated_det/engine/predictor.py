@@ -8,21 +8,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from rotated_det.config import select
+
 __all__ = ["DefaultPredictor", "build_test_augmentations", "config_input_format"]
 
 logger = logging.getLogger(__name__)
-
-
-def _select(cfg: Any, dotted: str) -> Any:
-    """``cfg.a.b.c`` or None when any part is missing (works on DictConfig and plain dicts)."""
-    node = cfg
-    for key in dotted.split("."):
-        if node is None:
-            return None
-        if not (isinstance(node, dict) or hasattr(node, "keys")) or key not in node:
-            return None
-        node = node[key]
-    return node
 
 
 def build_test_augmentations(cfg: Any) -> list:
@@ -34,7 +24,7 @@ def build_test_augmentations(cfg: Any) -> list:
     """
     from rotated_det.config import instantiate
 
-    augs = _select(cfg, "dataloader.test.mapper.augmentations")
+    augs = select(cfg, "dataloader.test.mapper.augmentations")
     if augs is None:
         logger.warning(
             "The config has no dataloader.test.mapper.augmentations: images are run at their "
@@ -49,8 +39,8 @@ def config_input_format(cfg: Any, model: torch.nn.Module | None = None) -> str:
     ``cfg.model.input_format``, else the test mapper's ``image_format``, else "BGR"."""
     for value in (
         getattr(model, "input_format", None) if model is not None else None,
-        _select(cfg, "model.input_format"),
-        _select(cfg, "dataloader.test.mapper.image_format"),
+        select(cfg, "model.input_format"),
+        select(cfg, "dataloader.test.mapper.image_format"),
     ):
         if isinstance(value, str) and value:
             return value.upper()
@@ -90,17 +80,17 @@ class DefaultPredictor:
         self.cfg = cfg
         self.model = instantiate(cfg.model)
         self.model.eval()
-        device = _select(cfg, "train.device") or ("cuda" if torch.cuda.is_available() else "cpu")
+        device = select(cfg, "train.device") or ("cuda" if torch.cuda.is_available() else "cpu")
         self.model.to(device)
         self.device = torch.device(device)
-        weights = _select(cfg, "train.init_checkpoint")
+        weights = select(cfg, "train.init_checkpoint")
         self.uses_ema_weights = False
         if weights:
             self.uses_ema_weights = load_inference_weights(
                 self.model,
                 weights,
-                use_ema=bool(_select(cfg, "train.model_ema.enabled")),
-                allow_unsafe=bool(_select(cfg, "train.allow_unsafe_checkpoint")),
+                use_ema=bool(select(cfg, "train.model_ema.enabled")),
+                allow_unsafe=bool(select(cfg, "train.allow_unsafe_checkpoint")),
             )
         else:
             logger.warning(

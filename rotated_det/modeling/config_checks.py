@@ -8,6 +8,8 @@ together in one ``ValueError``.
 
 from collections.abc import Sequence
 
+from rotated_det.config import select
+
 __all__ = ["check_model_config", "ModelConfigError"]
 
 
@@ -15,24 +17,13 @@ class ModelConfigError(ValueError):
     """A model definition that cannot work (keys that disagree are named in the message)."""
 
 
-def _get(node, key):
-    if node is None:
-        return None
-    if isinstance(node, dict) or hasattr(node, "keys"):
-        try:
-            return node.get(key)
-        except Exception:  # omegaconf missing values
-            return None
-    return getattr(node, key, None)
-
-
 def _weights(coder):
-    w = _get(coder, "weights")
+    w = select(coder, "weights", throw_on_missing=False)
     return None if w is None else tuple(float(x) for x in w)
 
 
 def _target_name(node) -> str:
-    t = _get(node, "_target_")
+    t = select(node, "_target_", throw_on_missing=False)
     if t is None:
         return type(node).__name__
     return t if isinstance(t, str) else getattr(t, "__name__", str(t))
@@ -63,9 +54,7 @@ def check_model_config(
         ("roi_heads", "num_classes"),
         ("roi_heads", "box_predictor", "num_classes"),
     ):
-        node = model
-        for key in path:
-            node = _get(node, key)
+        node = select(model, ".".join(path), throw_on_missing=False)
         if isinstance(node, int):
             counts[".".join((prefix,) + path)] = node
     if len(set(counts.values())) > 1:
@@ -85,9 +74,7 @@ def check_model_config(
         ("proposal_generator", "box2box_transform"),
         ("roi_heads", "box_predictor", "box2box_transform"),
     ):
-        node = model
-        for key in path:
-            node = _get(node, key)
+        node = select(model, ".".join(path), throw_on_missing=False)
         weights = _weights(node)
         if weights is None:
             continue
