@@ -57,6 +57,21 @@ def _is_config_value(x: Any) -> bool:
     return isinstance(x, (DictConfig, ListConfig, dict, list))
 
 
+def _exported_names(namespace: dict[str, Any], filename: str) -> set[str]:
+    """The names a ``.py`` config exports: those listed in its ``__all__`` when it has one (so
+    that helper values it imports or defines, e.g. a list of class names, stay out of the
+    config), else every name not starting with ``_``."""
+    if "__all__" not in namespace:
+        return {k for k in namespace if not k.startswith("_")}
+    exported = namespace["__all__"]
+    if isinstance(exported, str) or not all(isinstance(n, str) for n in exported):
+        raise TypeError(f"{filename}: __all__ must be a list of names, got {exported!r}")
+    missing = [n for n in exported if n not in namespace]
+    if missing:
+        raise ConfigKeyError(f"{filename}: __all__ names {missing}, which the file does not define")
+    return set(exported)
+
+
 def _read_text(filename: str) -> str:
     from rotated_det.utils.file_io import PathManager
 
@@ -345,15 +360,20 @@ class LazyConfig:
                 written by :meth:`save` as a fallback.
             keys: if a string, return only that top-level value; if a tuple of strings, return
                 a tuple of those values; if None, return the whole config as a DictConfig.
+
+        The top-level keys of a ``.py`` config are its dicts and lists (LazyCall nodes
+        included) whose names do not start with ``_``; when the file has an ``__all__``, only
+        the names in it (each must be defined; a name that is not a dict or list is not a key).
         """
         filename = os.path.normpath(filename)
         ext = os.path.splitext(filename)[1]
         if ext == ".py":
             namespace = _exec_config_file(filename)
+            exported = _exported_names(namespace, filename)
             content = {
                 k: _new_config(v)
                 for k, v in namespace.items()
-                if _is_config_value(v) and not k.startswith("_")
+                if k in exported and _is_config_value(v)
             }
             cfg = DictConfig(content, flags={"allow_objects": True})
         elif ext in (".yaml", ".yml"):

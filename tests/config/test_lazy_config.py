@@ -333,3 +333,25 @@ def test_syntax_error_names_file_and_line(tmp_path):
     with pytest.raises(SyntaxError) as e:
         LazyConfig.load(f)
     assert "bad.py" in str(e.value)
+
+
+def test_all_of_a_config_file_decides_its_top_level_keys(tmp_path):
+    """Helper values a config imports or defines (a list of class names, a split dict) are not
+    top-level keys when the file's __all__ leaves them out; without __all__ they are."""
+    _write(tmp_path / "data.py", "CLASSES = ['ship']\ndataloader = dict(names=CLASSES)\n")
+    body = """\
+        from .data import CLASSES, dataloader
+
+        SPLIT = dict(size=512)
+        NUM = 3
+        model = dict(num_classes=len(CLASSES))
+        """
+    f = _write(tmp_path / "leaf.py", body + "__all__ = ['model', 'dataloader', 'NUM']\n")
+    cfg = LazyConfig.load(f)
+    assert sorted(cfg.keys()) == ["dataloader", "model"]  # NUM: exported, but not a config value
+    assert cfg.model.num_classes == 1
+    f = _write(tmp_path / "no_all.py", body)
+    assert sorted(LazyConfig.load(f).keys()) == ["CLASSES", "SPLIT", "dataloader", "model"]
+    f = _write(tmp_path / "bad_all.py", body + "__all__ = ['model', 'optimizer']\n")
+    with pytest.raises(ConfigKeyError, match=r"bad_all\.py: __all__ names \['optimizer'\]"):
+        LazyConfig.load(f)
