@@ -162,10 +162,6 @@ class TrainerBase:
                 logger.warning("Checkpoint has state for hook '%s', which is not registered.", key)
 
 
-def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    return model.module if isinstance(model, (DistributedDataParallel, DataParallel)) else model
-
-
 class SimpleTrainer(TrainerBase):
     """
     One iteration = next batch, forward (the model returns a dict of scalar losses in
