@@ -86,7 +86,7 @@ model = L(GeneralizedRCNN)(
         box_predictor=L(RotatedFastRCNNOutputLayers)(
             input_shape=L(ShapeSpec)(channels=1024),
             box2box_transform=L(Box2BoxTransformRotated)(
-                weights=(10.0, 10.0, 5.0, 5.0, 1.0), angle_version=ANGLE_VERSION, edge_swap=True
+                weights=(10.0, 10.0, 5.0, 5.0, 10.0), angle_version=ANGLE_VERSION, edge_swap=True
             ),
             num_classes="${..num_classes}",
             test_score_thresh=0.05,
