@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Sequence
 
 import numpy as np
 
+from rotated_det.utils.file_io import safe_path
+
 __all__ = ["save_pr_curves"]
-
-
-def _safe(name: str) -> str:
-    return re.sub(r"[^A-Za-z0-9_.-]+", "_", name)
 
 
 def save_pr_curves(
@@ -22,8 +19,9 @@ def save_pr_curves(
     aps: Sequence[float],
     iou_threshold: float,
 ) -> list[str]:
-    """Save one PNG per class with a GT (``pr_<class>.png``) and one with every class
-    (``pr_all.png``) in ``output_dir``.
+    """Save one PNG per class with a GT (``pr_<class>.png``, the class name escaped by
+    :func:`rotated_det.utils.file_io.safe_path`: distinct names give distinct files inside
+    ``output_dir``) and one with every class (``pr_all.png``) in ``output_dir``.
 
     Args:
         class_names: C names.
@@ -57,7 +55,7 @@ def save_pr_curves(
         ax.set_title(f"{name}: AP{iou_threshold * 100:.0f} = {ap:.4f}")
         ax.grid(alpha=0.3)
         ax.legend(loc="lower left")
-        path = os.path.join(output_dir, f"pr_{_safe(name)}.png")
+        path = safe_path(output_dir, f"pr_{name}", ".png")
         fig.savefig(path, dpi=80, bbox_inches="tight")
         paths.append(path)
         ax_all.step(r, env, where="pre", lw=1.2, label=f"{name} ({ap:.3f})")
