@@ -2,7 +2,8 @@
 
 Module names follow the MSRA / Detectron2 layout (``stem.conv1``, ``res2.0.conv1``,
 ``res2.0.shortcut``, each conv holding its ``norm``) so that checkpoints in that layout load
-directly; ``weight_conversion.py`` maps torchvision and MSRA names onto it.
+directly; :mod:`rotated_det.checkpoint.resnet_conversion` maps torchvision and MSRA names
+onto it.
 """
 
 import torch
