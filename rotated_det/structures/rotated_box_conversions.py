@@ -84,9 +84,10 @@ or exporting it records a single pass instead, valid for any count.
 
 import math
 from collections.abc import Callable, Sequence
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
+import numpy.typing as npt
 import torch
 
 __all__ = [
@@ -114,23 +115,32 @@ _XY = Sequence[torch.Tensor]
 _CHUNK = 4096
 
 
-def _to_tensor(x, last_dim: int, name: str):
-    """Returns (float tensor, was_numpy). Checks the last dimension."""
-    was_numpy = isinstance(x, np.ndarray)
-    if was_numpy:
+# A tensor or a numpy array: the conversions below return the kind they are given.
+ArrayT = TypeVar("ArrayT", torch.Tensor, npt.NDArray[Any])
+
+
+def _to_tensor(x: torch.Tensor | npt.NDArray[Any], last_dim: int, name: str) -> torch.Tensor:
+    """``x`` as a float tensor (a numpy array shares its memory when it can). Checks the last
+    dimension."""
+    if isinstance(x, np.ndarray):
         # torch needs non-negative strides and (to avoid a warning) a writable array
-        x = torch.from_numpy(np.require(x, requirements=["C", "W"]))
-    elif not isinstance(x, torch.Tensor):
+        t = torch.from_numpy(np.require(x, requirements=["C", "W"]))
+    elif isinstance(x, torch.Tensor):
+        t = x
+    else:
         raise TypeError(f"{name}: expected a torch.Tensor or numpy array, got {type(x).__name__}")
-    if not torch.jit.is_tracing() and (x.dim() == 0 or x.shape[-1] != last_dim):
-        raise ValueError(f"{name}: expected shape [..., {last_dim}], got {tuple(x.shape)}")
-    if not x.is_floating_point():
-        x = x.to(torch.float32)
-    return x, was_numpy
+    if not torch.jit.is_tracing() and (t.dim() == 0 or t.shape[-1] != last_dim):
+        raise ValueError(f"{name}: expected shape [..., {last_dim}], got {tuple(t.shape)}")
+    if not t.is_floating_point():
+        t = t.to(torch.float32)
+    return t
 
 
-def _back(x: torch.Tensor, was_numpy: bool):
-    return x.numpy() if was_numpy else x
+def _back(t: torch.Tensor, like: ArrayT) -> ArrayT:
+    """``t`` as the kind of ``like``: a numpy array when ``like`` is one, else ``t`` itself."""
+    if isinstance(like, np.ndarray):
+        return t.numpy()
+    return t
 
 
 def _wrap(angle: torch.Tensor, low: float, period: float) -> torch.Tensor:
@@ -151,10 +161,18 @@ def _check_version(version: str) -> None:
 
 
 def _normalize(boxes: torch.Tensor, version: str) -> torch.Tensor:
-    return torch.stack(_normalize_parts(*boxes.unbind(-1), version), dim=-1)
+    cx, cy, w, h, a = boxes.unbind(-1)
+    return torch.stack(_normalize_parts(cx, cy, w, h, a, version), dim=-1)
 
 
-def _normalize_parts(cx, cy, w, h, a, version: str):
+def _normalize_parts(
+    cx: torch.Tensor,
+    cy: torch.Tensor,
+    w: torch.Tensor,
+    h: torch.Tensor,
+    a: torch.Tensor,
+    version: str,
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
     if version == "oc":
         a = _wrap(a, -90.0, 180.0)
         swap = a >= 0
@@ -168,7 +186,7 @@ def _normalize_parts(cx, cy, w, h, a, version: str):
     return cx, cy, w, h, a
 
 
-def normalize_rbox_angles(boxes, version: str = "le90"):
+def normalize_rbox_angles(boxes: ArrayT, version: str = "le90") -> ArrayT:
     """
     Rewrite rotated boxes so that they meet the rules of an angle version (module docstring),
     keeping every physical rectangle.
@@ -181,11 +199,11 @@ def normalize_rbox_angles(boxes, version: str = "le90"):
         [..., 5] new tensor/array of the same kind and dtype (the input is not modified).
     """
     _check_version(version)
-    t, was_numpy = _to_tensor(boxes, 5, "normalize_rbox_angles")
-    return _back(_normalize(t, version), was_numpy)
+    t = _to_tensor(boxes, 5, "normalize_rbox_angles")
+    return _back(_normalize(t, version), boxes)
 
 
-def canonical_rbox(boxes):
+def canonical_rbox(boxes: ArrayT) -> ArrayT:
     """
     A unique representation of each physical rectangle, so that two rotated boxes describe the
     same rectangle iff their canonical forms are equal: "le90" (``w >= h``, angle in [-90, 90)),
@@ -199,14 +217,14 @@ def canonical_rbox(boxes):
     Returns:
         [..., 5] of the same kind.
     """
-    t, was_numpy = _to_tensor(boxes, 5, "canonical_rbox")
+    t = _to_tensor(boxes, 5, "canonical_rbox")
     t = _normalize(t, "le90")
     cx, cy, w, h, a = t.unbind(-1)
     a = torch.where(w == h, _wrap(a, -45.0, 90.0), a)
-    return _back(torch.stack([cx, cy, w, h, a], dim=-1), was_numpy)
+    return _back(torch.stack([cx, cy, w, h, a], dim=-1), boxes)
 
 
-def rbox_to_poly(boxes):
+def rbox_to_poly(boxes: ArrayT) -> ArrayT:
     """
     Corners of rotated boxes.
 
@@ -217,7 +235,7 @@ def rbox_to_poly(boxes):
         (+w/2, +h/2), (-w/2, +h/2) in the box frame (top-left, top-right, bottom-right,
         bottom-left when the angle is 0).
     """
-    t, was_numpy = _to_tensor(boxes, 5, "rbox_to_poly")
+    t = _to_tensor(boxes, 5, "rbox_to_poly")
     cx, cy, w, h, a = t.unbind(-1)
     rad = a * (math.pi / 180.0)
     c, s = torch.cos(rad), torch.sin(rad)
@@ -237,10 +255,10 @@ def rbox_to_poly(boxes):
         ],
         dim=-1,
     )
-    return _back(poly, was_numpy)
+    return _back(poly, boxes)
 
 
-def rbox_to_hbox(boxes):
+def rbox_to_hbox(boxes: ArrayT) -> ArrayT:
     """
     The smallest horizontal box enclosing each rotated box.
 
@@ -249,8 +267,8 @@ def rbox_to_hbox(boxes):
     Returns:
         [..., 4] (x0, y0, x1, y1) in pixels, same kind and dtype.
     """
-    t, was_numpy = _to_tensor(boxes, 5, "rbox_to_hbox")
-    return _back(rbox_tensor_to_hbox(t), was_numpy)
+    t = _to_tensor(boxes, 5, "rbox_to_hbox")
+    return _back(rbox_tensor_to_hbox(t), boxes)
 
 
 def rbox_tensor_to_hbox(boxes: torch.Tensor) -> torch.Tensor:
@@ -410,7 +428,7 @@ def _min_area_rbox(t: torch.Tensor, version: str) -> torch.Tensor:
     return out.reshape(*lead, 5)
 
 
-def poly_to_rbox(polys, version: str = "le90"):
+def poly_to_rbox(polys: ArrayT, version: str = "le90") -> ArrayT:
     """
     Minimum-area rotated rectangle enclosing each 4-point polygon (see the module docstring).
 
@@ -425,11 +443,11 @@ def poly_to_rbox(polys, version: str = "le90"):
         [..., 5] (cx, cy, w, h, angle in degrees), same kind and dtype as ``polys``.
     """
     _check_version(version)
-    t, was_numpy = _to_tensor(polys, 8, "poly_to_rbox")
-    return _back(_min_area_rbox(t.unflatten(-1, (4, 2)), version), was_numpy)
+    t = _to_tensor(polys, 8, "poly_to_rbox")
+    return _back(_min_area_rbox(t.unflatten(-1, (4, 2)), version), polys)
 
 
-def points_to_rbox(points: torch.Tensor | np.ndarray, version: str = "le90") -> Any:
+def points_to_rbox(points: ArrayT, version: str = "le90") -> ArrayT:
     """
     Minimum-area rotated rectangle enclosing each set of K points: :func:`poly_to_rbox` for any
     K >= 1 (e.g. polygons clipped to an image or a window, padded by repeating a vertex). The
@@ -444,17 +462,17 @@ def points_to_rbox(points: torch.Tensor | np.ndarray, version: str = "le90") -> 
         [..., 5] (cx, cy, w, h, angle in degrees), same kind and dtype as ``points``.
     """
     _check_version(version)
-    t, was_numpy = _to_tensor(points, 2, "points_to_rbox")
+    t = _to_tensor(points, 2, "points_to_rbox")
     if not torch.jit.is_tracing() and (t.dim() < 2 or t.shape[-2] == 0):
         raise ValueError(
             f"points_to_rbox: expected shape [..., K, 2] with K >= 1, got {tuple(t.shape)}"
         )
     if t.shape[-2] < 4:  # repeat the last point: the 4-point code needs two points besides a pair
         t = torch.cat([t, t[..., -1:, :].expand(*t.shape[:-2], 4 - t.shape[-2], 2)], dim=-2)
-    return _back(_min_area_rbox(t, version), was_numpy)
+    return _back(_min_area_rbox(t, version), points)
 
 
-def rbox_corner_distance(boxes1, boxes2):
+def rbox_corner_distance(boxes1: ArrayT, boxes2: torch.Tensor | npt.NDArray[Any]) -> ArrayT:
     """
     How far apart two rotated boxes are as physical rectangles, whatever their representation:
     the largest distance from a corner of one box to the nearest corner of the other (the
@@ -465,10 +483,10 @@ def rbox_corner_distance(boxes1, boxes2):
     Returns:
         [...] distances in pixels, same kind.
     """
-    t1, was_numpy = _to_tensor(boxes1, 5, "rbox_corner_distance")
-    t2, _ = _to_tensor(boxes2, 5, "rbox_corner_distance")
+    t1 = _to_tensor(boxes1, 5, "rbox_corner_distance")
+    t2 = _to_tensor(boxes2, 5, "rbox_corner_distance")
     c1 = rbox_to_poly(t1).unflatten(-1, (4, 2))
     c2 = rbox_to_poly(t2).unflatten(-1, (4, 2))
     d = torch.linalg.vector_norm(c1[..., :, None, :] - c2[..., None, :, :], dim=-1)  # [..., 4, 4]
     out = torch.maximum(d.amin(dim=-1).amax(dim=-1), d.amin(dim=-2).amax(dim=-1))
-    return _back(out, was_numpy)
+    return _back(out, boxes1)

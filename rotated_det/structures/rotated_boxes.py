@@ -129,7 +129,9 @@ class RotatedBoxes(Boxes):
         """[N] bool: True where both w and h are larger than ``threshold`` pixels."""
         return (self.tensor[:, 2] > threshold) & (self.tensor[:, 3] > threshold)
 
-    def __getitem__(self, item) -> "RotatedBoxes":
+    # ``item`` stays unannotated: TorchScript then types it as a Tensor (index or mask), while
+    # eager code may also pass an int or a slice.
+    def __getitem__(self, item) -> "RotatedBoxes":  # type: ignore[no-untyped-def]
         """
         ``boxes[3]`` (a RotatedBoxes of one box), ``boxes[2:10]``, ``boxes[bool_mask]`` or
         ``boxes[index_tensor]``. The result may share storage with this object.
@@ -180,8 +182,9 @@ class RotatedBoxes(Boxes):
         t[:, 3] *= torch.sqrt((scale_x * s) ** 2 + (scale_y * c) ** 2)
         t[:, 4] = torch.atan2(scale_x * s, scale_y * c) * (180.0 / math.pi)
 
+    # Joins boxes of its own class only (TorchScript needs the List[RotatedBoxes] type).
     @classmethod
-    def cat(cls, boxes_list: list["RotatedBoxes"]) -> "RotatedBoxes":
+    def cat(cls, boxes_list: list["RotatedBoxes"]) -> "RotatedBoxes":  # type: ignore[override]
         """Concatenate a list of RotatedBoxes into one (an empty list gives an empty one)."""
         if not torch.jit.is_scripting():  # scripted code is typed: the list holds RotatedBoxes
             if not isinstance(boxes_list, (list, tuple)):
@@ -192,8 +195,9 @@ class RotatedBoxes(Boxes):
             return cls(torch.empty(0))
         return cls(torch.cat([b.tensor for b in boxes_list], dim=0))
 
+    # Unannotated: TorchScript reads the annotations of unused methods too, and has no Iterator.
     @torch.jit.unused
-    def __iter__(self):
+    def __iter__(self):  # type: ignore[no-untyped-def]
         """Yield each box as a tensor of shape (5,)."""
         yield from self.tensor
 
@@ -210,12 +214,15 @@ def pairwise_iou(boxes1: RotatedBoxes, boxes2: RotatedBoxes) -> torch.Tensor:
     if torch.jit.is_scripting():
         # RotatedBoxes hold float32 [N, 5] tensors, all the op needs; scripting this needs the
         # ops loaded (import rotated_det.layers), as any scripted use of them does.
-        return torch.ops.rotated_det.box_iou_rotated(boxes1.tensor, boxes2.tensor, 0, False)
+        iou: torch.Tensor = torch.ops.rotated_det.box_iou_rotated(
+            boxes1.tensor, boxes2.tensor, 0, False
+        )
+        return iou
     else:
         return _pairwise_iou_eager(boxes1, boxes2)
 
 
-def _pairwise_iou_eager(boxes1, boxes2) -> torch.Tensor:
+def _pairwise_iou_eager(boxes1: Boxes | torch.Tensor, boxes2: Boxes | torch.Tensor) -> torch.Tensor:
     # Imported here so that rotated_det.structures imports without the compiled library.
     from rotated_det.layers import pairwise_iou_rotated as _pairwise_iou_rotated_op
 
