@@ -39,18 +39,13 @@ class Augmentation:
     def __repr__(self) -> str:
         import inspect
 
-        params = inspect.signature(self.__init__).parameters
+        params = inspect.signature(type(self).__init__).parameters
         args = []
         for name in params:
             if name in ("self", "args", "kwargs") or not hasattr(self, name):
                 continue
             args.append(f"{name}={getattr(self, name)!r}")
         return f"{type(self).__name__}({', '.join(args)})"
-
-    def _init(self, params: dict) -> None:
-        for k, v in params.items():
-            if k != "self" and not k.startswith("_"):
-                setattr(self, k, v)
 
 
 class AugInput:

@@ -41,7 +41,8 @@ class Resize(Augmentation):
     def __init__(self, shape: int | tuple[int, int], interp: int = cv2.INTER_LINEAR):
         if isinstance(shape, int):
             shape = (shape, shape)
-        self._init(dict(shape=tuple(shape), interp=interp))
+        self.shape = tuple(shape)
+        self.interp = interp
 
     def get_transform(self, image: np.ndarray) -> Transform:
         h, w = image.shape[:2]
@@ -68,14 +69,10 @@ class ResizeShortestEdge(Augmentation):
             raise ValueError(
                 f"sample_style='range' needs (min, max) short edge lengths, got {short_edge_length}"
             )
-        self._init(
-            dict(
-                short_edge_length=tuple(short_edge_length),
-                max_size=max_size,
-                sample_style=sample_style,
-                interp=interp,
-            )
-        )
+        self.short_edge_length = tuple(short_edge_length)
+        self.max_size = max_size
+        self.sample_style = sample_style
+        self.interp = interp
 
     @staticmethod
     def get_output_shape(h: int, w: int, short_edge: int, max_size: int) -> tuple[int, int]:
@@ -112,7 +109,10 @@ class RandomFlip(Augmentation):
     ):
         if horizontal + vertical + diagonal != 1:
             raise ValueError("RandomFlip: set exactly one of horizontal, vertical, diagonal")
-        self._init(dict(prob=prob, horizontal=horizontal, vertical=vertical, diagonal=diagonal))
+        self.prob = prob
+        self.horizontal = horizontal
+        self.vertical = vertical
+        self.diagonal = diagonal
 
     def get_transform(self, image: np.ndarray) -> Transform:
         h, w = image.shape[:2]
@@ -129,7 +129,8 @@ class RandomRot90(Augmentation):
     """With probability ``prob``, rotate by ``k * 90`` degrees, ``k`` drawn from ``ks``."""
 
     def __init__(self, prob: float = 0.5, ks: Sequence[int] = (1, 2, 3)):
-        self._init(dict(prob=prob, ks=tuple(ks)))
+        self.prob = prob
+        self.ks = tuple(ks)
 
     def get_transform(self, image: np.ndarray) -> Transform:
         h, w = image.shape[:2]
@@ -162,17 +163,13 @@ class RandomRotation(Augmentation):
             raise ValueError(f"sample_style must be 'range' or 'choice', got {sample_style!r}")
         if isinstance(angle, (int, float)):
             angle = (angle, angle)
-        self._init(
-            dict(
-                angle=tuple(angle),
-                expand=expand,
-                center=center,
-                sample_style=sample_style,
-                prob=prob,
-                interp=interp,
-                border_value=border_value,
-            )
-        )
+        self.angle = tuple(angle)
+        self.expand = expand
+        self.center = center
+        self.sample_style = sample_style
+        self.prob = prob
+        self.interp = interp
+        self.border_value = border_value
 
     def get_transform(self, image: np.ndarray) -> Transform:
         h, w = image.shape[:2]
@@ -207,7 +204,8 @@ class RandomCrop(Augmentation):
     def __init__(self, crop_type: str, crop_size: Sequence[float]):
         if crop_type not in ("relative", "relative_range", "absolute", "absolute_range"):
             raise ValueError(f"Unknown crop_type {crop_type!r}")
-        self._init(dict(crop_type=crop_type, crop_size=tuple(crop_size)))
+        self.crop_type = crop_type
+        self.crop_size = tuple(crop_size)
 
     def get_crop_size(self, h: int, w: int) -> tuple[int, int]:
         t, cs = self.crop_type, self.crop_size
@@ -243,7 +241,8 @@ class RandomBrightness(Augmentation):
     """Multiply intensities by a factor uniform in ``[intensity_min, intensity_max]``."""
 
     def __init__(self, intensity_min: float, intensity_max: float):
-        self._init(dict(intensity_min=intensity_min, intensity_max=intensity_max))
+        self.intensity_min = intensity_min
+        self.intensity_max = intensity_max
 
     def get_transform(self, image: np.ndarray) -> Transform:
         a = float(np.random.uniform(self.intensity_min, self.intensity_max))
@@ -254,7 +253,8 @@ class RandomContrast(Augmentation):
     """Blend with the image's mean intensity by a factor uniform in the given range."""
 
     def __init__(self, intensity_min: float, intensity_max: float):
-        self._init(dict(intensity_min=intensity_min, intensity_max=intensity_max))
+        self.intensity_min = intensity_min
+        self.intensity_max = intensity_max
 
     def get_transform(self, image: np.ndarray) -> Transform:
         a = float(np.random.uniform(self.intensity_min, self.intensity_max))
@@ -267,11 +267,9 @@ class RandomSaturation(Augmentation):
     (channel order does not matter much: BGR and RGB weights are symmetric enough)."""
 
     def __init__(self, intensity_min: float, intensity_max: float, image_format: str = "BGR"):
-        self._init(
-            dict(
-                intensity_min=intensity_min, intensity_max=intensity_max, image_format=image_format
-            )
-        )
+        self.intensity_min = intensity_min
+        self.intensity_max = intensity_max
+        self.image_format = image_format
 
     def get_transform(self, image: np.ndarray) -> Transform:
         if image.ndim != 3 or image.shape[2] != 3:
@@ -299,17 +297,13 @@ class ColorJitter(Augmentation):
         saturation: float = 0.2,
         image_format: str = "BGR",
     ):
-        self._init(
-            dict(
-                brightness=brightness,
-                contrast=contrast,
-                saturation=saturation,
-                image_format=image_format,
-            )
-        )
+        self.brightness = brightness
+        self.contrast = contrast
+        self.saturation = saturation
+        self.image_format = image_format
 
     def get_transform(self, image: np.ndarray) -> Transform:
-        augs = []
+        augs: list[Augmentation] = []
         if self.brightness:
             augs.append(RandomBrightness(1 - self.brightness, 1 + self.brightness))
         if self.contrast:
