@@ -74,6 +74,20 @@ def test_inference_output_format_and_no_detections(name):
             assert inst.scores.shape == (0,) and inst.pred_classes.shape == (0,)
 
 
+@pytest.mark.parametrize("name", DETECTORS)
+def test_pixel_mean_and_std_of_different_lengths_are_refused(name):
+    """Every detector checks its normalisation at construction (RetinaNet used not to, and then
+    failed, or silently broadcast, at the first image)."""
+    cfg = small_model_cfg(name)
+    cfg.pixel_mean = [103.53, 116.28]  # 2 values, pixel_std has 3
+    with pytest.raises(ValueError, match=r"pixel_mean \(103\.53, 116\.28\) and pixel_std"):
+        instantiate(cfg)
+    cfg.pixel_mean = [103.53, 116.28, 123.675]
+    model = instantiate(cfg)
+    assert model.pixel_mean.shape == model.pixel_std.shape == (3, 1, 1)
+    assert "pixel_mean" not in model.state_dict()  # a setting of the model, not a weight
+
+
 def test_detector_postprocess_undoes_resize():
     res = Instances((100, 200))
     res.pred_boxes = RotatedBoxes(torch.tensor([[50.0, 25, 20, 10, 0], [150.0, 60, 20, 10, 90]]))

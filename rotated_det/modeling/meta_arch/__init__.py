@@ -1,9 +1,10 @@
 from .oriented_rcnn import OrientedRCNN
-from .preprocessing import detector_postprocess, preprocess_image
+from .preprocessing import DetectorBase, detector_postprocess, preprocess_image
 from .rcnn import GeneralizedRCNN
 from .retinanet import RotatedRetinaNet, RotatedRetinaNetHead
 
 __all__ = [
+    "DetectorBase",
     "GeneralizedRCNN",
     "OrientedRCNN",
     "RotatedRetinaNet",

@@ -1,11 +1,62 @@
-"""Turning a list of input dicts into a normalised, padded image batch, and back."""
+"""Turning a list of input dicts into a normalised, padded image batch (and ground truth), and
+detections back into each input's size; :class:`DetectorBase` holds what every
+meta-architecture needs for that."""
 
 import torch
+from torch import nn
 from torch.fx.experimental.symbolic_shapes import statically_known_true
 
 from rotated_det.structures import ImageList, Instances, RotatedBoxes
 
-__all__ = ["preprocess_image", "detector_postprocess"]
+__all__ = [
+    "DetectorBase",
+    "preprocess_image",
+    "gt_instances",
+    "detector_postprocess",
+    "postprocess_batch",
+]
+
+
+class DetectorBase(nn.Module):
+    """The input side shared by the meta-architectures (GeneralizedRCNN, RotatedRetinaNet): the
+    backbone, the per-channel normalisation, the channel order and the device.
+
+    Args:
+        backbone: a Backbone (its ``size_divisibility`` pads the image batch).
+        pixel_mean, pixel_std: per-channel normalisation of the input (0-255 scale), in the
+            channel order of the input images; equal lengths (the number of channels C). Kept as
+            ``[C, 1, 1]`` buffers ``pixel_mean`` / ``pixel_std``, not saved in checkpoints.
+        input_format: channel order of the images ("BGR" or "RGB"); informative, for callers.
+    """
+
+    def __init__(
+        self,
+        *,
+        backbone: nn.Module,
+        pixel_mean: tuple[float, ...],
+        pixel_std: tuple[float, ...],
+        input_format: str,
+    ):
+        super().__init__()
+        if len(pixel_mean) != len(pixel_std):
+            raise ValueError(
+                f"{type(self).__name__}: pixel_mean {tuple(pixel_mean)} and pixel_std "
+                f"{tuple(pixel_std)} differ in length (one value per image channel)"
+            )
+        self.backbone = backbone
+        self.input_format = input_format
+        self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(-1, 1, 1), False)
+        self.register_buffer("pixel_std", torch.tensor(pixel_std).view(-1, 1, 1), False)
+
+    @property
+    def device(self) -> torch.device:
+        return self.pixel_mean.device
+
+    def preprocess_image(self, batched_inputs: list[dict]) -> ImageList:
+        """The normalised, padded batch of the inputs' images (:func:`preprocess_image`)."""
+        return preprocess_image(
+            batched_inputs, self.pixel_mean, self.pixel_std, self.backbone.size_divisibility
+        )
 
 
 def preprocess_image(
@@ -36,6 +87,20 @@ def preprocess_image(
         img = img.to(device=pixel_mean.device, non_blocking=True)
         images.append((img.to(pixel_mean.dtype) - pixel_mean) / pixel_std)
     return ImageList.from_tensors(images, size_divisibility)
+
+
+def gt_instances(batched_inputs: list[dict], device: torch.device) -> list[Instances]:
+    """The ground truth (``"instances"``) of each training input, on ``device``.
+
+    Raises:
+        KeyError: naming the input without an ``"instances"`` key.
+    """
+    out = []
+    for i, x in enumerate(batched_inputs):
+        if "instances" not in x:
+            raise KeyError(f"training input {i} has no 'instances' (ground truth) key")
+        out.append(x["instances"].to(device))
+    return out
 
 
 def _output_size(value):
@@ -84,3 +149,15 @@ def detector_postprocess(results: Instances, output_height, output_width) -> Ins
     field = "pred_boxes" if out.has("pred_boxes") else "proposal_boxes"
     out.set(field, boxes)
     return out[boxes.nonempty()]
+
+
+def postprocess_batch(results: list[Instances], batched_inputs: list[dict]) -> list[dict]:
+    """Wrap per-image results as ``{"instances": ...}`` in each input's original size
+    ("height"/"width" of the input dict; default the network's input size, kept as the traced /
+    symbolic size under tracing and torch.export)."""
+    processed = []
+    for res, x in zip(results, batched_inputs):
+        height = x.get("height", res.image_size[0])
+        width = x.get("width", res.image_size[1])
+        processed.append({"instances": detector_postprocess(res, height, width)})
+    return processed

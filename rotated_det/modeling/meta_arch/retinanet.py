@@ -14,8 +14,7 @@ from ..losses.box_regression_loss import box_regression_loss, check_box_reg_loss
 from ..losses.focal_loss import sigmoid_focal_loss
 from ..matcher import Matcher
 from ..shape_utils import min_size
-from .preprocessing import preprocess_image
-from .rcnn import _gt_instances, postprocess_batch
+from .preprocessing import DetectorBase, gt_instances, postprocess_batch
 
 __all__ = ["RotatedRetinaNetHead", "RotatedRetinaNet"]
 
@@ -84,7 +83,7 @@ def _to_nhwa(x: torch.Tensor, k: int) -> torch.Tensor:
     return x.view(n, -1, k, h, w).permute(0, 3, 4, 1, 2).reshape(n, -1, k)
 
 
-class RotatedRetinaNet(nn.Module):
+class RotatedRetinaNet(DetectorBase):
     """Rotated RetinaNet.
 
     Args:
@@ -102,7 +101,7 @@ class RotatedRetinaNet(nn.Module):
         test_topk_candidates: candidates kept per level before NMS.
         test_nms_thresh: rotated-IoU threshold of the per-class NMS.
         max_detections_per_image: detections kept per image.
-        pixel_mean, pixel_std, input_format: see GeneralizedRCNN.
+        pixel_mean, pixel_std, input_format: see :class:`DetectorBase` (equal lengths).
         loss_normalizer_momentum: the losses are divided by a moving average of the number of
             foreground anchors (per batch), updated with this momentum; 0 uses the current count.
 
@@ -132,7 +131,12 @@ class RotatedRetinaNet(nn.Module):
         input_format: str = "BGR",
         loss_normalizer_momentum: float = 0.9,
     ):
-        super().__init__()
+        super().__init__(
+            backbone=backbone,
+            pixel_mean=pixel_mean,
+            pixel_std=pixel_std,
+            input_format=input_format,
+        )
         if getattr(head, "num_classes", num_classes) != num_classes:
             raise ValueError(
                 f"RotatedRetinaNet: num_classes={num_classes} but head.num_classes="
@@ -143,7 +147,6 @@ class RotatedRetinaNet(nn.Module):
                 "RotatedRetinaNet needs a rotated box coder with 5 weights, got "
                 f"{box2box_transform.weights}"
             )
-        self.backbone = backbone
         self.head = head
         self.head_in_features = list(head_in_features)
         self.anchor_generator = anchor_generator
@@ -158,20 +161,8 @@ class RotatedRetinaNet(nn.Module):
         self.test_topk_candidates = test_topk_candidates
         self.test_nms_thresh = test_nms_thresh
         self.max_detections_per_image = max_detections_per_image
-        self.input_format = input_format
         self.loss_normalizer_momentum = loss_normalizer_momentum
         self.loss_normalizer = 100.0  # initial guess of foreground anchors per batch
-        self.register_buffer("pixel_mean", torch.tensor(pixel_mean).view(-1, 1, 1), False)
-        self.register_buffer("pixel_std", torch.tensor(pixel_std).view(-1, 1, 1), False)
-
-    @property
-    def device(self) -> torch.device:
-        return self.pixel_mean.device
-
-    def preprocess_image(self, batched_inputs: list[dict]):
-        return preprocess_image(
-            batched_inputs, self.pixel_mean, self.pixel_std, self.backbone.size_divisibility
-        )
 
     def forward(self, batched_inputs: list[dict]):
         images = self.preprocess_image(batched_inputs)
@@ -182,9 +173,9 @@ class RotatedRetinaNet(nn.Module):
         pred_logits = [_to_nhwa(x, self.num_classes) for x in logits]
         pred_deltas = [_to_nhwa(x, 5) for x in deltas]
         if self.training:
-            gt_instances = _gt_instances(batched_inputs, self.device)
+            gt = gt_instances(batched_inputs, self.device)
             all_anchors = torch.cat(anchors)
-            gt_labels, gt_boxes = self.label_anchors(all_anchors, gt_instances)
+            gt_labels, gt_boxes = self.label_anchors(all_anchors, gt)
             return self.losses(all_anchors, pred_logits, gt_labels, pred_deltas, gt_boxes)
         results = self.inference(anchors, pred_logits, pred_deltas, images.image_sizes)
         return postprocess_batch(results, batched_inputs)
