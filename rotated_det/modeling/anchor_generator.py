@@ -7,7 +7,7 @@ its area is size**2.
 """
 
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import torch
 from torch import nn
@@ -57,8 +57,8 @@ class _BufferList(nn.Module):
     def __len__(self) -> int:
         return len(self._buffers)
 
-    def __iter__(self):
-        return iter(self._buffers.values())
+    def __iter__(self) -> Iterator[torch.Tensor]:
+        return iter(t for t in self._buffers.values() if t is not None)
 
 
 class _GridAnchorGenerator(nn.Module):
@@ -67,6 +67,7 @@ class _GridAnchorGenerator(nn.Module):
 
     box_dim: int
     box_class: type
+    cell_anchors: _BufferList  # per level [A_l, box_dim] anchors centred at (0, 0)
 
     def __init__(self, strides: Sequence[int], offset: float):
         super().__init__()
@@ -103,7 +104,7 @@ class _GridAnchorGenerator(nn.Module):
             raise ValueError(
                 f"anchor generator has {self.num_features} strides but got {len(features)} levels"
             )
-        grid_sizes = [tuple(f.shape[-2:]) for f in features]
+        grid_sizes = [(f.shape[-2], f.shape[-1]) for f in features]
         return [self.box_class(a) for a in self._grid_anchors(grid_sizes)]
 
 

@@ -7,6 +7,7 @@ per location) the dense float32 matrix would take 5,000 x 1.57M x 4 B = 31 GB.
 """
 
 from collections.abc import Iterator
+from typing import TypeVar
 
 import torch
 
@@ -25,6 +26,8 @@ DEFAULT_MAX_PAIRS_PER_CHUNK = 2**21
 # pixels) so that rounding never drops a pair the IoU kernel would count.
 _REL_SLACK = 1e-6
 _ABS_SLACK = 1e-3
+# A radius: one number, or a tensor of them.
+_RadiusT = TypeVar("_RadiusT", torch.Tensor, float)
 
 
 class Matcher:
@@ -252,7 +255,7 @@ def _centres_and_radii(boxes: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor,
     return cx, cy, 0.5 * torch.hypot(b[:, 2] - b[:, 0], b[:, 3] - b[:, 1])
 
 
-def _reach(r1: torch.Tensor | float, r2: torch.Tensor | float) -> torch.Tensor | float:
+def _reach(r1: _RadiusT, r2: float) -> _RadiusT:
     """Centre distance below which circles of radii r1, r2 may meet, loosened for rounding."""
     return (r1 + r2) * (1 + _REL_SLACK) + _ABS_SLACK
 

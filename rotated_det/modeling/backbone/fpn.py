@@ -11,7 +11,7 @@ from rotated_det.layers.wrappers import Conv2d
 
 from .backbone import Backbone
 
-__all__ = ["FPN", "LastLevelMaxPool", "LastLevelP6P7"]
+__all__ = ["FPN", "TopBlock", "LastLevelMaxPool", "LastLevelP6P7"]
 
 
 def _init_xavier(conv: nn.Conv2d) -> None:
@@ -20,7 +20,19 @@ def _init_xavier(conv: nn.Conv2d) -> None:
         nn.init.zeros_(conv.bias)
 
 
-class LastLevelMaxPool(nn.Module):
+class TopBlock(nn.Module):
+    """Adds ``num_levels`` coarser levels to an FPN, computed from the feature ``in_feature`` (a
+    bottom-up output such as "res5" or an FPN output such as "p5"); ``forward`` returns them
+    fine to coarse, each at twice the stride of the previous."""
+
+    num_levels: int
+    in_feature: str
+
+    def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
+        raise NotImplementedError
+
+
+class LastLevelMaxPool(TopBlock):
     """Adds P6 = max-pool(P5, kernel 1, stride 2) (two-stage detectors: P2-P6)."""
 
     num_levels = 1
@@ -30,7 +42,7 @@ class LastLevelMaxPool(nn.Module):
         return [F.max_pool2d(x, kernel_size=1, stride=2, padding=0)]
 
 
-class LastLevelP6P7(nn.Module):
+class LastLevelP6P7(TopBlock):
     """Adds P6 = conv3x3/2(in), P7 = conv3x3/2(relu(P6)) (RetinaNet: P3-P7).
 
     Args:
@@ -76,7 +88,7 @@ class FPN(Backbone):
         in_features: list[str],
         out_channels: int,
         norm: str = "",
-        top_block: nn.Module | None = None,
+        top_block: TopBlock | None = None,
         fuse_type: str = "sum",
     ):
         super().__init__()
@@ -89,8 +101,17 @@ class FPN(Backbone):
                     f"FPN in_features has {f!r} but the bottom-up backbone outputs "
                     f"{list(input_shapes)}"
                 )
-        strides = [input_shapes[f].stride for f in in_features]
-        in_channels = [input_shapes[f].channels for f in in_features]
+        strides: list[int] = []
+        in_channels: list[int] = []
+        for f in in_features:
+            stride, channels = input_shapes[f].stride, input_shapes[f].channels
+            if stride is None or channels is None:
+                raise ValueError(
+                    f"FPN needs the stride and channels of the bottom-up feature {f!r}, got "
+                    f"{input_shapes[f]}"
+                )
+            strides.append(stride)
+            in_channels.append(channels)
         for a, b in zip(strides[:-1], strides[1:]):
             if b != 2 * a:
                 raise ValueError(
@@ -98,8 +119,8 @@ class FPN(Backbone):
                 )
         use_bias = norm == ""
         # Plain lists: the convs are registered once, under their Detectron2-style names below.
-        self.lateral_convs = []
-        self.output_convs = []
+        self.lateral_convs: list[Conv2d] = []
+        self.output_convs: list[Conv2d] = []
         for idx, c in enumerate(in_channels):
             lateral = Conv2d(c, out_channels, 1, bias=use_bias, norm=get_norm(norm, out_channels))
             output = Conv2d(
@@ -137,7 +158,7 @@ class FPN(Backbone):
     def forward(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
         """``x``: ``[N, C, H, W]``; returns the pyramid, fine to coarse."""
         bottom_up = self.bottom_up(x)
-        results = []
+        results: list[torch.Tensor] = []
         prev = None
         for idx in range(len(self.in_features) - 1, -1, -1):
             feat = bottom_up[self.in_features[idx]]

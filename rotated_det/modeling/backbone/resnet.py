@@ -6,6 +6,8 @@ directly; :mod:`rotated_det.checkpoint.resnet_conversion` maps torchvision and M
 onto it.
 """
 
+from typing import cast
+
 import torch
 from torch import nn
 from torch.nn import functional as F
@@ -67,7 +69,7 @@ class BasicBlock(CNNBlockBase):
     def __init__(self, in_channels: int, out_channels: int, *, stride: int = 1, norm="BN"):
         super().__init__(in_channels, out_channels, stride)
         if in_channels != out_channels or stride != 1:
-            self.shortcut = Conv2d(
+            self.shortcut: Conv2d | None = Conv2d(
                 in_channels,
                 out_channels,
                 1,
@@ -132,7 +134,7 @@ class BottleneckBlock(CNNBlockBase):
     ):
         super().__init__(in_channels, out_channels, stride)
         if in_channels != out_channels or stride != 1:
-            self.shortcut = Conv2d(
+            self.shortcut: Conv2d | None = Conv2d(
                 in_channels,
                 out_channels,
                 1,
@@ -213,7 +215,7 @@ class ResNet(Backbone):
 
     def __init__(
         self,
-        stem: nn.Module,
+        stem: CNNBlockBase,
         stages: list[list[CNNBlockBase]],
         out_features: list[str] | tuple[str, ...] = ("res5",),
         freeze_at: int = 0,
@@ -223,8 +225,8 @@ class ResNet(Backbone):
         current_stride = stem.stride
         self._out_feature_strides = {"stem": current_stride}
         self._out_feature_channels = {"stem": stem.out_channels}
-        self.stage_names = []
-        self.stages = []
+        self.stage_names: list[str] = []
+        self.stages: list[nn.Sequential] = []
         out_features = list(out_features)
         known = ["stem"] + [f"res{i + 2}" for i in range(len(stages))]
         for name in out_features:
@@ -275,7 +277,7 @@ class ResNet(Backbone):
         for idx, stage in enumerate(self.stages, start=2):
             if freeze_at >= idx:
                 for block in stage.children():
-                    block.freeze()
+                    cast(CNNBlockBase, block).freeze()
         return self
 
     @staticmethod

@@ -53,8 +53,8 @@ def find_top_rrpn_proposals(
         scores, idx = logits.topk(k, dim=1)  # [N, k]
         sel_deltas = deltas[batch_idx, idx]  # [N, k, D]
         sel_anchors = anc[idx.reshape(-1)]
-        boxes = decode(sel_deltas.reshape(-1, sel_deltas.shape[-1]), sel_anchors)
-        topk_boxes.append(boxes.reshape(num_images, k, 5))
+        decoded = decode(sel_deltas.reshape(-1, sel_deltas.shape[-1]), sel_anchors)
+        topk_boxes.append(decoded.reshape(num_images, k, 5))
         topk_scores.append(scores)
         level_ids.append(torch.full((k,), level, dtype=torch.int64, device=device))
     all_scores = torch.cat(topk_scores, dim=1)

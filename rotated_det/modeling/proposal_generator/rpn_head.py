@@ -19,9 +19,15 @@ class StandardRPNHead(nn.Module):
     ``[N, A * box_dim, H, W]``.
     """
 
-    def __init__(self, in_channels: int, num_anchors: int, box_dim: int = 5, conv_dims=(-1,)):
+    def __init__(
+        self,
+        in_channels: int,
+        num_anchors: int,
+        box_dim: int = 5,
+        conv_dims: tuple[int, ...] | list[int] = (-1,),
+    ) -> None:
         super().__init__()
-        layers = []
+        layers: list[nn.Module] = []
         cur = in_channels
         for d in conv_dims:
             out = in_channels if d == -1 else d
@@ -39,7 +45,8 @@ class StandardRPNHead(nn.Module):
         for m in self.modules():
             if isinstance(m, nn.Conv2d):
                 nn.init.normal_(m.weight, std=0.01)
-                nn.init.zeros_(m.bias)
+                if m.bias is not None:
+                    nn.init.zeros_(m.bias)
 
     def forward(
         self, features: list[torch.Tensor]

@@ -6,15 +6,18 @@ from torch.nn import functional as F
 
 from rotated_det.structures import ImageList, Instances
 
+from ..anchor_generator import DefaultAnchorGenerator, RotatedAnchorGenerator
+from ..box_regression import Box2BoxTransformRotated, MidpointOffsetCoder
 from ..losses.box_regression_loss import box_regression_loss, check_box_reg_loss_type
 from ..matcher import Matcher
 from ..sampling import subsample_labels
 from .proposal_utils import find_top_rrpn_proposals
+from .rpn_head import StandardRPNHead
 
 __all__ = ["RRPN"]
 
 
-def _pair(x) -> tuple[int, int]:
+def _pair(x: int | tuple[int, int] | list[int]) -> tuple[int, int]:
     if isinstance(x, (tuple, list)):
         if len(x) != 2:
             raise ValueError(f"expected (train, test) values, got {x}")
@@ -50,20 +53,20 @@ class RRPN(nn.Module):
         self,
         *,
         in_features: list[str],
-        head: nn.Module,
-        anchor_generator: nn.Module,
+        head: StandardRPNHead,
+        anchor_generator: RotatedAnchorGenerator | DefaultAnchorGenerator,
         anchor_matcher: Matcher,
-        box2box_transform,
+        box2box_transform: Box2BoxTransformRotated | MidpointOffsetCoder,
         batch_size_per_image: int = 256,
         positive_fraction: float = 0.5,
-        pre_nms_topk=(2000, 1000),
-        post_nms_topk=(2000, 1000),
+        pre_nms_topk: int | tuple[int, int] = (2000, 1000),
+        post_nms_topk: int | tuple[int, int] = (2000, 1000),
         nms_thresh: float = 0.7,
         min_box_size: float = 0.0,
-        loss_weight=1.0,
+        loss_weight: float | dict[str, float] = 1.0,
         box_reg_loss_type: str = "smooth_l1",
         smooth_l1_beta: float = 0.0,
-    ):
+    ) -> None:
         super().__init__()
         self.in_features = list(in_features)
         self.rpn_head = head

@@ -30,12 +30,17 @@ class FastRCNNConvFCHead(nn.Module):
         conv_dims: list[int] | tuple[int, ...] = (),
         fc_dims: list[int] | tuple[int, ...] = (1024, 1024),
         conv_norm: str = "",
-    ):
+    ) -> None:
         super().__init__()
         if not conv_dims and not fc_dims:
             raise ValueError("FastRCNNConvFCHead needs at least one conv or fc layer")
         c, h, w = input_shape.channels, input_shape.height, input_shape.width
-        self.conv_norm_relus = []
+        if c is None or h is None or w is None:
+            raise ValueError(
+                "FastRCNNConvFCHead: input_shape must give the pooled features' channels, height "
+                f"and width, got {input_shape}"
+            )
+        self.conv_norm_relus: list[Conv2d] = []
         for k, dim in enumerate(conv_dims):
             conv = Conv2d(
                 c,
@@ -52,7 +57,7 @@ class FastRCNNConvFCHead(nn.Module):
             self.add_module(f"conv{k + 1}", conv)
             self.conv_norm_relus.append(conv)
             c = dim
-        self.fcs = []
+        self.fcs: list[nn.Linear] = []
         in_dim = c * h * w
         for k, dim in enumerate(fc_dims):
             fc = nn.Linear(in_dim, dim)

@@ -8,6 +8,7 @@ from rotated_det.layers import batched_nms_rotated
 from rotated_det.layers.shape_spec import ShapeSpec
 from rotated_det.structures import Instances, RotatedBoxes
 
+from ..box_regression import Box2BoxTransformRotated
 from ..losses.box_regression_loss import box_regression_loss, check_box_reg_loss_type
 
 __all__ = ["RotatedFastRCNNOutputLayers", "fast_rcnn_inference_rotated"]
@@ -93,9 +94,9 @@ class RotatedFastRCNNOutputLayers(nn.Module):
 
     def __init__(
         self,
-        input_shape: ShapeSpec,
+        input_shape: ShapeSpec | int,
         *,
-        box2box_transform,
+        box2box_transform: Box2BoxTransformRotated,
         num_classes: int,
         test_score_thresh: float = 0.05,
         test_nms_thresh: float = 0.5,
@@ -103,11 +104,16 @@ class RotatedFastRCNNOutputLayers(nn.Module):
         cls_agnostic_bbox_reg: bool = False,
         box_reg_loss_type: str = "smooth_l1",
         smooth_l1_beta: float = 0.0,
-        loss_weight=1.0,
-    ):
+        loss_weight: float | dict[str, float] = 1.0,
+    ) -> None:
         super().__init__()
         if isinstance(input_shape, int):
             input_shape = ShapeSpec(channels=input_shape)
+        if input_shape.channels is None:
+            raise ValueError(
+                "RotatedFastRCNNOutputLayers: input_shape must give the box head's output "
+                f"channels, got {input_shape}"
+            )
         if num_classes < 1:
             raise ValueError(
                 f"RotatedFastRCNNOutputLayers: num_classes must be >= 1, got {num_classes}"

@@ -6,8 +6,10 @@ from torch import nn
 from rotated_det.structures import ImageList, Instances, RotatedBoxes
 
 from ..matcher import Matcher
+from ..poolers import ROIPooler
 from ..proposal_generator.proposal_utils import add_ground_truth_to_proposals
 from ..sampling import subsample_labels
+from .rotated_fast_rcnn import RotatedFastRCNNOutputLayers
 
 __all__ = ["RROIHeads"]
 
@@ -32,14 +34,14 @@ class RROIHeads(nn.Module):
         *,
         num_classes: int,
         box_in_features: list[str],
-        box_pooler: nn.Module,
+        box_pooler: ROIPooler,
         box_head: nn.Module,
-        box_predictor: nn.Module,
+        box_predictor: RotatedFastRCNNOutputLayers,
         proposal_matcher: Matcher,
         batch_size_per_image: int = 512,
         positive_fraction: float = 0.25,
         proposal_append_gt: bool = True,
-    ):
+    ) -> None:
         super().__init__()
         if getattr(box_pooler, "box_dim", 5) != 5:
             raise ValueError("RROIHeads needs a ROIPooler with pooler_type='ROIAlignRotated'")
