@@ -188,8 +188,9 @@ def build_detection_train_loader(
         dataset = get_detection_dataset_dicts(names)
     if mapper is None:
         mapper = DatasetMapper(is_train=True)
-    if isinstance(dataset, list) and callable(getattr(mapper, "check_dataset", None)):
-        mapper.check_dataset(dataset, f"dataset {names}" if names else "the training dataset")
+    check_dataset = getattr(mapper, "check_dataset", None)
+    if isinstance(dataset, list) and callable(check_dataset):
+        check_dataset(dataset, f"dataset {names}" if names else "the training dataset")
     dataset = _as_dataset(dataset, serialize)
     if sampler is None:
         sampler = TrainingSampler(len(dataset), seed=seed)

@@ -7,6 +7,7 @@ import logging
 import pickle
 import random
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch.utils.data as data
@@ -35,20 +36,20 @@ class DatasetFromList(data.Dataset):
             logger.info(
                 f"Serialised {len(blobs)} dataset items into {self._buf.nbytes / 2**20:.2f} MiB"
             )
-            self._lst = None
+            self._lst: list[Any] | None = None
         else:
             self._lst = list(lst)
 
     def __len__(self) -> int:
-        return len(self._addr) if self._serialize else len(self._lst)
+        return len(self._addr) if self._lst is None else len(self._lst)
 
     def __getitem__(self, idx: int):
-        if self._serialize:
+        if self._lst is None:  # serialised
             if idx < 0:
                 idx += len(self)
             start = 0 if idx == 0 else int(self._addr[idx - 1])
             end = int(self._addr[idx])
-            return pickle.loads(memoryview(self._buf[start:end]))
+            return pickle.loads(self._buf[start:end].data)  # .data: a memoryview, no copy
         item = self._lst[idx]
         if self._copy:
             import copy

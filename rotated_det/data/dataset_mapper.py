@@ -104,7 +104,8 @@ class DatasetMapper:
         utils.check_image_size(dataset_dict, image)
         orig_h, orig_w = image.shape[:2]
         annos = dataset_dict.pop("annotations", None)
-        boxes, classes, diff = None, None, None
+        boxes: np.ndarray | None = None
+        classes = diff = np.zeros(0, np.int64)  # read only where boxes is not None
         if self.is_train and annos is not None:
             boxes, classes, diff = utils.annotations_to_arrays(annos)
             self.stats["boxes"] += len(boxes)
@@ -121,7 +122,7 @@ class DatasetMapper:
         dataset_dict["image"] = torch.as_tensor(np.ascontiguousarray(image.transpose(2, 0, 1)))
         dataset_dict.setdefault("height", orig_h)
         dataset_dict.setdefault("width", orig_w)
-        if boxes is not None:
+        if boxes is not None and aug_input.boxes is not None:
             boxes, reason, n_clip = self._filter(aug_input.boxes, (h, w))
             keep = reason == 0
             classes, diff = classes[keep], diff[keep]

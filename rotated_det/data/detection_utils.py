@@ -140,10 +140,10 @@ def clip_rotated_boxes(
     frac = np.where(area > 0, polygon_areas(clipped) / np.maximum(area, 1e-12), 0.0)
     visible = frac >= min_visible_fraction
     keep[idx[~visible]] = False
-    fix = idx[visible]
-    if len(fix):
-        b[fix] = points_to_rbox(clipped[visible])
-    return b[keep], keep, len(fix)
+    fixed = idx[visible]
+    if len(fixed):
+        b[fixed] = points_to_rbox(clipped[visible])
+    return b[keep], keep, len(fixed)
 
 
 # Codes of filter_rotated_boxes' ``reason`` array: 0 is kept, DROP_REASONS[k - 1] is code k.

@@ -94,7 +94,7 @@ class LRMultiplier(torch.optim.lr_scheduler.LRScheduler):
             group["lr"] = lr
         self._last_lr = [g["lr"] for g in self.optimizer.param_groups]
 
-    def get_lr(self) -> list[float]:
+    def get_lr(self) -> list[float | torch.Tensor]:
         where = self.last_epoch / self._max_iter
         value = self._multiplier(min(where, math.nextafter(1.0, 0.0)))
         return [base_lr * value for base_lr in self.base_lrs]

@@ -43,6 +43,7 @@ def multistep_with_warmup(
             logging.getLogger(__name__).warning(
                 "LR steps %s of a %d-iteration run collapse to %s", wanted, max_iter, steps
             )
+    assert steps is not None  # exactly one of steps and step_fractions was given
     steps = [int(s) for s in steps]
     if any(not 0 < s < max_iter for s in steps) or any(
         a >= b for a, b in zip(steps, steps[1:], strict=False)

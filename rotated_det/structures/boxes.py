@@ -3,7 +3,7 @@
 import math
 from collections.abc import Iterator, Sequence
 from enum import IntEnum
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -21,6 +21,7 @@ __all__ = [
 
 # A box or boxes as BoxMode.convert takes them: 4 or 5 numbers, or an [N, 4] / [N, 5] array.
 RawBoxType = list[float] | tuple[float, ...] | torch.Tensor | npt.NDArray[Any]
+RawBoxT = TypeVar("RawBoxT", list[float], tuple[float, ...], torch.Tensor, npt.NDArray[Any])
 
 
 class BoxMode(IntEnum):
@@ -43,7 +44,7 @@ class BoxMode(IntEnum):
     """
 
     @staticmethod
-    def convert(box: RawBoxType, from_mode: "BoxMode", to_mode: "BoxMode") -> RawBoxType:
+    def convert(box: RawBoxT, from_mode: "BoxMode", to_mode: "BoxMode") -> RawBoxT:
         """
         Convert box(es) from one mode to another.
 
@@ -99,8 +100,8 @@ class BoxMode(IntEnum):
         if dtype.is_floating_point or to_mode != BoxMode.XYWHA_ABS:
             out = out.to(dtype)
 
-        if single:
-            return original_type(out[0].tolist())
+        if isinstance(box, (list, tuple)):
+            return type(box)(out[0].tolist())
         if isinstance(box, np.ndarray):
             return out.numpy()
         return out

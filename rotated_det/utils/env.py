@@ -4,6 +4,7 @@ import logging
 import os
 import random
 from datetime import datetime
+from typing import Any, cast
 
 import numpy as np
 import torch
@@ -47,9 +48,10 @@ def get_rng_state() -> dict:
     return state
 
 
-def _numpy_state_to_plain(state: tuple) -> tuple:
-    # numpy arrays are not allowed in weights_only checkpoints; a list of ints is
-    name, keys, pos, has_gauss, cached = state
+def _numpy_state_to_plain(state: dict[str, Any] | tuple[Any, ...]) -> tuple[Any, ...]:
+    # numpy arrays are not allowed in weights_only checkpoints; a list of ints is. The global
+    # RandomState is an MT19937, whose legacy state is this 5-tuple.
+    name, keys, pos, has_gauss, cached = cast(tuple[Any, ...], state)
     return (str(name), [int(k) for k in keys], int(pos), int(has_gauss), float(cached))
 
 

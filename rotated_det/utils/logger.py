@@ -60,6 +60,7 @@ def setup_logger(
         ch._rotated_det_console = True  # type: ignore[attr-defined]
         ch.setLevel(logging.INFO)
         fmt = "[%(asctime)s %(name)s]: %(message)s"
+        formatter: logging.Formatter
         if color and sys.stdout.isatty():
             formatter = _ColorfulFormatter(fmt, datefmt="%m/%d %H:%M:%S")
         else:
@@ -91,7 +92,7 @@ def _caller_key() -> tuple[str, tuple]:
     """(logger name, caller location) of the code that called the log_* helper."""
     frame = sys._getframe(2)
     module = frame.f_globals.get("__name__", "__main__")
-    if module == __name__:
+    if module == __name__ and frame.f_back is not None:
         frame = frame.f_back
         module = frame.f_globals.get("__name__", "__main__")
     return module, (frame.f_code.co_filename, frame.f_lineno, frame.f_code.co_name)

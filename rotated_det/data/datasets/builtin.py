@@ -74,7 +74,8 @@ def get_datasets_root() -> str:
 def _dota_colors(n: int) -> list[tuple[int, int, int]]:
     import colorsys
 
-    return [tuple(int(255 * c) for c in colorsys.hsv_to_rgb(i / n, 0.85, 0.95)) for i in range(n)]
+    rgb = [colorsys.hsv_to_rgb(i / n, 0.85, 0.95) for i in range(n)]
+    return [(int(255 * r), int(255 * g), int(255 * b)) for r, g, b in rgb]
 
 
 def _register(name, func, **metadata):

@@ -57,6 +57,7 @@ import math
 import os
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -442,7 +443,8 @@ def convert_to_coco_rotated_dict(
         )
     categories = [{"id": i, "name": str(n)} for i, n in zip(json_ids, classes)]
 
-    images, annotations = [], []
+    images: list[dict[str, Any]] = []
+    annotations: list[dict[str, Any]] = []
     for i, d in enumerate(dataset_dicts):
         where = f"dataset dict #{i} ({d.get('file_name')})"
         fname = d["file_name"]

@@ -19,6 +19,7 @@ import logging
 import os
 import time
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 
@@ -98,7 +99,12 @@ def load_dota_instances(
         path = os.path.join(image_dir, fname)
         height, width = image_size(path)
         stem = os.path.splitext(fname)[0]
-        rec = {"file_name": path, "height": height, "width": width, "image_id": stem}
+        rec: dict[str, Any] = {
+            "file_name": path,
+            "height": height,
+            "width": width,
+            "image_id": stem,
+        }
         if label_dir is None:
             dicts.append(rec)
             continue
@@ -120,8 +126,10 @@ def load_dota_instances(
         if (cat_ids < 0).any():
             bad = int(np.nonzero(cat_ids < 0)[0][0])
             if unknown_classes == "error":
+                lines = labels.line_numbers
+                where = lpath if lines is None else f"{lpath}:{int(lines[bad])}"
                 raise KeyError(
-                    f"{lpath}:{int(labels.line_numbers[bad])}: unknown class "
+                    f"{where}: unknown class "
                     f"'{labels.class_names[bad]}'; known classes are: {', '.join(class_names)}"
                 )
             counts["unknown"] += int((cat_ids < 0).sum())

@@ -192,8 +192,10 @@ def _clutter(img, rng, density: float):
         _line(img, p0, p1, (g, g + rng.uniform(-5, 5), g), rng.uniform(4, 14))
     for _ in range(int(rng.poisson(area / 250_000 * 10 * density))):  # grey buildings
         g = float(rng.uniform(60, 170))
-        box = (*(rng.uniform(0, 1, 2) * (w, h)), *rng.uniform(10, 50, 2), rng.uniform(-180, 180))
-        _fill(img, _to_image(*box, _RECT), (g, g * rng.uniform(0.95, 1.05), g))
+        cx, cy = rng.uniform(0, 1, 2) * (w, h)
+        bw, bh = rng.uniform(10, 50, 2)
+        angle = rng.uniform(-180, 180)
+        _fill(img, _to_image(cx, cy, bw, bh, angle, _RECT), (g, g * rng.uniform(0.95, 1.05), g))
     for _ in range(int(rng.poisson(area / 250_000 * 40 * density))):  # specks
         g = float(rng.uniform(40, 200))
         c = rng.uniform(0, 1, 2) * (w, h)
@@ -219,7 +221,7 @@ def _sample_box(cls: int, rng, w_img: int, h_img: int, angle=None, size=None):
 class _Occupancy:
     """Per-pixel index of the last object drawn there; limits how much objects overlap."""
 
-    def __init__(self, h, w):
+    def __init__(self, h: int, w: int) -> None:
         self.ids = np.full((h, w), -1, dtype=np.int32)
         self.areas: list[int] = []
 

@@ -126,7 +126,8 @@ def read_yolo_names(yaml_path: str) -> list[str]:
     """Class names from an Ultralytics dataset YAML (``names:`` as a list or an index map)."""
     from omegaconf import OmegaConf
 
-    names = OmegaConf.to_container(OmegaConf.load(yaml_path)).get("names")
+    content = OmegaConf.to_container(OmegaConf.load(yaml_path))
+    names = content.get("names") if isinstance(content, dict) else None
     if names is None:
         raise KeyError(f"{yaml_path} has no 'names' entry")
     if isinstance(names, dict):
