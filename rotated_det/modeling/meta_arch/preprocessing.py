@@ -8,6 +8,8 @@ from torch.fx.experimental.symbolic_shapes import statically_known_true
 
 from rotated_det.structures import ImageList, Instances, RotatedBoxes
 
+from ..backbone.backbone import Backbone
+
 __all__ = [
     "DetectorBase",
     "preprocess_image",
@@ -29,14 +31,18 @@ class DetectorBase(nn.Module):
         input_format: channel order of the images ("BGR" or "RGB"); informative, for callers.
     """
 
+    # Buffers (registered in __init__), declared for the type checker.
+    pixel_mean: torch.Tensor
+    pixel_std: torch.Tensor
+
     def __init__(
         self,
         *,
-        backbone: nn.Module,
+        backbone: Backbone,
         pixel_mean: tuple[float, ...],
         pixel_std: tuple[float, ...],
         input_format: str,
-    ):
+    ) -> None:
         super().__init__()
         if len(pixel_mean) != len(pixel_std):
             raise ValueError(

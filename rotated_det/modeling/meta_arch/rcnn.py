@@ -4,6 +4,7 @@ from torch import nn
 
 from rotated_det.structures import Instances
 
+from ..backbone.backbone import Backbone
 from .preprocessing import DetectorBase, gt_instances, postprocess_batch
 
 __all__ = ["GeneralizedRCNN"]
@@ -28,7 +29,7 @@ class GeneralizedRCNN(DetectorBase):
     def __init__(
         self,
         *,
-        backbone: nn.Module,
+        backbone: Backbone,
         proposal_generator: nn.Module,
         roi_heads: nn.Module,
         pixel_mean: tuple[float, ...] = (103.530, 116.280, 123.675),

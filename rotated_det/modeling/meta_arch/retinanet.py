@@ -10,6 +10,9 @@ from rotated_det.layers import batched_nms_rotated
 from rotated_det.layers.batch_norm import get_norm
 from rotated_det.structures import Instances, RotatedBoxes
 
+from ..anchor_generator import RotatedAnchorGenerator
+from ..backbone.backbone import Backbone
+from ..box_regression import Box2BoxTransformRotated
 from ..losses.box_regression_loss import box_regression_loss, check_box_reg_loss_type
 from ..losses.focal_loss import sigmoid_focal_loss
 from ..matcher import Matcher
@@ -40,13 +43,14 @@ class RotatedRetinaNetHead(nn.Module):
         in_channels: int,
         num_classes: int,
         num_anchors: int,
-        conv_dims=(256, 256, 256, 256),
+        conv_dims: tuple[int, ...] | list[int] = (256, 256, 256, 256),
         norm: str = "",
         prior_prob: float = 0.01,
         box_dim: int = 5,
-    ):
+    ) -> None:
         super().__init__()
-        cls_layers, box_layers = [], []
+        cls_layers: list[nn.Module] = []
+        box_layers: list[nn.Module] = []
         cur = in_channels
         for d in conv_dims:
             for layers in (cls_layers, box_layers):
@@ -65,7 +69,8 @@ class RotatedRetinaNetHead(nn.Module):
                 nn.init.normal_(m.weight, std=0.01)
                 if m.bias is not None:
                     nn.init.zeros_(m.bias)
-        nn.init.constant_(self.cls_score.bias, -math.log((1 - prior_prob) / prior_prob))
+        if self.cls_score.bias is not None:
+            nn.init.constant_(self.cls_score.bias, -math.log((1 - prior_prob) / prior_prob))
         self.num_classes = num_classes
         self.box_dim = box_dim
 
@@ -111,11 +116,11 @@ class RotatedRetinaNet(DetectorBase):
     def __init__(
         self,
         *,
-        backbone: nn.Module,
-        head: nn.Module,
+        backbone: Backbone,
+        head: RotatedRetinaNetHead,
         head_in_features: list[str],
-        anchor_generator: nn.Module,
-        box2box_transform,
+        anchor_generator: RotatedAnchorGenerator,
+        box2box_transform: Box2BoxTransformRotated,
         anchor_matcher: Matcher,
         num_classes: int,
         focal_loss_alpha: float = 0.25,
@@ -130,7 +135,7 @@ class RotatedRetinaNet(DetectorBase):
         pixel_std: tuple[float, ...] = (1.0, 1.0, 1.0),
         input_format: str = "BGR",
         loss_normalizer_momentum: float = 0.9,
-    ):
+    ) -> None:
         super().__init__(
             backbone=backbone,
             pixel_mean=pixel_mean,
@@ -250,8 +255,8 @@ class RotatedRetinaNet(DetectorBase):
                 idx = idx[order]
                 anchor_idx = idx // self.num_classes
                 classes = idx % self.num_classes
-                boxes = self.box2box_transform.apply_deltas(delta[i][anchor_idx], anc[anchor_idx])
-                boxes_all.append(boxes)
+                decoded = self.box2box_transform.apply_deltas(delta[i][anchor_idx], anc[anchor_idx])
+                boxes_all.append(decoded)
                 scores_all.append(scores)
                 classes_all.append(classes)
             boxes = RotatedBoxes(torch.cat(boxes_all))
