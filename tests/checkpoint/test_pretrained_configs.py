@@ -96,6 +96,7 @@ def weight_files(tmp_path_factory):
     return out
 
 
+@pytest.mark.slow  # builds detectors
 @pytest.mark.parametrize(
     "config, depth",
     CASES,

@@ -3,6 +3,7 @@ import os
 
 import cv2
 import numpy as np
+import pytest
 
 from rotated_det.data.datasets.dota import load_dota_instances
 from rotated_det.data.datasets.synthetic import (
@@ -47,6 +48,7 @@ def _mask(shape, box):
     return m.astype(bool)
 
 
+@pytest.mark.slow
 def test_labels_cover_the_rendered_objects():
     img, boxes, classes, difficult = render_scene(np.random.default_rng(7), 900, 1100)
     assert img.shape == (900, 1100, 3) and img.dtype == np.uint8

@@ -2,6 +2,7 @@
 
 import os
 
+import pytest
 import torch
 from engine_tiny_task import MSEEvaluator, StatefulTrainLoader, TestLoader, TinyRegressor
 
@@ -34,6 +35,7 @@ def _worker(out_dir: str) -> None:
     )
 
 
+@pytest.mark.slow
 def test_launch_two_cpu_processes_ddp_and_gathering(tmp_path):
     launch(_worker, 2, num_machines=1, machine_rank=0, dist_url="auto", args=(str(tmp_path),))
     r0 = torch.load(tmp_path / "rank0.pt", weights_only=False)
@@ -65,6 +67,7 @@ def test_launch_single_process_runs_inline(tmp_path):
     assert torch.load(tmp_path / "env0.pt") == {"rank": 0, "world": 1, "local": 0}
 
 
+@pytest.mark.slow
 def test_launch_two_machines_by_rank_and_url(tmp_path):
     """Two "machines" (here: two threads of this process) with one process each, meeting at a
     tcp:// URL: machine ranks 0 and 1 give global ranks 0 and 1."""
@@ -98,6 +101,7 @@ def test_launch_two_machines_by_rank_and_url(tmp_path):
         assert torch.load(tmp_path / f"env{r}.pt") == {"rank": r, "world": 2, "local": 0}
 
 
+@pytest.mark.slow
 def test_launch_from_torchrun_environment(tmp_path):
     """RANK / WORLD_SIZE / LOCAL_RANK / MASTER_ADDR / MASTER_PORT as torchrun sets them: launch()
     joins the group in the calling process and spawns nothing."""

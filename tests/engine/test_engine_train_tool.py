@@ -9,11 +9,14 @@ import sys
 import textwrap
 import time
 
+import pytest
 import torch
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 TOOL = os.path.join(REPO, "tools", "lazyconfig_train_net.py")
 HERE = os.path.dirname(os.path.abspath(__file__))
+
+pytestmark = pytest.mark.slow  # trains in subprocesses
 
 CONFIG = """
 from rotated_det.config import LazyCall as L

@@ -237,6 +237,7 @@ def test_uint16_image_gives_the_uint8_detections_and_float_is_refused():
         infer(img[:, :, :2])
 
 
+@pytest.mark.slow  # a fresh Python process
 def test_huge_image_memory_is_bounded():
     """8000 x 8000: peak memory beyond the image stays far below holding all patches."""
     script = textwrap.dedent(

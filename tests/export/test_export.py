@@ -109,6 +109,7 @@ def test_torch_export_tiny_dynamic_and_static_fallback():
 MIN_DYNAMIC_SIZE = {"rotated_retinanet": 129, "rotated_faster_rcnn": 65, "oriented_rcnn": 65}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", sorted(SMALL_DETECTORS))
 def test_every_detector_traces_and_exports_for_any_resolution(name):
     """TorchScript trace and dynamic torch.export of each detector at 160 x 192 reproduce the
@@ -142,6 +143,7 @@ def test_every_detector_traces_and_exports_for_any_resolution(name):
     assert not check.ok and f">= {MIN_DYNAMIC_SIZE[name]}" in check.message, check.message
 
 
+@pytest.mark.slow  # a fresh Python process
 def test_exported_files_run_in_fresh_process_with_only_torch(tmp_path):
     """Save .ts and .pt2, then load and run them in a process that never imports rotated_det."""
     model = TinyRotatedDetector().eval()

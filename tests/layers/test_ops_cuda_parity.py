@@ -23,9 +23,12 @@ def _has_cuda_kernels():
     return True
 
 
-pytestmark = pytest.mark.skipif(
-    not _has_cuda_kernels(), reason="needs a GPU and rotated_det built with CUDA kernels"
-)
+pytestmark = [
+    pytest.mark.gpu,
+    pytest.mark.skipif(
+        not _has_cuda_kernels(), reason="needs a GPU and rotated_det built with CUDA kernels"
+    ),
+]
 
 
 def _boxes(n, extent, gen):

@@ -40,6 +40,7 @@ def _losses(model, batch, dtype):
 SIZES = {"rotated_faster_rcnn": 64, "oriented_rcnn": 64, "rotated_retinanet": 96}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", DETECTORS)
 def test_training_step_under_autocast(name):
     """Until the ops accepted half inputs, Rotated Faster R-CNN failed at iteration 0 with
@@ -110,6 +111,7 @@ def test_rotated_pooler_keeps_float32_rois_for_half_features():
         assert not torch.equal(out[i : i + 1], rounded), i
 
 
+@pytest.mark.slow
 def test_amp_trainer_trains_rotated_faster_rcnn():
     """The path of ``train.amp.enabled=True``: AMPTrainer (bfloat16 autocast on CPU) runs the
     iterations that failed at iteration 0 before, and the loss falls on a fixed batch."""

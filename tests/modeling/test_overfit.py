@@ -13,6 +13,8 @@ from rotated_det.structures import pairwise_iou_rotated
 
 from ._helpers import build_small_model, make_batch, single_thread
 
+pytestmark = pytest.mark.slow  # trains each detector for a few hundred steps
+
 ITERS = 100
 
 

@@ -119,6 +119,7 @@ def _run_short_training(out_dir: str, root: str, iters: int) -> None:
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
 
+@pytest.mark.slow  # trains in a subprocess
 def test_short_training_loss_falls_and_ap_is_finite(datasets_root, tmp_path):
     out = str(tmp_path / "out")
     _run_short_training(out, datasets_root, iters=16)

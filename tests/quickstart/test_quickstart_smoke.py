@@ -9,7 +9,11 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+pytestmark = pytest.mark.slow  # trains in a subprocess (about 2 minutes)
 
 
 def _quickstart(tmp_path, *extra):

@@ -96,6 +96,7 @@ def test_repr():
     assert "gt_boxes: RotatedBoxes(" in s and "gt_classes: tensor([0, 1])" in s
 
 
+@pytest.mark.slow
 def test_torch_export_with_data_dependent_rows():
     """A masked selection (like NMS output) has a data-dependent number of rows under
     torch.export: RotatedBoxes and Instances accept it, and the length check becomes a runtime

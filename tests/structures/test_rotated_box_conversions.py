@@ -484,6 +484,7 @@ def test_gradients():
     assert torch.autograd.gradcheck(poly_to_rbox, (poly,))
 
 
+@pytest.mark.slow  # a fresh Python process
 def test_structures_import_without_compiled_ops():
     """pairwise_iou_rotated imports the op lazily: structures work without rotated_det.layers."""
     code = (

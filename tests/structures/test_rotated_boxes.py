@@ -204,6 +204,7 @@ def test_corner_distance_helper_agrees_with_shapely():
     assert _shapely_iou(a[0], same[0]) == pytest.approx(1.0)
 
 
+@pytest.mark.slow
 def test_torch_export_with_dynamic_box_count():
     """clip / nonempty / poly_to_rbox / normalize_rbox_angles export with a symbolic N."""
     from rotated_det.structures import normalize_rbox_angles, poly_to_rbox

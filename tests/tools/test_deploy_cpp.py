@@ -19,6 +19,8 @@ import torch.nn.functional as F
 from rotated_det.layers.ops_library import library_path
 from sample_data import DOTA_SAMPLES, dota_samples_dir
 
+pytestmark = pytest.mark.slow  # builds the C++ runner with CMake, runs it in subprocesses
+
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 SAMPLE = str(DOTA_SAMPLES / "unlabeled" / "dota_patch_1024.jpg")
 DETECTOR = "oriented_rcnn"  # uses both compiled ops the runner must find: RoIAlign and NMS
