@@ -226,7 +226,7 @@ def _stride_layout_warning(resnet: nn.Module, fmt: str) -> str | None:
     """torchvision bottlenecks stride in the 3x3 conv, MSRA ones in the first 1x1 conv."""
     for name, block in resnet.named_modules():
         conv1, conv3 = getattr(block, "conv1", None), getattr(block, "conv3", None)
-        if conv3 is None or getattr(block, "stride", 1) <= 1:
+        if conv1 is None or conv3 is None or getattr(block, "stride", 1) <= 1:
             continue
         in_1x1 = conv1.stride[0] > 1
         if in_1x1 == (fmt == MSRA):
@@ -318,7 +318,7 @@ def convert_checkpoint(state: Mapping[str, Any], model: nn.Module) -> ConvertedC
         if tensor is None:
             out.ignored.append(key)
             continue
-        new = key
+        new: str | None = key
         # names of no known pattern keep the file's name (reported as unmatched)
         if prefix is not None and fmt == TORCHVISION and key.startswith(file_prefix):
             rest = key[len(file_prefix) :]
@@ -338,8 +338,8 @@ def convert_checkpoint(state: Mapping[str, Any], model: nn.Module) -> ConvertedC
         if new != key:
             out.renamed[new] = key
 
-    if prefix is not None and fmt in (TORCHVISION, MSRA):
-        _, resnet = found
+    if found is not None and fmt in (TORCHVISION, MSRA):
+        prefix, resnet = found
         model_state = model.state_dict()
         if fmt == MSRA:
             _fill_identity_statistics(out, model, model_state, prefix)

@@ -36,8 +36,8 @@ try:  # numpy >= 2 moved the implementation to numpy._core; files written by num
     from numpy._core import multiarray as _np_multiarray
     from numpy._core import numeric as _np_numeric
 except ImportError:  # pragma: no cover - numpy 1
-    from numpy.core import multiarray as _np_multiarray
-    from numpy.core import numeric as _np_numeric
+    from numpy.core import multiarray as _np_multiarray  # type: ignore[no-redef]
+    from numpy.core import numeric as _np_numeric  # type: ignore[no-redef]
 
 
 def _latin1_encode(text: str, encoding: str = "latin1") -> bytes:

@@ -23,6 +23,7 @@ from __future__ import annotations
 import logging
 import warnings
 from dataclasses import dataclass, field
+from typing import Any
 
 import torch
 from torch import nn
@@ -91,7 +92,10 @@ class TorchScriptExport:
 
 def rotated_det_ops_in_torchscript(module: torch.jit.ScriptModule) -> list[str]:
     """Sorted names of the ``rotated_det::*`` ops called anywhere in a ScriptModule's graph."""
-    graphs = [module.inlined_graph] if hasattr(module, "inlined_graph") else [module.graph]
+    # graphs, and blocks of nodes (if/loop bodies): both list their nodes with .nodes()
+    graphs: list[Any] = (
+        [module.inlined_graph] if hasattr(module, "inlined_graph") else [module.graph]
+    )
     found = set()
     while graphs:
         g = graphs.pop()

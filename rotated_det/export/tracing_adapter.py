@@ -55,7 +55,7 @@ def outputs_to_instances(
     boxes: torch.Tensor, scores: torch.Tensor, classes: torch.Tensor, image_size: tuple[int, int]
 ) -> Instances:
     """Inverse of the adapter's flattening: ``Instances(pred_boxes, scores, pred_classes)``."""
-    inst = Instances(tuple(int(v) for v in image_size))
+    inst = Instances((int(image_size[0]), int(image_size[1])))
     inst.pred_boxes = RotatedBoxes(boxes)
     inst.scores = scores
     inst.pred_classes = classes

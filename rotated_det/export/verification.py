@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import cast
 
 import torch
 from torch import nn
@@ -88,5 +89,5 @@ def check_resolution(
             if len(lines) > 1:
                 text += " ... " + lines[-1]
             return ResolutionCheck(size, False, f"{type(e).__name__}: {text}")
-    diff = compare_detections(tuple(actual), expected)
+    diff = compare_detections(cast(Detections, tuple(actual)), expected)
     return ResolutionCheck(size, diff is None, diff or "")
