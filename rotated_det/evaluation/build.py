@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from rotated_det.evaluation.dota_evaluation import DOTAEvaluator
 from rotated_det.evaluation.evaluator import DatasetEvaluator
 from rotated_det.evaluation.hrsc_evaluation import HRSCEvaluator
@@ -10,7 +12,7 @@ from rotated_det.evaluation.rotated_coco_evaluation import RotatedCOCOEvaluator
 __all__ = ["EVALUATOR_TYPES", "build_evaluator"]
 
 #: evaluator_type (dataset metadata) -> evaluator class.
-EVALUATOR_TYPES: dict[str, type[DatasetEvaluator]] = {
+EVALUATOR_TYPES: dict[str, Callable[..., DatasetEvaluator]] = {
     "dota": DOTAEvaluator,
     "hrsc": HRSCEvaluator,
     "rotated_coco": RotatedCOCOEvaluator,

@@ -210,6 +210,7 @@ class DOTAEvaluator(DatasetEvaluator):
     def process(self, inputs, outputs) -> None:
         if self._merge and self._merger is None:
             self.reset()
+        merger = self._merger if self._merge else None
         for inp, out in zip(inputs, outputs):
             inst = out["instances"]
             if hasattr(inst, "to"):
@@ -217,9 +218,9 @@ class DOTAEvaluator(DatasetEvaluator):
             boxes = (
                 inst.pred_boxes.tensor if hasattr(inst.pred_boxes, "tensor") else inst.pred_boxes
             )
-            if self._merge:
-                self._merger.add(inp["file_name"], boxes, inst.scores, inst.pred_classes)
-                self._predictions.update(self._merger.pop_finished())
+            if merger is not None:
+                merger.add(inp["file_name"], boxes, inst.scores, inst.pred_classes)
+                self._predictions.update(merger.pop_finished())
             else:
                 key = str(inp["image_id"])
                 dets = MergedDetections(
@@ -252,7 +253,7 @@ class DOTAEvaluator(DatasetEvaluator):
                 os.path.join(self._output_dir, "rotated_predictions.pth"),
             )
         if self._submission_dir:
-            self._write_submission(predictions)
+            self._write_submission(predictions, self._submission_dir)
         if not self._compute_metrics:
             return {}
         gts = self._load_ground_truth(sorted(predictions))
@@ -297,14 +298,16 @@ class DOTAEvaluator(DatasetEvaluator):
                 out[k] = v
         return out
 
-    def _write_submission(self, predictions: dict[str, MergedDetections]) -> None:
-        with Task1Writer(self._submission_dir, self._class_names) as w:
+    def _write_submission(
+        self, predictions: dict[str, MergedDetections], submission_dir: str
+    ) -> None:
+        with Task1Writer(submission_dir, self._class_names) as w:
             for name in sorted(predictions):
                 d = predictions[name]
                 w.add(_image_key(name), d.boxes, d.scores, d.classes)
         logger.info(
             f"[DOTAEvaluator] Wrote {w.num_detections} detections of {w.num_images} images as "
-            f"DOTA Task1 files in {self._submission_dir} and {w.zip_path}"
+            f"DOTA Task1 files in {submission_dir} and {w.zip_path}"
         )
 
     def _load_ground_truth(self, keys: list[str]) -> dict[str, RotatedGroundTruth] | None:
@@ -340,6 +343,8 @@ class DOTAEvaluator(DatasetEvaluator):
             if not any("annotations" in by_name[k] for k in keys):
                 return None
             return {k: RotatedGroundTruth.from_dataset_dict(by_name[k]) for k in keys}
+        if self._ann_dir is None:  # the constructor refuses this with compute_metrics
+            raise ValueError("DOTAEvaluator: merged predictions need full_dataset_name or ann_dir")
         return load_dota_label_dir(self._ann_dir, keys, self._class_names)
 
     def _evaluate_predictions(

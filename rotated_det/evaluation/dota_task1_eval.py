@@ -69,8 +69,11 @@ def merge_task1_patch_results(
     classes = np.concatenate([np.full(len(d["scores"]), k) for k, d in enumerate(dets.values())])
     order = np.argsort(names, kind="stable")
     names, scores, boxes, classes = names[order], scores[order], boxes[order], classes[order]
-    starts = np.flatnonzero(np.r_[True, names[1:] != names[:-1]]) if len(names) else []
-    ends = np.r_[starts[1:], len(names)] if len(names) else []
+    if len(names):
+        starts = np.flatnonzero(np.r_[True, names[1:] != names[:-1]])
+        ends = np.r_[starts[1:], len(names)]
+    else:
+        starts = ends = np.zeros(0, dtype=np.int64)
     merger = PatchMerger(iou_threshold)
     for a, b in zip(starts, ends):
         merger.add(names[a], boxes[a:b], scores[a:b], classes[a:b])

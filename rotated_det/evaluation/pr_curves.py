@@ -16,7 +16,7 @@ def save_pr_curves(
     output_dir: str,
     class_names: Sequence[str],
     curves: Sequence[tuple[np.ndarray, np.ndarray]],
-    aps: Sequence[float],
+    aps: Sequence[float] | np.ndarray,
     iou_threshold: float,
 ) -> list[str]:
     """Save one PNG per class with a GT (``pr_<class>.png``, the class name escaped by

@@ -20,6 +20,7 @@ import logging
 import os
 from collections import OrderedDict
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -99,7 +100,8 @@ def rotated_coco_eval(
         raise ValueError(f"rotated_coco_eval: {len(gts)} ground truths but {len(dets)} detections")
     images = [{"id": i + 1} for i in range(len(gts))]
     categories = [{"id": c + 1, "name": n} for c, n in enumerate(class_names)]
-    gt_anns, dt_anns = [], []
+    gt_anns: list[dict[str, Any]] = []
+    dt_anns: list[dict[str, Any]] = []
     for i, g in enumerate(gts):
         for box, cls, diff in zip(g.boxes.tolist(), g.classes.tolist(), g.difficult.tolist()):
             gt_anns.append(
