@@ -1,5 +1,8 @@
 """CUDA kernels against the CPU kernels (run only where a GPU and a CUDA build are present; the
-CUDA code is compile-checked on every CI run by dev/build_cuda.sh)."""
+CUDA code is compile-checked on every CI run by dev/build_cuda.sh, and dev/gpu_check.sh runs these
+with ROTATED_DET_REQUIRE_CUDA=1, which turns the skip into an error)."""
+
+import os
 
 import pytest
 import torch
@@ -22,6 +25,12 @@ def _has_cuda_kernels():
         return False
     return True
 
+
+if os.environ.get("ROTATED_DET_REQUIRE_CUDA") == "1" and not _has_cuda_kernels():
+    raise RuntimeError(
+        "ROTATED_DET_REQUIRE_CUDA=1 but the rotated_det ops do not run on CUDA (no GPU visible, "
+        "or rotated_det/_C.so built without CUDA kernels: build with FORCE_CUDA=1)"
+    )
 
 pytestmark = [
     pytest.mark.gpu,
@@ -87,3 +96,62 @@ def test_roi_align_parity(sampling_ratio):
     (gc,) = torch.autograd.grad((out_cpu * g).sum(), xg)
     (gg,) = torch.autograd.grad((out_gpu * g.cuda()).sum(), xc)
     torch.testing.assert_close(gg.cpu(), gc)
+
+
+# Half precision. The ops widen float16/bfloat16 inputs exactly to float32 (IoU and NMS geometry
+# then runs in float64) and round the result once to the input dtype, so CUDA in half precision
+# must match the CPU in float32 on the same (already rounded) inputs up to that last rounding:
+# one unit in the last place of the half dtype, relative (float16: 2^-10, bfloat16: 2^-7), plus
+# 1e-5 absolute for the float32 accumulation order of RoIAlign's sums on the two devices.
+HALF = [(torch.float16, 2.0**-10), (torch.bfloat16, 2.0**-7)]
+
+
+@pytest.mark.parametrize("dtype,ulp", HALF)
+def test_iou_half_parity(dtype, ulp):
+    gen = torch.Generator().manual_seed(3)
+    b1, b2 = _boxes(300, 200, gen).to(dtype), _boxes(200, 200, gen).to(dtype)
+    for mode in ("iou", "iof"):
+        cpu = box_iou_rotated(b1.float(), b2.float(), mode)
+        gpu = box_iou_rotated(b1.cuda(), b2.cuda(), mode)
+        assert gpu.dtype == dtype
+        torch.testing.assert_close(gpu.cpu().float(), cpu, rtol=0, atol=ulp)
+        gpu_al = box_iou_rotated(b1[:200].cuda(), b2.cuda(), mode, aligned=True)
+        cpu_al = box_iou_rotated(b1[:200].float(), b2.float(), mode, aligned=True)
+        torch.testing.assert_close(gpu_al.cpu().float(), cpu_al, rtol=0, atol=ulp)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_nms_half_parity(dtype):
+    gen = torch.Generator().manual_seed(4)
+    boxes = _boxes(200, 100, gen).to(dtype)
+    # distinct scores, exact in both half dtypes (k / 256 with k < 256): no tie to break
+    scores = ((torch.randperm(200, generator=gen) + 1).float() / 256).to(dtype)
+    idxs = torch.randint(0, 3, (200,), generator=gen)
+    for thr in (0.1, 0.5):
+        keep_cpu = nms_rotated(boxes.float(), scores.float(), thr)
+        assert torch.equal(nms_rotated(boxes.cuda(), scores.cuda(), thr).cpu(), keep_cpu)
+        assert torch.equal(
+            batched_nms_rotated(boxes.cuda(), scores.cuda(), idxs.cuda(), thr).cpu(),
+            batched_nms_rotated(boxes.float(), scores.float(), idxs, thr),
+        )
+
+
+@pytest.mark.parametrize("dtype,ulp", HALF)
+@pytest.mark.parametrize("sampling_ratio", [2, 0])
+def test_roi_align_half_parity(dtype, ulp, sampling_ratio):
+    gen = torch.Generator().manual_seed(5)
+    x = torch.randn(2, 8, 32, 32, generator=gen).to(dtype)
+    boxes = _boxes(50, 128, gen)
+    boxes[:, 2:4] /= 2
+    rois = torch.cat([torch.randint(0, 2, (50, 1), generator=gen).float(), boxes], 1)
+    x_cpu = x.float().requires_grad_()
+    x_gpu = x.cuda().requires_grad_()
+    out_cpu = roi_align_rotated(x_cpu, rois, 5, 0.25, sampling_ratio)
+    out_gpu = roi_align_rotated(x_gpu, rois.cuda(), 5, 0.25, sampling_ratio)
+    assert out_gpu.dtype == dtype
+    torch.testing.assert_close(out_gpu.cpu().float(), out_cpu, rtol=ulp, atol=1e-5)
+    g = torch.randn(out_cpu.shape, generator=gen).to(dtype)
+    (grad_cpu,) = torch.autograd.grad((out_cpu * g.float()).sum(), x_cpu)
+    (grad_gpu,) = torch.autograd.grad((out_gpu * g.cuda()).sum(), x_gpu)
+    assert grad_gpu.dtype == dtype
+    torch.testing.assert_close(grad_gpu.cpu().float(), grad_cpu, rtol=ulp, atol=1e-5)

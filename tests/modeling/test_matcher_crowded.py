@@ -145,6 +145,34 @@ def test_small_problems_and_edge_cases():
         Matcher([0.5], [0, 1], max_pairs_per_chunk=0)
 
 
+def _has_cuda_kernels() -> bool:
+    if not torch.cuda.is_available():
+        return False
+    try:
+        pairwise_iou_rotated(torch.zeros(1, 5, device="cuda"), torch.zeros(1, 5, device="cuda"))
+    except (RuntimeError, NotImplementedError):
+        return False
+    return True
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not _has_cuda_kernels(), reason="needs a GPU and CUDA kernels")
+@pytest.mark.parametrize("max_pairs", [700, 50_000])
+def test_match_on_cuda_equals_dense_on_cuda(max_pairs):
+    """On CUDA the chunked path (aligned IoU kernel) and the dense matrix (pairwise kernel) give
+    the same answer too; both run the same device function per pair."""
+    rng = np.random.default_rng(5)
+    preds = _with_duplicates(_rotated_anchors(128), rng).cuda()
+    gt = _crowded_gt(rng, 120, 128).cuda()
+    iou = pairwise_iou_rotated(gt, preds)
+    for thresholds, labels, low_quality in MATCHERS:
+        dense = Matcher(thresholds, labels, low_quality)(iou)
+        chunked = Matcher(thresholds, labels, low_quality, max_pairs_per_chunk=max_pairs)
+        matches, match_labels = chunked.match_boxes(gt, preds)
+        assert matches.is_cuda and torch.equal(matches, dense[0])
+        assert torch.equal(match_labels, dense[1])
+
+
 class _LargestTensor(TorchDispatchMode):
     """Records the largest number of elements of any tensor an op returns."""
 
