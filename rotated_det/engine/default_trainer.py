@@ -50,7 +50,7 @@ def _put_model_in_optimizer_cfg(opt_cfg: Any, model: torch.nn.Module) -> Any:
         node = node["optimizer"]
     params = node.get("params", None)
     if isinstance(params, (Mapping, DictConfig)) and "_target_" in params:
-        params["model"] = model
+        node["params"]["model"] = model
     elif params is None:
         node["params"] = list(model.parameters())
     else:
@@ -251,7 +251,9 @@ class DefaultTrainer(TrainerBase):
         else:
             self._trainer = SimpleTrainer(model, data_loader, optimizer, grad_accum_steps=accum)
         self.scheduler = self.build_lr_scheduler(cfg, optimizer)
-        extra = {"model_ema": self.model_ema} if self.model_ema is not None else {}
+        extra: dict[str, Any] = {}
+        if self.model_ema is not None:
+            extra["model_ema"] = self.model_ema
         self.checkpointer = DetectionCheckpointer(
             model,
             cfg.train.output_dir,
@@ -421,7 +423,8 @@ class DefaultTrainer(TrainerBase):
                     "exactly)."
                 )
 
-    def train(self) -> dict:
+    # Detectron2's API: train() runs the configured schedule (TrainerBase.train takes the range).
+    def train(self) -> dict:  # type: ignore[override]
         """Train from ``start_iter`` to ``train.max_iter``; returns the last eval results."""
         super().train(self.start_iter, self.max_iter)
         return self._last_eval_results

@@ -157,10 +157,9 @@ def _sync_bn_to_bn(module: torch.nn.Module) -> tuple[torch.nn.Module, int]:
         ).to(module.running_mean.device if module.running_mean is not None else "cpu")
         if module.affine:
             bn.weight, bn.bias = module.weight, module.bias
-        if module.track_running_stats:
-            bn.running_mean.copy_(module.running_mean)
-            bn.running_var.copy_(module.running_var)
-            bn.num_batches_tracked.copy_(module.num_batches_tracked)
+        if module.track_running_stats:  # then both layers hold the three statistics buffers
+            for name in ("running_mean", "running_var", "num_batches_tracked"):
+                getattr(bn, name).copy_(getattr(module, name))
         bn.train(module.training)
         return bn, 1
     count = 0

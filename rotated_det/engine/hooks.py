@@ -290,10 +290,13 @@ class LRScheduler(HookBase):
         self._scheduler = scheduler
 
     def before_train(self) -> None:
-        self._optimizer = self._optimizer or self.trainer.optimizer
+        optimizer = self._optimizer or getattr(self.trainer, "optimizer", None)
+        if optimizer is None:
+            raise ValueError("LRScheduler hook needs an optimizer (given, or the trainer's)")
         if self._scheduler is None:
             raise ValueError("LRScheduler hook needs a scheduler")
-        self._best_param_group_id = LRScheduler.get_best_param_group_id(self._optimizer)
+        self._optimizer = optimizer
+        self._best_param_group_id = LRScheduler.get_best_param_group_id(optimizer)
 
     @staticmethod
     def get_best_param_group_id(optimizer: torch.optim.Optimizer) -> int:
@@ -307,6 +310,8 @@ class LRScheduler(HookBase):
         return 0
 
     def after_step(self) -> None:
+        if self._optimizer is None:
+            raise RuntimeError("LRScheduler.after_step called before before_train")
         lr = self._optimizer.param_groups[self._best_param_group_id]["lr"]
         self.trainer.storage.put_scalar("lr", lr, smoothing_hint=False)
         self._scheduler.step()
@@ -480,7 +485,7 @@ class TorchProfiler(HookBase):
         self._output_dir = output_dir
         self._save_tensorboard = save_tensorboard
         self._record_shapes = record_shapes
-        self._profiler = None
+        self._profiler: torch.profiler.profile | None = None
 
     def before_step(self) -> None:
         if not self._enable_predicate(self.trainer):

@@ -26,6 +26,7 @@ import math
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import cv2
 import numpy as np
@@ -276,7 +277,7 @@ class SlidingWindowInference:
         )
         buffer = torch.empty((self.batch_size, channels, size, size), dtype=torch.float32)
         scratch = np.empty(size * size * channels, dtype=np.uint8)
-        batch = []
+        batch: list[tuple[Any, Window, torch.Tensor]] = []
         for key, window in items:
             h, w = window.y1 - window.y0, window.x1 - window.x0
             out = buffer[len(batch), :, :h, :w]
@@ -328,10 +329,10 @@ class SlidingWindowInference:
                 flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
                 borderMode=cv2.BORDER_REPLICATE,
             )
-        src = torch.from_numpy(crop).permute(2, 0, 1)  # a view; strided HWC reads in one copy
+        chw = torch.from_numpy(crop).permute(2, 0, 1)  # a view; strided HWC reads in one copy
         if self.input_format != self.model_input_format and channels == 3:
-            src = src.flip(0)  # a small uint8 copy
-        out.copy_(src)
+            chw = chw.flip(0)  # a small uint8 copy
+        out.copy_(chw)
 
     def _truncated(self, boxes: torch.Tensor, w: Window) -> torch.Tensor:
         """(N,) bool: detections (window pixels) cut by an inner border whose object a neighbour

@@ -2,10 +2,12 @@
 
 import logging
 import math
+import operator
 import time
 import weakref
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager, nullcontext
+from functools import reduce
 from typing import Any
 
 import torch
@@ -18,6 +20,11 @@ from rotated_det.utils.events import EventStorage, get_event_storage
 __all__ = ["HookBase", "TrainerBase", "SimpleTrainer", "AMPTrainer"]
 
 logger = logging.getLogger(__name__)
+
+
+def _total(loss_dict: Mapping[str, torch.Tensor]) -> torch.Tensor:
+    """Sum of the loss terms of a non-empty mapping, added in order."""
+    return reduce(operator.add, loss_dict.values())
 
 
 class HookBase:
@@ -216,7 +223,7 @@ class SimpleTrainer(TrainerBase):
         data = next(self._data_loader_iter)
         return data, time.perf_counter() - start
 
-    def _losses(self, data: Any) -> dict[str, torch.Tensor]:
+    def _losses(self, data: Any) -> Mapping[str, torch.Tensor]:
         loss_dict = self.model(data)
         if isinstance(loss_dict, torch.Tensor):
             loss_dict = {"total_loss": loss_dict}
@@ -240,7 +247,7 @@ class SimpleTrainer(TrainerBase):
             data, data_time = self._next_batch()
             with autocast():
                 loss_dict = self._losses(data)
-                losses = sum(loss_dict.values())
+                losses = _total(loss_dict)
             backward(losses)
             return loss_dict, data_time
         means: dict[str, torch.Tensor] = {}
@@ -249,11 +256,15 @@ class SimpleTrainer(TrainerBase):
             data, seconds = self._next_batch()
             data_time += seconds
             # DDP: accumulate locally, all-reduce with the last micro-batch's backward
-            no_sync = i < n - 1 and isinstance(self.model, DistributedDataParallel)
-            with self.model.no_sync() if no_sync else nullcontext():
+            model = self.model
+            if i < n - 1 and isinstance(model, DistributedDataParallel):
+                sync_context: AbstractContextManager[Any] = model.no_sync()
+            else:
+                sync_context = nullcontext()
+            with sync_context:
                 with autocast():
                     loss_dict = self._losses(data)
-                    losses = sum(loss_dict.values())
+                    losses = _total(loss_dict)
                 backward(losses / n)
             for k, v in loss_dict.items():
                 means[k] = means[k] + v.detach() / n if k in means else v.detach() / n
@@ -294,7 +305,7 @@ class SimpleTrainer(TrainerBase):
         metrics = dict(zip(loss_dict.keys(), values, strict=True))
         metrics["data_time"] = data_time
         all_metrics = comm.all_gather(metrics)
-        bad = {}
+        bad: dict[str, list[tuple[int, float]]] = {}
         for rank, m in enumerate(all_metrics):
             for k, v in m.items():
                 if k != "data_time" and not math.isfinite(v):
