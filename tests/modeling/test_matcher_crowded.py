@@ -188,6 +188,7 @@ class _LargestTensor(TorchDispatchMode):
         return out
 
 
+@pytest.mark.slow
 def test_crowded_match_memory_is_bounded():
     """400 small objects against Rotated Faster R-CNN's anchors of a 512 px image (5 levels x 18
     anchors per location): the dense IoU would hold 1.6e8 entries; no tensor comes near."""
@@ -245,6 +246,7 @@ def _crowded_image(size: int, num: int, seed: int) -> dict:
     }
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["rotated_faster_rcnn", "rotated_retinanet", "oriented_rcnn"])
 def test_crowded_training_step(name, monkeypatch):
     """One training step on a 256 px image with 600 objects: the anchor matching goes through
