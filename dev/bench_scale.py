@@ -798,7 +798,12 @@ def print_table(res: dict) -> None:
                 else ""
             )
         else:
-            gpu, base = d["gpu_model_source"], ""
+            gpu = d["gpu_model_source"]
+            base = (
+                f"no faster than the loader alone: {d['loader_bound_epoch_h'] * 60:.1f} min"
+                if d["loader_s_per_batch"]
+                else ""
+            )
         rows.append(("(d) DOTA epoch on a GPU", gpu, base))
     width = max(len(r[0]) for r in rows)
     mid = max(len(r[1]) for r in rows)
