@@ -1,8 +1,7 @@
 import torch
 
-from rotated_det.layers import pairwise_iou_rotated, roi_align_rotated
+from rotated_det.layers import roi_align_rotated
 from rotated_det.modeling.poolers import ROIPooler, assign_boxes_to_levels
-from rotated_det.modeling.rotated_iou import pairwise_iou_rotated_sparse
 from rotated_det.structures import RotatedBoxes
 
 
@@ -36,28 +35,3 @@ def test_pooler_uses_the_assigned_level():
     torch.testing.assert_close(out[1:2], roi_align_rotated(feats[0], rois, (7, 7), 1 / 4, 2))
     rois = torch.tensor([[1, 60.0, 60, 230, 220, 10]])
     torch.testing.assert_close(out[2:3], roi_align_rotated(feats[2], rois, (7, 7), 1 / 16, 2))
-
-
-def test_sparse_iou_equals_dense():
-    g = torch.Generator().manual_seed(0)
-    gt = torch.cat(
-        [
-            torch.rand(7, 2, generator=g) * 300,
-            torch.rand(7, 2, generator=g) * 80 + 5,
-            torch.rand(7, 1, generator=g) * 360 - 180,
-        ],
-        dim=1,
-    )
-    anchors = torch.cat(
-        [
-            torch.rand(3000, 2, generator=g) * 300,
-            torch.rand(3000, 2, generator=g) * 60 + 4,
-            torch.rand(3000, 1, generator=g) * 180 - 90,
-        ],
-        dim=1,
-    )
-    sparse = pairwise_iou_rotated_sparse(gt, anchors)
-    dense = pairwise_iou_rotated(gt, anchors)
-    torch.testing.assert_close(sparse, dense)
-    assert (dense > 0).any()
-    assert pairwise_iou_rotated_sparse(gt[:0], anchors).shape == (0, 3000)
