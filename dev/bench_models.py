@@ -97,8 +97,9 @@ def build_ours(name):
         rpn.head.num_anchors = 3 * len(D2_ANGLES)
         rpn.pre_nms_topk = (2000, 2000)
         rpn.post_nms_topk = (1000, 1000)
-        rpn.box2box_transform.angle_version = None
-        cfg.roi_heads.box_predictor.box2box_transform.angle_version = None
+        for coder in (rpn.box2box_transform, cfg.roi_heads.box_predictor.box2box_transform):
+            coder.angle_version, coder.edge_swap = None, False  # Detectron2's coder
+        cfg.roi_heads.box_predictor.box2box_transform.weights = (10.0, 10.0, 5.0, 5.0, 1.0)
         pred = cfg.roi_heads.box_predictor
         pred.test_score_thresh, pred.test_nms_thresh, pred.test_topk_per_image = 0.05, 0.5, 100
         cfg.roi_heads.box_pooler.sampling_ratio = 0
