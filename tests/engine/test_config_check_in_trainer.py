@@ -2,11 +2,11 @@
 metadata before building anything: a mismatched num_classes or a 4-weight rotated box coder is
 an error naming the keys (and the dataset), raised before the model or the data are built."""
 
-import importlib.util
 import os
 import textwrap
 
 import pytest
+from engine_test_tools import load_train_tool
 
 from rotated_det.config import LazyConfig
 from rotated_det.data import DatasetCatalog, MetadataCatalog
@@ -142,17 +142,9 @@ def test_test_split_is_checked_too_and_unknown_datasets_are_skipped(config_file,
         DefaultTrainer.check_config(cfg)
 
 
-def _train_tool():
-    path = os.path.join(REPO, "tools", "lazyconfig_train_net.py")
-    spec = importlib.util.spec_from_file_location("lazyconfig_train_net", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.parametrize("eval_only", [False, True])
 def test_train_tool_fails_before_training_or_evaluating(config_file, nothing_built, eval_only):
-    tool = _train_tool()
+    tool = load_train_tool()
     argv = ["--config-file", config_file] + (["--eval-only"] if eval_only else [])
     args = default_argument_parser().parse_args(argv + ["model.roi_heads.num_classes=5"])
     split = "test" if eval_only else "train"

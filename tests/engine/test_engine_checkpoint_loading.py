@@ -2,20 +2,18 @@
 DefaultTrainer.resume_or_load converts ImageNet weights and refuses files that carry code unless
 the config opts in; so does `tools/lazyconfig_train_net.py --eval-only`."""
 
-import importlib.util
 import os
 
 import pytest
 import torch
 import torchvision
+from engine_test_tools import load_train_tool
 from engine_tiny_task import TinyRegressor, tiny_config
 
 from rotated_det.checkpoint import UnsafeCheckpointError
 from rotated_det.config import LazyCall as L
 from rotated_det.engine import DefaultTrainer
 from rotated_det.modeling import build_resnet_backbone
-
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
 class ShellPayload:
@@ -67,20 +65,12 @@ def test_trainer_refuses_unsafe_init_checkpoint_unless_config_allows(tmp_path, a
     torch.testing.assert_close(trainer.model.net[0].weight, src.net[0].weight)
 
 
-def _train_tool():
-    path = os.path.join(REPO, "tools", "lazyconfig_train_net.py")
-    spec = importlib.util.spec_from_file_location("lazyconfig_train_net", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.parametrize("allow", [False, True])
 def test_eval_only_refuses_unsafe_checkpoint_unless_config_allows(tmp_path, allow):
     _, marker, path = _malicious_init(tmp_path)
     cfg = tiny_config(str(tmp_path / "out"), init_checkpoint=path)
     cfg.train.allow_unsafe_checkpoint = allow
-    tool = _train_tool()
+    tool = load_train_tool()
     if not allow:
         with pytest.raises(UnsafeCheckpointError):
             tool.do_test(cfg)

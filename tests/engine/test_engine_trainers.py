@@ -7,6 +7,7 @@ import os
 import numpy as np
 import pytest
 import torch
+from engine_test_tools import StopTraining, stop_at
 from engine_tiny_task import (
     FixedBatchLoader,
     StatefulTrainLoader,
@@ -89,18 +90,6 @@ def test_model_must_return_loss_dict():
         trainer.train(0, 1)
 
 
-class _Stop(Exception):
-    pass
-
-
-def _stop_at(iteration):
-    def before_step(trainer):
-        if trainer.iter == iteration:
-            raise _Stop()
-
-    return hooks.CallbackHook(before_step=before_step)
-
-
 def _final_state(trainer):
     return (
         copy.deepcopy(trainer.model.state_dict()),
@@ -123,9 +112,9 @@ def test_exact_resume_20_straight_equals_10_plus_resume(tmp_path):
     cfg = tiny_config(str(tmp_path / "b"), max_iter=20)
     default_setup(cfg)
     first = DefaultTrainer(cfg)
-    first.register_hooks([_stop_at(10)])
+    first.register_hooks([stop_at(10)])
     first.resume_or_load(resume=True)
-    with pytest.raises(_Stop):
+    with pytest.raises(StopTraining):
         first.train()
     assert os.path.exists(tmp_path / "b" / "model_0000009.pth")
     torch.manual_seed(12345)  # a fresh process would have other RNG state: must not matter
@@ -168,9 +157,9 @@ def test_resume_after_kill_writes_each_iteration_once(tmp_path):
     cfg = tiny_config(str(out), max_iter=20, tensorboard=True)  # checkpoint every 10, log every 5
     default_setup(cfg)
     first = DefaultTrainer(cfg)
-    first.register_hooks([_stop_at(15)])  # killed at 15: the checkpoint is at 9, rows up to 14
+    first.register_hooks([stop_at(15)])  # killed at 15: the checkpoint is at 9, rows up to 14
     first.resume_or_load(resume=True)
-    with pytest.raises(_Stop):
+    with pytest.raises(StopTraining):
         first.train()
     # (15: the eta the console printer put when training stopped)
     assert [r["iteration"] for r in _rows(out / "metrics.json")] == [4, 9, 14, 15]

@@ -8,6 +8,7 @@ import sys
 
 import pytest
 import torch
+from engine_test_tools import StopTraining, stop_at
 from engine_tiny_task import (
     FixedBatchLoader,
     SplitLoader,
@@ -117,18 +118,6 @@ def test_ema_ramp_and_validation():
         ema.load_state_dict(other.state_dict())
 
 
-class _Stop(Exception):
-    pass
-
-
-def _stop_at(iteration):
-    def before_step(trainer):
-        if trainer.iter == iteration:
-            raise _Stop()
-
-    return hooks.CallbackHook(before_step=before_step)
-
-
 def _ema_config(out, max_iter=20, **kw):
     return tiny_config(
         str(out), max_iter=max_iter, model_ema=dict(enabled=True, decay=0.9, tau=3.0), **kw
@@ -145,8 +134,8 @@ def test_ema_checkpoint_layout_and_exact_resume(tmp_path):
     cfg = _ema_config(tmp_path / "b")
     default_setup(cfg)
     first = DefaultTrainer(cfg)
-    first.register_hooks([_stop_at(10)])
-    with pytest.raises(_Stop):
+    first.register_hooks([stop_at(10)])
+    with pytest.raises(StopTraining):
         first.train()
     torch.manual_seed(999)
     second = DefaultTrainer(_ema_config(tmp_path / "b"))
@@ -176,8 +165,8 @@ def test_ema_resume_from_checkpoint_without_ema_starts_from_resumed_weights(tmp_
     trainer.resume_or_load(resume=True)
     resumed = _state(trainer.model)
     with _capture(caplog, logging.WARNING):
-        trainer.register_hooks([_stop_at(11)])
-        with pytest.raises(_Stop):
+        trainer.register_hooks([stop_at(11)])
+        with pytest.raises(StopTraining):
             trainer.train()
     assert "no 'model_ema' entry" in caplog.text
     # one update (iteration 10) from the resumed weights, with d_1 = 0.9 * (1 - exp(-1/3))

@@ -6,27 +6,16 @@ import os
 
 import pytest
 import torch
+from cuda_support import has_cuda_kernels
 
 from rotated_det.layers import (
     batched_nms_rotated,
     box_iou_rotated,
     nms_rotated,
-    pairwise_iou_rotated,
     roi_align_rotated,
 )
 
-
-def _has_cuda_kernels():
-    if not torch.cuda.is_available():
-        return False
-    try:
-        pairwise_iou_rotated(torch.zeros(1, 5, device="cuda"), torch.zeros(1, 5, device="cuda"))
-    except (RuntimeError, NotImplementedError):
-        return False
-    return True
-
-
-if os.environ.get("ROTATED_DET_REQUIRE_CUDA") == "1" and not _has_cuda_kernels():
+if os.environ.get("ROTATED_DET_REQUIRE_CUDA") == "1" and not has_cuda_kernels():
     raise RuntimeError(
         "ROTATED_DET_REQUIRE_CUDA=1 but the rotated_det ops do not run on CUDA (no GPU visible, "
         "or rotated_det/_C.so built without CUDA kernels: build with FORCE_CUDA=1)"
@@ -35,7 +24,7 @@ if os.environ.get("ROTATED_DET_REQUIRE_CUDA") == "1" and not _has_cuda_kernels()
 pytestmark = [
     pytest.mark.gpu,
     pytest.mark.skipif(
-        not _has_cuda_kernels(), reason="needs a GPU and rotated_det built with CUDA kernels"
+        not has_cuda_kernels(), reason="needs a GPU and rotated_det built with CUDA kernels"
     ),
 ]
 

@@ -9,6 +9,7 @@ import math
 import numpy as np
 import pytest
 import torch
+from cuda_support import has_cuda_kernels
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from rotated_det.config import instantiate
@@ -145,18 +146,8 @@ def test_small_problems_and_edge_cases():
         Matcher([0.5], [0, 1], max_pairs_per_chunk=0)
 
 
-def _has_cuda_kernels() -> bool:
-    if not torch.cuda.is_available():
-        return False
-    try:
-        pairwise_iou_rotated(torch.zeros(1, 5, device="cuda"), torch.zeros(1, 5, device="cuda"))
-    except (RuntimeError, NotImplementedError):
-        return False
-    return True
-
-
 @pytest.mark.gpu
-@pytest.mark.skipif(not _has_cuda_kernels(), reason="needs a GPU and CUDA kernels")
+@pytest.mark.skipif(not has_cuda_kernels(), reason="needs a GPU and CUDA kernels")
 @pytest.mark.parametrize("max_pairs", [700, 50_000])
 def test_match_on_cuda_equals_dense_on_cuda(max_pairs):
     """On CUDA the chunked path (aligned IoU kernel) and the dense matrix (pairwise kernel) give
