@@ -1,9 +1,21 @@
 """Each detector overfits a fixed batch of two small synthetic images on CPU.
 
 The images are drawn here (grey noise with three filled rotated rectangles each, one colour per
-class). Criteria: the total loss falls by at least 80% within 100 iterations (mean of the last
-5 iterations against the first), and then every ground-truth box is found by a detection of its
-class with score > 0.5 at rotated IoU > 0.7.
+class; one object is a square, the case where angle regression is ambiguous). Criteria: the total
+loss falls by at least 80% within 150 iterations (mean of the last 5 iterations against the
+first), and then every ground-truth box is found by a detection of its class with score > 0.5 at
+rotated IoU > 0.7.
+
+Margins measured over model seeds 0-4 (one thread; floating-point results differ between CPUs,
+and a seed change perturbs training more than a CPU change does), final/first loss and the
+smallest best IoU of the six objects:
+
+- rotated_faster_rcnn: loss ratio 0.077-0.142, min IoU 0.855-0.945
+- oriented_rcnn: loss ratio 0.039-0.063, min IoU 0.891-0.932
+- rotated_retinanet: loss ratio 0.010-0.014, min IoU 0.943-0.974
+
+With 100 iterations and without the coder's edge_swap, oriented_rcnn gave min IoU 0.69-0.90 and
+loss ratios up to 0.27 over the same seeds (it failed on seed 0 on two different Xeons).
 """
 
 import pytest
@@ -15,7 +27,7 @@ from ._helpers import build_small_model, make_batch, single_thread
 
 pytestmark = pytest.mark.slow  # trains each detector for a few hundred steps
 
-ITERS = 100
+ITERS = 150
 
 
 def _train(model, batch, lr: float):
