@@ -4,8 +4,8 @@
   (counted), leaving 531 ships (6 difficult); the 512 px split gives 9 patches;
 - oracle: the patches' own labels, fed to the evaluator as detections and merged back, score
   AP50 = 100 on the full scene (splitting, patch names, merging and evaluation agree);
-- a shortened training run (few iterations) through tools/lazyconfig_train_net.py: the loss
-  falls and the merged evaluation returns a finite AP50 for "ship".
+- a shortened training run (16 iterations) through tools/lazyconfig_train_net.py: every log
+  period's losses are finite, and the merged evaluation returns a finite AP50 for "ship".
 
 Reads tests/data/dota_samples (or $ROTATED_DET_SHARED_DATA); fails if it is missing.
 """
@@ -120,15 +120,18 @@ def _run_short_training(out_dir: str, root: str, iters: int) -> None:
 
 
 @pytest.mark.slow  # trains in a subprocess
-def test_short_training_loss_falls_and_ap_is_finite(datasets_root, tmp_path):
+def test_short_training_logs_finite_losses_and_ap(datasets_root, tmp_path):
     out = str(tmp_path / "out")
     _run_short_training(out, datasets_root, iters=16)
     with open(os.path.join(out, "metrics.json")) as f:
         records = [json.loads(line) for line in f if line.strip()]
-    losses = [r["total_loss"] for r in records if "total_loss" in r]
-    assert len(losses) >= 3, records
-    assert all(math.isfinite(v) for v in losses)
-    assert losses[-1] < losses[0], f"the loss did not fall: {losses}"
+    # A pipeline check, not a learning check: 16 iterations inside the 50-iteration warm-up are
+    # too few for the loss to fall reliably (last/first logged loss over train.seed 0-4: 0.81 to
+    # 1.35). Learning is asserted with margins in tests/modeling/test_overfit.py and measured in
+    # full by dev/train_p0706.sh.
+    logged = [(r["iteration"], r["total_loss"]) for r in records if "total_loss" in r]
+    assert [it for it, _ in logged] == [3, 7, 11, 15], records  # every log period, once each
+    assert all(math.isfinite(v) and v > 0 for _, v in logged), logged
     evals = [r for r in records if "rbox/AP-ship" in r]
     assert evals, f"no evaluation in metrics.json: {records[-1]}"
     ap = evals[-1]["rbox/AP-ship"]
