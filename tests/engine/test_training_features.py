@@ -335,6 +335,7 @@ def _ddp_worker(out_dir):
     )
 
 
+@pytest.mark.slow  # two processes
 def test_ddp_accumulation_equals_single_process_big_batch_and_sync_bn_falls_back(tmp_path):
     launch(_ddp_worker, 2, num_machines=1, machine_rank=0, dist_url="auto", args=(str(tmp_path),))
     torch.manual_seed(0)
