@@ -25,7 +25,7 @@ from rotated_det.structures import pairwise_iou_rotated
 
 from ._helpers import build_small_model, make_batch, single_thread
 
-pytestmark = pytest.mark.slow  # trains each detector for a few hundred steps
+pytestmark = pytest.mark.slow  # trains each detector until it overfits two images
 
 ITERS = 150
 
