@@ -32,7 +32,10 @@ class DatasetMapper:
     (or drops them, reason "outside", when less than ``min_visible_fraction`` is visible) and drops
     boxes with a side shorter than ``min_box_size`` px (reason "degenerate"). Both are counted in
     :attr:`stats` and logged after the first 100 images and every ``log_period`` images, as a
-    warning when more than ``max_drop_fraction`` of the boxes seen were dropped.
+    warning when more than ``max_drop_fraction`` of the boxes seen were dropped. Boxes that were
+    inside the image as loaded and that an augmentation moved out (a crop) are counted apart
+    (``moved_out``) and not in that share: a 320 px crop of 512 px patches drops about half of the
+    boxes by design.
 
     :meth:`check_dataset` runs the same filter over a whole dataset before training
     (:func:`~rotated_det.data.build_detection_train_loader` calls it): a dataset whose boxes would
@@ -123,10 +126,19 @@ class DatasetMapper:
         dataset_dict.setdefault("height", orig_h)
         dataset_dict.setdefault("width", orig_w)
         if boxes is not None and aug_input.boxes is not None:
+            original = boxes
             boxes, reason, n_clip = self._filter(aug_input.boxes, (h, w))
             keep = reason == 0
             classes, diff = classes[keep], diff[keep]
             self._count(reason, n_clip, self.stats)
+            # Boxes the augmentation moved out (a crop) are expected, not a problem of the data:
+            # counted apart from boxes that were already outside the image as loaded.
+            outside = np.nonzero(reason == 1)[0]
+            if len(outside):
+                _, as_loaded, _ = self._filter(original[outside], (orig_h, orig_w))
+                moved_out = int((as_loaded == 0).sum())
+                self.stats["outside"] -= moved_out
+                self.stats["moved_out"] += moved_out
             if self.angle_version is not None:
                 boxes = np.asarray(normalize_rbox_angles(boxes, self.angle_version))
             else:
@@ -164,6 +176,11 @@ class DatasetMapper:
             f"{s['outside']} mostly outside the image (visible < {self.min_visible_fraction}), "
             f"{s['degenerate']} degenerate (side < {self.min_box_size} px)"
         )
+        if s["moved_out"]:
+            text += (
+                f"; {s['moved_out']} moved out of the image by the augmentations (a crop: "
+                "expected, not counted in the share)"
+            )
         if self.filter_difficult:
             text += f"; {s['difficult']} difficult dropped (filter_difficult=True)"
         return text + f"; clipped {s['clipped']} boxes at the border"
@@ -172,7 +189,9 @@ class DatasetMapper:
         """Log :attr:`stats` (this process's counters): info, or a warning when more than
         ``max_drop_fraction`` of the boxes were dropped."""
         s = self.stats
-        if not (s["degenerate"] or s["outside"] or s["difficult"] or s["clipped"]):
+        if not (
+            s["degenerate"] or s["outside"] or s["difficult"] or s["clipped"] or s["moved_out"]
+        ):
             return
         loud = self._drop_share(s) > self.max_drop_fraction
         logger.log(
@@ -258,6 +277,7 @@ def _zero_stats() -> dict:
         "boxes": 0,
         "degenerate": 0,
         "outside": 0,
+        "moved_out": 0,
         "clipped": 0,
         "difficult": 0,
     }

@@ -63,7 +63,8 @@ def test_augmented_boxes_follow_the_image(p0706):
     # rotating the 1111x1182 image by 20 degrees without expanding cuts its corners: boxes there
     # are clipped or dropped, and counted
     s = mapper.stats
-    assert s["outside"] + s["clipped"] > 0 and len(inst) + s["outside"] + s["degenerate"] == 536
+    dropped = s["outside"] + s["moved_out"] + s["degenerate"]
+    assert s["moved_out"] + s["clipped"] > 0 and len(inst) + dropped == 536
     b = inst.gt_boxes.tensor.numpy()
     assert (b[:, 4] >= -180).all() and (b[:, 4] < 180).all()
     # every remaining box centre lies inside the (new) image
@@ -110,6 +111,7 @@ def test_degenerate_and_outside_boxes_are_dropped_with_counts(tmp_path, caplog):
         "boxes": 5,
         "degenerate": 1,
         "outside": 1,
+        "moved_out": 0,
         "clipped": 1,
         "difficult": 0,
     }
@@ -246,6 +248,35 @@ def test_dataset_check_counts_what_the_mapper_drops(tmp_path, filter_difficult):
     assert counts == {**mapper.stats, "images": 4} and counts["boxes"] == 48
     assert counts["outside"] > 0 and counts["degenerate"] > 0
     assert (counts["difficult"] > 0) == filter_difficult
+
+
+class _TopLeftCrop(T.Augmentation):
+    def get_transform(self, image):
+        return T.CropTransform(0, 0, 40, 40)
+
+
+def test_boxes_a_crop_moves_out_are_counted_apart_and_do_not_warn(tmp_path, caplog):
+    # A 40 x 40 crop at the top-left corner of a 100 x 120 image: the boxes at x = 80, 100
+    # leave the crop (inside the image as loaded: "moved_out"), the box at x = 150 (centre
+    # outside the 120 px image as loaded) stays "outside".
+    boxes = [[15, 15, 10, 6, 0], [80, 15, 10, 6, 0], [100, 15, 10, 6, 0], [150, 15, 10, 6, 0]]
+    (d,) = _dataset(tmp_path, [boxes], [(100, 120)])
+    crop = _TopLeftCrop()
+    mapper = DatasetMapper(is_train=True, augmentations=[crop], log_period=1)
+    with caplog.at_level(logging.INFO, logger="rotated_det"):
+        out = mapper(d)
+    assert len(out["instances"]) == 1
+    assert (mapper.stats["outside"], mapper.stats["moved_out"]) == (1, 2)
+    (rec,) = [r for r in caplog.records if "after 1 images" in r.getMessage()]
+    assert "2 moved out of the image by the augmentations" in rec.getMessage()
+    assert rec.levelno == logging.WARNING  # 1 of 4 outside as loaded: above 5%
+    caplog.clear()
+    (d,) = _dataset(tmp_path, [boxes[:3]], [(100, 120)])
+    mapper = DatasetMapper(is_train=True, augmentations=[crop], log_period=1)
+    with caplog.at_level(logging.INFO, logger="rotated_det"):
+        mapper(d)
+    (rec,) = [r for r in caplog.records if "after 1 images" in r.getMessage()]
+    assert rec.levelno == logging.INFO  # only boxes the crop moved out: expected, no warning
 
 
 def test_dataset_check_warns_above_max_drop_fraction(tmp_path, caplog):
