@@ -1,6 +1,5 @@
 """tools/generate_synthetic.py and tools/visualize_data.py, run in-process."""
 
-import importlib.util
 import json
 import os
 import pickle
@@ -8,6 +7,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from script_loading import load_script
 
 from rotated_det.data import DatasetCatalog, MetadataCatalog, register_dota_instances
 from rotated_det.data.datasets import builtin
@@ -16,10 +16,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _tool(name):
-    spec = importlib.util.spec_from_file_location(f"_tool_{name}", REPO / "tools" / f"{name}.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(REPO / "tools" / f"{name}.py")
 
 
 def test_generate_synthetic_tool(tmp_path, capsys):

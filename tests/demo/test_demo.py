@@ -1,6 +1,5 @@
 """demo/demo.py never overwrites inputs or its own outputs, and reports what it skips."""
 
-import importlib.util
 import json
 import os
 from pathlib import Path
@@ -8,6 +7,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 import pytest
+from script_loading import load_script
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -41,10 +41,7 @@ train = dict(init_checkpoint="", device="cpu")
 
 @pytest.fixture(scope="module")
 def demo():
-    spec = importlib.util.spec_from_file_location("demo_under_test", REPO / "demo" / "demo.py")
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(REPO / "demo" / "demo.py")
 
 
 @pytest.fixture

@@ -1,13 +1,11 @@
 """Helpers shared by the engine tests: stopping a training run at an iteration (a simulated
 kill) and importing ``tools/lazyconfig_train_net.py`` as a module."""
 
-import importlib.util
-import os
 import types
 
-from rotated_det.engine import hooks
+from script_loading import load_script
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+from rotated_det.engine import hooks
 
 
 class StopTraining(Exception):
@@ -26,8 +24,4 @@ def stop_at(iteration: int) -> hooks.CallbackHook:
 
 def load_train_tool() -> types.ModuleType:
     """``tools/lazyconfig_train_net.py`` imported as a module (its ``main``, ``do_test``...)."""
-    path = os.path.join(REPO, "tools", "lazyconfig_train_net.py")
-    spec = importlib.util.spec_from_file_location("lazyconfig_train_net", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script("tools/lazyconfig_train_net.py")

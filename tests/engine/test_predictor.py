@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import torch
 from omegaconf import OmegaConf
+from script_loading import load_script
 from torch import nn
 
 from rotated_det.config import LazyCall as L
@@ -216,14 +217,10 @@ def test_predictor_refuses_ambiguous_dtypes_and_shapes(tmp_path, image, message)
 
 
 def _load_demo():
-    import importlib.util
     import os
 
     path = os.path.join(os.path.dirname(__file__), "..", "..", "demo", "demo.py")
-    spec = importlib.util.spec_from_file_location("rotated_det_demo", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(path)
 
 
 def test_demo_writes_drawings_json_and_dota_text(tmp_path):

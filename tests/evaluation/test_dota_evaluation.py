@@ -1,7 +1,6 @@
 """DOTAEvaluator / HRSCEvaluator end to end: dataset registration -> process -> evaluate, against
 the shapely reference; patch merging on P0706; Task1 submission files."""
 
-import importlib.util
 import os
 import uuid
 import zipfile
@@ -10,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from script_loading import load_script
 
 from rotated_det.data import DatasetCatalog, MetadataCatalog
 from rotated_det.data.dota_split import assign_objects_to_windows, get_sliding_windows
@@ -27,10 +27,7 @@ from sample_data import DOTA_SAMPLES, dota_samples_dir
 
 def _load_reference():
     path = Path(__file__).with_name("dota_reference.py")
-    spec = importlib.util.spec_from_file_location("_dota_reference_for_eval_tests", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(path)
 
 
 ref = _load_reference()

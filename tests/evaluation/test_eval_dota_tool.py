@@ -1,12 +1,12 @@
 """tools/eval_dota.py: Task1 files vs DOTA label files (real samples), against the reference."""
 
-import importlib.util
 import json
 import os
 from pathlib import Path
 
 import numpy as np
 import pytest
+from script_loading import load_script
 
 from rotated_det.evaluation.dota_submission import Task1Writer, read_task1_results
 from rotated_det.structures import poly_to_rbox
@@ -19,10 +19,7 @@ IMAGES = ["P0706", "P1888", "P2709"]
 
 
 def _load(path, name):
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(path)
 
 
 ref = _load(Path(__file__).with_name("dota_reference.py"), "_dota_reference_for_tool_tests")

@@ -1,20 +1,17 @@
 """rotated_voc_map against a shapely reference of the DOTA kit's algorithm, and hand cases."""
 
-import importlib.util
 from pathlib import Path
 
 import numpy as np
 import pytest
+from script_loading import load_script
 
 from rotated_det.evaluation.rotated_map import COCO_IOU_THRESHOLDS, rotated_voc_map, voc_ap
 
 
 def _load_reference():
     path = Path(__file__).with_name("dota_reference.py")
-    spec = importlib.util.spec_from_file_location("_dota_reference_for_tests", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(path)
 
 
 ref = _load_reference()

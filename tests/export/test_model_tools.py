@@ -1,10 +1,10 @@
 """tools/analyze_model.py and tools/benchmark.py on small configs, with hand-worked references."""
 
-import importlib.util
 import os
 
 import pytest
 import torch
+from script_loading import load_script
 from torch import nn
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -12,10 +12,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 
 
 def load_tool(name):
-    spec = importlib.util.spec_from_file_location(name, os.path.join(REPO, "tools", f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(os.path.join(REPO, "tools", f"{name}.py"))
 
 
 class LinearLossModel(nn.Module):

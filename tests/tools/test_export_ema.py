@@ -1,7 +1,6 @@
 """tools/deploy/export_model.py exports the EMA weights of a checkpoint when the config has
 train.model_ema.enabled=True, and the raw ones otherwise."""
 
-import importlib.util
 import json
 import os
 import textwrap
@@ -9,6 +8,7 @@ import textwrap
 import cv2
 import numpy as np
 import torch
+from script_loading import load_script
 
 from rotated_det.config import LazyConfig, instantiate
 from rotated_det.export import TracingAdapter
@@ -28,10 +28,7 @@ OVERRIDES = [
 
 def _export_tool():
     path = os.path.join(REPO, "tools", "deploy", "export_model.py")
-    spec = importlib.util.spec_from_file_location("export_model_under_test", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_script(path)
 
 
 def _outputs(state, sample):

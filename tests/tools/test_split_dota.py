@@ -1,6 +1,5 @@
 """tools/split_dota.py and rotated_det.data.dota_split on the real DOTA sample P0706."""
 
-import importlib.util
 import json
 import os
 import shutil
@@ -10,6 +9,7 @@ import cv2
 import numpy as np
 import pytest
 import shapely.geometry as sg
+from script_loading import load_script
 
 from rotated_det.data.dota_split import (
     assign_objects_to_windows,
@@ -38,12 +38,7 @@ def p0706_dirs(samples, tmp_path_factory):
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location(
-        "split_dota_tool", REPO / "tools" / "split_dota.py"
-    )
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(REPO / "tools" / "split_dota.py")
 
 
 def test_sliding_windows_hand_worked():

@@ -1,13 +1,13 @@
 """tools/visualize_data.py: datasets registered by a config file, names from data kept inside
 --output-dir."""
 
-import importlib.util
 import os
 from pathlib import Path
 
 import cv2
 import numpy as np
 import pytest
+from script_loading import load_script
 
 from rotated_det.data import DatasetCatalog, MetadataCatalog
 from rotated_det.data.datasets.dota import load_dota_instances
@@ -16,12 +16,7 @@ REPO = Path(__file__).resolve().parents[2]
 
 
 def _tool():
-    spec = importlib.util.spec_from_file_location(
-        "visualize_data_tool", REPO / "tools" / "visualize_data.py"
-    )
-    mod = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(mod)
-    return mod
+    return load_script(REPO / "tools" / "visualize_data.py")
 
 
 def _tiny_dota(root: Path) -> tuple[Path, Path]:
