@@ -53,11 +53,10 @@ from rotated_det.engine.predictor import DefaultPredictor
 from rotated_det.engine.sliding_window import SlidingWindowInference
 from rotated_det.evaluation.dota_submission import Task1Writer
 from rotated_det.structures import rbox_to_poly
-from rotated_det.utils.file_io import safe_path
+from rotated_det.utils.file_io import IMAGE_EXTENSIONS, safe_path
 from rotated_det.utils.visualizer import Visualizer
 
 logger = logging.getLogger("rotated_det.demo")
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff")
 
 
 def get_parser() -> argparse.ArgumentParser:

@@ -238,7 +238,7 @@ def freeze_parameters(model: torch.nn.Module, prefixes: Any) -> list[str]:
         return []
     if isinstance(prefixes, str):
         prefixes = [prefixes]
-    names = [n for n, _ in _unwrap_named_parameters(model)]
+    names = [n for n, _ in comm.unwrap_model(model).named_parameters()]
     frozen: list[str] = []
     for prefix in prefixes:
         prefix = str(prefix).rstrip(".")
@@ -250,15 +250,10 @@ def freeze_parameters(model: torch.nn.Module, prefixes: Any) -> list[str]:
                 f"start with e.g. {modules[:8]}"
             )
         frozen += [n for n in hits if n not in frozen]
-    params = dict(_unwrap_named_parameters(model))
+    params = dict(comm.unwrap_model(model).named_parameters())
     for name in frozen:
         params[name].requires_grad_(False)
     logging.getLogger(__name__).info(
         "train.freeze: %d parameters frozen (%s).", len(frozen), ", ".join(map(str, prefixes))
     )
     return frozen
-
-
-def _unwrap_named_parameters(model: torch.nn.Module):
-    inner = model.module if isinstance(model, DistributedDataParallel) else model
-    return inner.named_parameters()

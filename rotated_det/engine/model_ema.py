@@ -29,15 +29,12 @@ from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 
 import torch
-from torch.nn.parallel import DataParallel, DistributedDataParallel
+
+from rotated_det.utils.comm import unwrap_model
 
 __all__ = ["ModelEMA", "load_inference_weights"]
 
 logger = logging.getLogger(__name__)
-
-
-def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
-    return model.module if isinstance(model, (DistributedDataParallel, DataParallel)) else model
 
 
 class ModelEMA:
@@ -72,7 +69,7 @@ class ModelEMA:
     def __init__(self, model: torch.nn.Module, decay: float = 0.9998, tau: float = 2000.0):
         if not 0.0 <= decay < 1.0:
             raise ValueError(f"train.model_ema.decay must be in [0, 1), got {decay}")
-        self.model = _unwrap(model)
+        self.model = unwrap_model(model)
         self.decay = float(decay)
         self.tau = float(tau)
         self.updates = 0

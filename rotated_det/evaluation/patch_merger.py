@@ -31,10 +31,9 @@ import numpy as np
 import torch
 
 from rotated_det.structures.dota_patch_name import parse_patch_name
+from rotated_det.utils.file_io import IMAGE_EXTENSIONS
 
 __all__ = ["MergedDetections", "PatchMerger", "patch_boxes_to_image", "strip_image_extension"]
-
-_IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
 
 
 def strip_image_extension(path: str) -> str:
@@ -42,7 +41,7 @@ def strip_image_extension(path: str) -> str:
     removed: a patch name such as ``P0706__1.0__0___824`` has a dot that is not an extension."""
     base = os.path.basename(str(path).replace("\\", "/"))
     root, ext = os.path.splitext(base)
-    return root if ext.lower() in _IMAGE_EXTENSIONS else base
+    return root if ext.lower() in IMAGE_EXTENSIONS else base
 
 
 @dataclass

@@ -22,6 +22,7 @@ __all__ = [
     "reduce_dict",
     "shared_random_seed",
     "create_local_process_group",
+    "unwrap_model",
 ]
 
 _LOCAL_PROCESS_GROUP = None
@@ -171,3 +172,9 @@ def reduce_dict(input_dict: dict[str, torch.Tensor], average: bool = True) -> di
         if dist.get_rank() == 0 and average:
             values /= world_size
         return dict(zip(names, values, strict=True))
+
+
+def unwrap_model(model: torch.nn.Module) -> torch.nn.Module:
+    """The model inside a DistributedDataParallel or DataParallel wrapper (else ``model``)."""
+    wrappers = (torch.nn.parallel.DistributedDataParallel, torch.nn.DataParallel)
+    return model.module if isinstance(model, wrappers) else model

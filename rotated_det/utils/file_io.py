@@ -1,5 +1,6 @@
-"""A PathManager (iopath) shared by the library, so users can register remote handlers; and
-:func:`safe_path`, the one way tools turn a name taken from data into a file inside a folder."""
+"""A PathManager (iopath) shared by the library, so users can register remote handlers;
+:func:`safe_path`, the one way tools turn a name taken from data into a file inside a folder; and
+:data:`IMAGE_EXTENSIONS`, what the loaders, the patch merger and the demo take for an image."""
 
 from __future__ import annotations
 
@@ -8,7 +9,10 @@ import os
 from iopath.common.file_io import HTTPURLHandler, OneDrivePathHandler
 from iopath.common.file_io import PathManager as PathManagerBase
 
-__all__ = ["PathManager", "safe_path"]
+__all__ = ["IMAGE_EXTENSIONS", "PathManager", "safe_path"]
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".webp")
+"""File extensions read as images (lower case; OpenCV decodes all of them)."""
 
 PathManager = PathManagerBase()
 """Use ``PathManager.open/exists/ls/mkdirs/get_local_path`` for any user-given path."""

@@ -8,9 +8,9 @@ import gc
 import os
 from collections.abc import Iterator, Sequence
 
-__all__ = ["IMAGE_EXTENSIONS", "image_size", "list_images", "gc_paused"]
+from rotated_det.utils.file_io import IMAGE_EXTENSIONS
 
-IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp")
+__all__ = ["IMAGE_EXTENSIONS", "image_size", "list_images", "gc_paused"]
 
 
 @contextlib.contextmanager
