@@ -5,6 +5,8 @@ Each processed image contributes its predictions; :meth:`DOTAEvaluator.evaluate`
 images (difficult objects ignored), at the IoU thresholds 0.50:0.95, and reports::
 
     {"rbox": {"mAP": AP50 averaged over classes, "AP50": same, "AP75": ..., "mAP50-95": ...,
+              "AP50-small", "AP50-medium", "AP50-large": AP50 by rotated-box area w * h
+              (< 32^2, 32^2 to 96^2, >= 96^2 pixels^2; see rotated_map's docstring),
               "AP-<class>": AP50 of each class}}   # AP values in percent, as in Detectron2
 
 It prints a per-class table (GTs, detections, recall, AP) and saves precision-recall curves
@@ -31,7 +33,7 @@ from __future__ import annotations
 import logging
 import os
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
@@ -46,6 +48,7 @@ from rotated_det.evaluation.patch_merger import (
 from rotated_det.evaluation.pr_curves import save_pr_curves
 from rotated_det.evaluation.rotated_map import (
     COCO_IOU_THRESHOLDS,
+    SIZE_RANGES,
     RotatedMAPResult,
     rotated_voc_map,
 )
@@ -148,6 +151,9 @@ class DOTAEvaluator(DatasetEvaluator):
         plot_pr_curves: save PR curves as PNG in ``output_dir/pr_curves``.
         distributed: gather predictions from all ranks before evaluating.
         max_dets_per_image: keep at most this many merged detections per full image.
+        size_ranges: ``{name: (lo, hi)}`` rotated-box areas (pixels^2, ``[lo, hi)``) reported as
+            ``AP50-<name>``; default :data:`~rotated_det.evaluation.rotated_map.SIZE_RANGES`
+            (COCO's small/medium/large); None or ``{}`` for none.
     """
 
     def __init__(
@@ -166,6 +172,7 @@ class DOTAEvaluator(DatasetEvaluator):
         plot_pr_curves: bool = True,
         distributed: bool = True,
         max_dets_per_image: int | None = None,
+        size_ranges: Mapping[str, tuple[float, float]] | None = SIZE_RANGES,
     ):
         from rotated_det.data import MetadataCatalog
 
@@ -191,6 +198,7 @@ class DOTAEvaluator(DatasetEvaluator):
         self._plot = plot_pr_curves
         self._distributed = distributed
         self._max_dets = max_dets_per_image
+        self._size_ranges = dict(size_ranges or {})
         meta = MetadataCatalog.get(dataset_name)
         self._class_names = list(meta.thing_classes)
         self._predictions: dict[str, MergedDetections] = {}
@@ -350,11 +358,16 @@ class DOTAEvaluator(DatasetEvaluator):
     def _evaluate_predictions(
         self, predictions: dict[str, MergedDetections], gts: dict[str, RotatedGroundTruth]
     ) -> OrderedDict:
-        result = self._score(predictions, gts, self._use_07_metric)
+        result = self._score(predictions, gts, self._use_07_metric, self._size_ranges)
         mode = "VOC07 11-point" if self._use_07_metric else "area"
+        sizes = "".join(
+            f"\nAP50-{name}: {100 * result.area_mean_ap(name, 0.5):.2f} "
+            f"({int(result.area_num_gts[name].sum())} GTs)"
+            for name in result.area_ap
+        )
         logger.info(
             f"[DOTAEvaluator] {self._dataset_name}: {len(gts)} images, AP ({mode}) per class "
-            f"at IoU 0.5:\n" + format_class_table(self._class_names, result, 0.5)
+            f"at IoU 0.5:\n" + format_class_table(self._class_names, result, 0.5) + sizes
         )
         if self._plot and self._output_dir:
             save_pr_curves(
@@ -367,7 +380,13 @@ class DOTAEvaluator(DatasetEvaluator):
         res = self._summarize(result)
         return OrderedDict({"rbox": res})
 
-    def _score(self, predictions, gts, use_07_metric: bool) -> RotatedMAPResult:
+    def _score(
+        self,
+        predictions,
+        gts,
+        use_07_metric: bool,
+        area_ranges: Mapping[str, tuple[float, float]] | None = None,
+    ) -> RotatedMAPResult:
         keys = sorted(gts)
         index = {k: i for i, k in enumerate(keys)}
         empty = MergedDetections.empty()
@@ -388,6 +407,7 @@ class DOTAEvaluator(DatasetEvaluator):
             num_classes=len(self._class_names),
             iou_thresholds=thresholds,
             use_07_metric=use_07_metric,
+            area_ranges=area_ranges,
         )
 
     def _summarize(self, result: RotatedMAPResult) -> OrderedDict:
@@ -398,6 +418,8 @@ class DOTAEvaluator(DatasetEvaluator):
             res["AP75"] = 100 * result.mean_ap(0.75)
         if all(any(abs(t - c) < 1e-9 for t in self._iou_thresholds) for c in COCO_IOU_THRESHOLDS):
             res["mAP50-95"] = 100 * float(np.mean([result.mean_ap(t) for t in COCO_IOU_THRESHOLDS]))
+        for name in result.area_ap:
+            res[f"AP50-{name}"] = 100 * result.area_mean_ap(name, 0.5)
         for name, ap in zip(self._class_names, result.class_ap(0.5)):
             res[f"AP-{name}"] = 100 * float(ap)
         return res

@@ -29,11 +29,20 @@ Conventions of this implementation where the kit leaves a choice:
 * IoU is computed in float64 by the compiled rotated IoU operator on the rotated boxes; the kit
   clips polygons with its own C++ module. Both compute the exact area of the intersection
   polygon, so they agree to rounding error.
+
+Size-bucketed AP (``area_ranges``, the DOTA kit has none): COCO's rule in these matching terms.
+For an area range ``[lo, hi)`` of rotated-box area ``w * h`` (pixels^2), GT outside the range are
+treated like difficult GT (a detection matched to one is ignored; they are not counted in
+``npos``), and a detection outside the range that is not a true positive is ignored rather than
+a false positive. A true positive on a GT inside the range counts whatever its own area. The
+matching (``ovmax``, ``jmax``) is computed once for all ranges. :data:`SIZE_RANGES` holds COCO's
+limits (32^2 and 96^2), which aerial benchmarks reporting APs/APm/APl (iSAID, MMRotate's COCO
+metric on DOTA) use too; pycocotools closes both ends of each range, here they are half-open.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -41,6 +50,7 @@ import torch
 
 __all__ = [
     "COCO_IOU_THRESHOLDS",
+    "SIZE_RANGES",
     "RotatedMAPResult",
     "best_gt_per_detection",
     "rotated_voc_map",
@@ -51,6 +61,15 @@ __all__ = [
 COCO_IOU_THRESHOLDS: tuple[float, ...] = tuple(
     float(t) for t in np.round(np.arange(10) * 0.05 + 0.5, 2)
 )
+
+
+#: Size buckets by rotated-box area ``w * h`` in pixels^2: COCO's limits 32^2 and 96^2, each range
+#: half-open ``[lo, hi)``.
+SIZE_RANGES: dict[str, tuple[float, float]] = {
+    "small": (0.0, 32.0**2),
+    "medium": (32.0**2, 96.0**2),
+    "large": (96.0**2, float("inf")),
+}
 
 
 def voc_ap(recall: np.ndarray, precision: np.ndarray, use_07_metric: bool = False) -> float:
@@ -177,6 +196,10 @@ class RotatedMAPResult:
         curves: per class, ``(recall [D], precision [D])`` at ``iou_thresholds[0]`` in
             decreasing-score order (empty arrays for a class without detections).
         use_07_metric: which AP mode produced ``ap``.
+        area_ap: per evaluated area range name (e.g. ``"small"``), float64 [C, T] AP with the
+            GT and detections outside the range ignored (module docstring); NaN for a class
+            without non-difficult GT in the range. Empty unless ``area_ranges`` was given.
+        area_num_gts: per area range name, int64 [C] non-difficult GT inside the range.
     """
 
     iou_thresholds: np.ndarray
@@ -186,6 +209,8 @@ class RotatedMAPResult:
     recall: np.ndarray
     curves: list[tuple[np.ndarray, np.ndarray]] = field(repr=False)
     use_07_metric: bool = False
+    area_ap: dict[str, np.ndarray] = field(default_factory=dict)
+    area_num_gts: dict[str, np.ndarray] = field(default_factory=dict)
 
     def _column(self, iou_threshold: float | None) -> int:
         if iou_threshold is None:
@@ -214,11 +239,28 @@ class RotatedMAPResult:
         thresholds are :data:`COCO_IOU_THRESHOLDS`)."""
         return float(np.mean([self.mean_ap(float(t)) for t in self.iou_thresholds]))
 
+    def area_mean_ap(self, area: str, iou_threshold: float | None = None) -> float:
+        """Mean over classes with GT in the area range ``area`` of their AP there at
+        ``iou_threshold`` (default: the first). NaN if no class has GT in the range."""
+        if area not in self.area_ap:
+            raise KeyError(
+                f"Area range {area!r} was not evaluated; evaluated: {list(self.area_ap)}"
+            )
+        aps = self.area_ap[area][:, self._column(iou_threshold)]
+        valid = self.area_num_gts[area] > 0
+        return float(aps[valid].mean()) if valid.any() else float("nan")
+
 
 def _class_tp_fp(
-    ovmax: np.ndarray, jmax: np.ndarray, gt_difficult: np.ndarray, threshold: float
+    ovmax: np.ndarray,
+    jmax: np.ndarray,
+    gt_difficult: np.ndarray,
+    threshold: float,
+    det_ignore_unless_tp: np.ndarray | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """tp, fp (float64 [D], 0/1) for detections of one class already in score order."""
+    """tp, fp (float64 [D], 0/1) for detections of one class already in score order (or of
+    several classes: GT indices ``jmax`` never coincide across classes). Detections flagged in
+    ``det_ignore_unless_tp`` (bool [D]) are neither tp nor fp unless they are a tp."""
     above = ovmax > threshold
     j = np.where(above, jmax, 0)
     ignored = above & gt_difficult[j] if len(gt_difficult) else np.zeros_like(above)
@@ -230,6 +272,8 @@ def _class_tp_fp(
     tp[cand_idx[first]] = 1.0
     fp = (~above).astype(np.float64)
     fp[cand_idx] = 1.0 - tp[cand_idx]
+    if det_ignore_unless_tp is not None:
+        fp[det_ignore_unless_tp] = 0.0
     return tp, fp
 
 
@@ -247,6 +291,7 @@ def rotated_voc_map(
     iou_thresholds: Sequence[float] = (0.5,),
     use_07_metric: bool = False,
     iou_fn: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None,
+    area_ranges: Mapping[str, tuple[float, float]] | None = None,
 ) -> RotatedMAPResult:
     """Rotated VOC/DOTA mean AP of a whole dataset (see the module docstring for the rules).
 
@@ -265,6 +310,9 @@ def rotated_voc_map(
         iou_fn: optional ``(boxes1 [N, K], boxes2 [M, K]) -> IoU [N, M]`` replacing the rotated
             IoU, for boxes of another kind (then ``det_boxes`` / ``gt_boxes`` are [D, K] / [G, K],
             e.g. polygons with K = 8).
+        area_ranges: optional ``{name: (lo, hi)}`` of rotated-box areas ``w * h`` in pixels^2
+            (e.g. :data:`SIZE_RANGES`): AP per range in ``area_ap`` (module docstring). Needs
+            rotated boxes (no ``iou_fn``).
 
     Returns:
         :class:`RotatedMAPResult`.
@@ -307,6 +355,8 @@ def rotated_voc_map(
     thresholds = np.asarray(iou_thresholds, dtype=np.float64).reshape(-1)
     if len(thresholds) == 0:
         raise ValueError("rotated_voc_map: iou_thresholds is empty")
+    if area_ranges and box_dim != 5:
+        raise ValueError("rotated_voc_map: area_ranges needs rotated boxes [N, 5], not iou_fn")
 
     # (image, class) groups as one non-negative int64 key; image ids are compacted to 0..I-1
     # unless they already are small non-negative integers.
@@ -321,33 +371,51 @@ def rotated_voc_map(
     # input order.
     by_class = _group_order(det_labels)
     class_bounds = np.searchsorted(det_labels[by_class], np.arange(num_classes + 1))
-    num_gts = np.bincount(gt_labels[~gt_difficult], minlength=num_classes).astype(np.int64)
 
     num_t = len(thresholds)
-    ap = np.full((num_classes, num_t), np.nan)
-    recall_end = np.full((num_classes, num_t), np.nan)
     num_dets = np.zeros(num_classes, dtype=np.int64)
-    curves = []
+    class_dets = []
     for c in range(num_classes):
         idx = by_class[class_bounds[c] : class_bounds[c + 1]]
-        idx = idx[np.argsort(-det_scores[idx], kind="stable")]
+        class_dets.append(idx[np.argsort(-det_scores[idx], kind="stable")])
         num_dets[c] = len(idx)
-        npos = int(num_gts[c])
-        c_ovmax, c_jmax = ovmax[idx], jmax[idx]
-        first_curve = (np.zeros(0), np.zeros(0))
-        for ti, t in enumerate(thresholds):
-            tp, fp = _class_tp_fp(c_ovmax, c_jmax, gt_difficult, t)
-            tp, fp = np.cumsum(tp), np.cumsum(fp)
-            precision = tp / np.maximum(tp + fp, np.finfo(np.float64).eps)
-            if npos > 0:
-                recall = tp / float(npos)
-                ap[c, ti] = voc_ap(recall, precision, use_07_metric)
-                recall_end[c, ti] = recall[-1] if len(recall) else 0.0
-            else:
-                recall = np.full(len(tp), np.nan)
-            if ti == 0:
-                first_curve = (recall, precision)
-        curves.append(first_curve)
+
+    def score(gt_ignored: np.ndarray, det_ignore_unless_tp: np.ndarray | None):
+        """AP [C, T], recall reached [C, T], curves at thresholds[0], npos [C]."""
+        npos_all = np.bincount(gt_labels[~gt_ignored], minlength=num_classes).astype(np.int64)
+        ap = np.full((num_classes, num_t), np.nan)
+        recall_end = np.full((num_classes, num_t), np.nan)
+        curves = []
+        for c in range(num_classes):
+            idx = class_dets[c]
+            npos = int(npos_all[c])
+            c_ovmax, c_jmax = ovmax[idx], jmax[idx]
+            c_ignore = None if det_ignore_unless_tp is None else det_ignore_unless_tp[idx]
+            first_curve = (np.zeros(0), np.zeros(0))
+            for ti, t in enumerate(thresholds):
+                tp, fp = _class_tp_fp(c_ovmax, c_jmax, gt_ignored, t, c_ignore)
+                tp, fp = np.cumsum(tp), np.cumsum(fp)
+                precision = tp / np.maximum(tp + fp, np.finfo(np.float64).eps)
+                if npos > 0:
+                    recall = tp / float(npos)
+                    ap[c, ti] = voc_ap(recall, precision, use_07_metric)
+                    recall_end[c, ti] = recall[-1] if len(recall) else 0.0
+                else:
+                    recall = np.full(len(tp), np.nan)
+                if ti == 0:
+                    first_curve = (recall, precision)
+            curves.append(first_curve)
+        return ap, recall_end, curves, npos_all
+
+    ap, recall_end, curves, num_gts = score(gt_difficult, None)
+    area_ap, area_num_gts = {}, {}
+    if area_ranges:
+        gt_area = gt_boxes[:, 2] * gt_boxes[:, 3]
+        det_area = det_boxes[:, 2] * det_boxes[:, 3]
+        for name, (lo, hi) in area_ranges.items():
+            gt_out = (gt_area < lo) | (gt_area >= hi)
+            det_out = (det_area < lo) | (det_area >= hi)
+            area_ap[name], _, _, area_num_gts[name] = score(gt_difficult | gt_out, det_out)
     return RotatedMAPResult(
         iou_thresholds=thresholds,
         ap=ap,
@@ -356,4 +424,6 @@ def rotated_voc_map(
         recall=recall_end,
         curves=curves,
         use_07_metric=use_07_metric,
+        area_ap=area_ap,
+        area_num_gts=area_num_gts,
     )
