@@ -23,6 +23,8 @@ from .coco_rotated import (
 )
 from .dota import load_dota_instances, register_dota_instances
 from .hrsc import HRSC_FINE_CLASSES, load_hrsc_instances, register_hrsc_instances
+from .labelme import load_labelme_instances, register_labelme_instances
+from .rolabelimg import load_rolabelimg_instances, register_rolabelimg_instances
 from .synthetic import SYNTHETIC_CLASSES, generate_synthetic_dataset
 from .yolo_obb import load_yolo_obb_instances, register_yolo_obb_instances
 
@@ -47,4 +49,8 @@ __all__ = [
     "convert_to_coco_rotated_json",
     "load_coco_rotated_json",
     "register_coco_rotated_instances",
+    "load_labelme_instances",
+    "register_labelme_instances",
+    "load_rolabelimg_instances",
+    "register_rolabelimg_instances",
 ]

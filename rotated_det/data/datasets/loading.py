@@ -1,16 +1,20 @@
 """What the dataset loaders share: listing the images of a folder, reading an image's size from its
-file header, and pausing the garbage collector while many dataset dicts are built."""
+file header, pausing the garbage collector while many dataset dicts are built, and the polygons of
+dataset-dict annotations (for the writers of label formats)."""
 
 from __future__ import annotations
 
 import contextlib
 import gc
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 
+import numpy as np
+
+from rotated_det.structures import BoxMode, rbox_to_poly
 from rotated_det.utils.file_io import IMAGE_EXTENSIONS
 
-__all__ = ["IMAGE_EXTENSIONS", "image_size", "list_images", "gc_paused"]
+__all__ = ["IMAGE_EXTENSIONS", "annotation_polygons", "image_size", "list_images", "gc_paused"]
 
 
 @contextlib.contextmanager
@@ -76,3 +80,44 @@ def list_images(image_dir: str, image_exts: Sequence[str] = IMAGE_EXTENSIONS) ->
     return sorted(
         f for f in os.listdir(image_dir) if f.lower().endswith(exts) and not f.startswith(".")
     )
+
+
+def annotation_polygons(
+    annotations: Sequence[Mapping], where: str = "<dataset dict>"
+) -> np.ndarray:
+    """``[N, 8]`` float64 4-point polygons (pixels) of N dataset-dict annotations: each one's
+    ``poly`` when it has one, else the corners of its ``bbox`` (in its ``bbox_mode``: XYWHA_ABS,
+    the default, XYWH_ABS or XYXY_ABS; corners in :func:`rotated_det.structures.rbox_to_poly`'s
+    order). One vectorised conversion per box mode.
+
+    Raises:
+        ValueError: naming ``where`` and the annotation's index: a ``poly`` that is not 8 finite
+            numbers, or a bad ``bbox``.
+    """
+    out = np.zeros((len(annotations), 8))
+    by_mode: dict[BoxMode, tuple[list[int], list]] = {}
+    for i, ann in enumerate(annotations):
+        poly = ann.get("poly")
+        if poly is None:
+            mode = BoxMode(ann.get("bbox_mode", BoxMode.XYWHA_ABS))
+            rows, boxes = by_mode.setdefault(mode, ([], []))
+            rows.append(i)
+            boxes.append(ann["bbox"])
+            continue
+        try:
+            out[i] = poly
+        except (ValueError, TypeError):
+            raise ValueError(
+                f"{where}: annotation #{i} has poly {poly!r}; expected 8 numbers"
+            ) from None
+    for mode, (rows, boxes) in by_mode.items():
+        try:
+            arr = np.asarray(boxes, dtype=np.float64).reshape(len(rows), -1)
+            out[rows] = rbox_to_poly(BoxMode.convert(arr, mode, BoxMode.XYWHA_ABS))
+        except (ValueError, TypeError) as e:
+            raise ValueError(f"{where}: a bbox in mode {mode.name} is malformed: {e}") from None
+    bad = ~np.isfinite(out).all(axis=1)
+    if bad.any():
+        i = int(np.argmax(bad))
+        raise ValueError(f"{where}: annotation #{i} has a non-finite polygon {out[i].tolist()}")
+    return out
