@@ -15,6 +15,7 @@ from rotated_det.structures.dota_patch_name import (
 )
 
 from . import builtin as _builtin  # noqa: F401, I001  (registers the builtin datasets)
+from .coco_polygons import load_coco_polygon_json, register_coco_polygon_instances
 from .coco_rotated import (
     convert_to_coco_rotated_dict,
     convert_to_coco_rotated_json,
@@ -22,10 +23,25 @@ from .coco_rotated import (
     register_coco_rotated_instances,
 )
 from .dota import load_dota_instances, register_dota_instances
+from .fair1m import (
+    FAIR1M_CLASSES,
+    convert_fair1m_to_dota,
+    load_fair1m_instances,
+    parse_fair1m_xml,
+    register_fair1m_instances,
+)
 from .hrsc import HRSC_FINE_CLASSES, load_hrsc_instances, register_hrsc_instances
 from .labelme import load_labelme_instances, register_labelme_instances
 from .rolabelimg import load_rolabelimg_instances, register_rolabelimg_instances
 from .synthetic import SYNTHETIC_CLASSES, generate_synthetic_dataset
+from .voc_rotated import (
+    DIOR_R_CLASSES,
+    VOC_ROTATED_SCHEMAS,
+    VocRotatedSchema,
+    load_voc_rotated_instances,
+    parse_voc_rotated_xml,
+    register_voc_rotated_instances,
+)
 from .yolo_obb import load_yolo_obb_instances, register_yolo_obb_instances
 
 __all__ = [
@@ -49,6 +65,19 @@ __all__ = [
     "convert_to_coco_rotated_json",
     "load_coco_rotated_json",
     "register_coco_rotated_instances",
+    "DIOR_R_CLASSES",
+    "VOC_ROTATED_SCHEMAS",
+    "VocRotatedSchema",
+    "load_voc_rotated_instances",
+    "parse_voc_rotated_xml",
+    "register_voc_rotated_instances",
+    "FAIR1M_CLASSES",
+    "convert_fair1m_to_dota",
+    "load_fair1m_instances",
+    "parse_fair1m_xml",
+    "register_fair1m_instances",
+    "load_coco_polygon_json",
+    "register_coco_polygon_instances",
     "load_labelme_instances",
     "register_labelme_instances",
     "load_rolabelimg_instances",

@@ -18,6 +18,13 @@ Registered names:
   ``hrsc2016_trainval_fine``, ``hrsc2016_test_fine`` (fine-grained classes).
 - Synthetic: ``synthetic_train``, ``synthetic_val`` (full scenes) and ``synthetic_train_512``,
   ``synthetic_val_512`` (512 px patches with a 128 px overlap).
+- DIOR-R (20 classes): ``dior_r_{train,val,trainval,test}`` under ``DIOR``.
+- FAIR1M (37 classes): ``fair1m_v1_{train,test}`` under ``FAIR1M-1.0``,
+  ``fair1m_v2_{train,val,trainval,test}`` under ``FAIR1M-2.0`` (full images, XML labels), and
+  their 1024 px patches ``..._ss`` (``datasets/prepare_fair1m.py``, ``split_ss/<split>``).
+- SAR ships: ``ssdd_{train,test,test_inshore,test_offshore}`` (RBox-SSDD, ``SSDD``),
+  ``hrsid_{train,test}`` (``HRSID``), ``rsdd_sar_{train,test}`` (``RSDD-SAR``), one class "ship";
+  ``srsdd_{train,test}`` (``SRSDD``, 6 classes, DOTA labels).
 
 Registered on request (:func:`register_dota_p0706`, called by ``configs/quickstart/
 dota_p0706_data.py``): ``dota_p0706`` (one real DOTA v1.0 scene, P0706, single class "ship") and
@@ -33,9 +40,12 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 
 from rotated_det.data.catalog import DatasetCatalog, MetadataCatalog
+from rotated_det.data.datasets.coco_polygons import load_coco_polygon_json
 from rotated_det.data.datasets.dota import load_dota_instances
+from rotated_det.data.datasets.fair1m import FAIR1M_CLASSES, load_fair1m_instances
 from rotated_det.data.datasets.hrsc import HRSC_FINE_CLASSES, load_hrsc_instances
 from rotated_det.data.datasets.synthetic import SYNTHETIC_CLASSES, SYNTHETIC_COLORS
+from rotated_det.data.datasets.voc_rotated import DIOR_R_CLASSES, load_voc_rotated_instances
 from rotated_det.structures.dota_format import DOTA_V1_CLASSES, DOTA_V2_CLASSES, DOTA_V15_CLASSES
 
 __all__ = [
@@ -48,6 +58,7 @@ __all__ = [
     "find_dota_samples",
     "prepare_dota_p0706",
     "register_dota_p0706",
+    "SRSDD_CLASSES",
 ]
 
 logger = logging.getLogger(__name__)
@@ -340,12 +351,176 @@ def register_dota_p0706() -> None:
     MetadataCatalog.get("dota_p0706_512").set(full_dataset_name="dota_p0706")
 
 
+# SRSDD-v1.0's classes as its DOTA-style label files spell them (MMRotate's order).
+SRSDD_CLASSES = ("Container", "Dredger", "LawEnforce", "Cell-Container", "ore-oil", "Fishing")
+
+
+def _register_dior_r(root: str) -> None:
+    """DIOR-R: ``DIOR/JPEGImages-{trainval,test}``, ``DIOR/Annotations/Oriented Bounding Boxes``,
+    ``DIOR/ImageSets/Main/{train,val,test}.txt`` (trainval: ``trainval.txt``, else train + val)."""
+    for split in ("train", "val", "trainval", "test"):
+        name = f"dior_r_{split}"
+        images = "JPEGImages-test" if split == "test" else "JPEGImages-trainval"
+
+        def f(split=split, name=name, images=images):
+            base = os.path.join(get_datasets_root(), "DIOR")
+            sets = os.path.join(base, "ImageSets", "Main")
+            parts = [split]
+            if split == "trainval" and not os.path.isfile(os.path.join(sets, "trainval.txt")):
+                parts = ["train", "val"]
+            return [
+                d
+                for p in parts
+                for d in load_voc_rotated_instances(
+                    os.path.join(base, images),
+                    os.path.join(base, "Annotations", "Oriented Bounding Boxes"),
+                    DIOR_R_CLASSES,
+                    "dior_r",
+                    os.path.join(sets, f"{p}.txt"),
+                    dataset_name=name,
+                )
+            ]
+
+        _register(
+            name,
+            f,
+            thing_classes=list(DIOR_R_CLASSES),
+            evaluator_type="dota",
+            image_root=os.path.join(root, "DIOR", images),
+        )
+
+
+def _register_fair1m(root: str) -> None:
+    """FAIR1M: ``FAIR1M-<ver>/<split>/{images,labelXml}`` (full images) and the patches of
+    ``datasets/prepare_fair1m.py`` in ``FAIR1M-<ver>/split_ss/<split>/{images,labelTxt}``."""
+    md = dict(
+        thing_classes=list(FAIR1M_CLASSES),
+        thing_colors=_dota_colors(len(FAIR1M_CLASSES)),
+        evaluator_type="dota",
+    )
+    for ver, folder, labelled in (
+        ("v1", "FAIR1M-1.0", ["train"]),
+        ("v2", "FAIR1M-2.0", ["train", "val"]),
+    ):
+        splits = {s: [s] for s in labelled}
+        if len(labelled) > 1:
+            splits["trainval"] = labelled
+        splits["test"] = ["test"]
+        for split, parts in splits.items():
+            name = f"fair1m_{ver}_{split}"
+            test = split == "test"
+
+            def full(parts=parts, name=name, folder=folder, test=test):
+                base = os.path.join(get_datasets_root(), folder)
+                return [
+                    d
+                    for p in parts
+                    for d in load_fair1m_instances(
+                        os.path.join(base, p, "images"),
+                        None if test else os.path.join(base, p, "labelXml"),
+                        dataset_name=name,
+                    )
+                ]
+
+            def patches(split=split, name=name, folder=folder, test=test):
+                sub = os.path.join(get_datasets_root(), folder, "split_ss", split)
+                return load_dota_instances(
+                    os.path.join(sub, "images"),
+                    None if test else os.path.join(sub, "labelTxt"),
+                    FAIR1M_CLASSES,
+                    dataset_name=name + "_ss",
+                )
+
+            base = os.path.join(root, folder)
+            _register(name, full, image_root=os.path.join(base, parts[0], "images"), **md)
+            _register(
+                name + "_ss",
+                patches,
+                image_root=os.path.join(base, "split_ss", split, "images"),
+                full_dataset_name=name,
+                split_preset="ss",
+                **md,
+            )
+
+
+def _register_sar_ships(root: str) -> None:
+    """RBox-SSDD (``SSDD/{JPEGImages,Annotations}_<split>``), HRSID (``HRSID/JPEGImages``,
+    ``HRSID/annotations/<split>2017.json``), RSDD-SAR (``RSDD-SAR/{JPEGImages,Annotations}``,
+    ``RSDD-SAR/ImageSets/<split>.txt``) and SRSDD (``SRSDD/<split>/{images,labelTxt}``)."""
+    ship = dict(thing_classes=["ship"], evaluator_type="hrsc")
+
+    def ssdd(split, name):
+        base = os.path.join(get_datasets_root(), "SSDD")
+        images = os.path.join(base, f"JPEGImages_{split}")
+        if not os.path.isdir(images):  # copies that keep every image in one folder
+            images = os.path.join(base, "JPEGImages")
+        return load_voc_rotated_instances(
+            images,
+            os.path.join(base, f"Annotations_{split}"),
+            ("ship",),
+            "ssdd",
+            dataset_name=name,
+        )
+
+    def rsdd(split, name):
+        base = os.path.join(get_datasets_root(), "RSDD-SAR")
+        return load_voc_rotated_instances(
+            os.path.join(base, "JPEGImages"),
+            os.path.join(base, "Annotations"),
+            ("ship",),
+            "rolabelimg",
+            os.path.join(base, "ImageSets", f"{split}.txt"),
+            dataset_name=name,
+        )
+
+    def hrsid(split, name):
+        base = os.path.join(get_datasets_root(), "HRSID")
+        return load_coco_polygon_json(
+            os.path.join(base, "annotations", f"{split}2017.json"),
+            os.path.join(base, "JPEGImages"),
+            name,
+        )
+
+    def srsdd(split, name):
+        base = os.path.join(get_datasets_root(), "SRSDD", split)
+        return load_dota_instances(
+            os.path.join(base, "images"),
+            os.path.join(base, "labelTxt"),
+            SRSDD_CLASSES,
+            dataset_name=name,
+        )
+
+    for prefix, folder, load, splits, md in (
+        ("ssdd", "SSDD", ssdd, ("train", "test", "test_inshore", "test_offshore"), ship),
+        ("rsdd_sar", "RSDD-SAR", rsdd, ("train", "test"), ship),
+        ("hrsid", "HRSID", hrsid, ("train", "test"), dict(ship, evaluator_type="rotated_coco")),
+        (
+            "srsdd",
+            "SRSDD",
+            srsdd,
+            ("train", "test"),
+            dict(thing_classes=list(SRSDD_CLASSES), evaluator_type="dota"),
+        ),
+    ):
+        for split in splits:
+            name = f"{prefix}_{split}"
+            _register(
+                name,
+                lambda load=load, split=split, name=name: load(split, name),
+                image_root=os.path.join(root, folder),
+                **md,
+            )
+
+
 def register_all(root: str | None = None) -> None:
     """Register every builtin dataset under ``root`` (default :func:`get_datasets_root`)."""
     root = root or get_datasets_root()
     _register_dota(root)
     _register_hrsc(root)
     _register_synthetic(root)
+    _register_dior_r(root)
+    _register_fair1m(root)
+    _register_sar_ships(root)
 
 
 if __name__.endswith(".builtin"):
