@@ -31,6 +31,20 @@ train = dict(
     # exponential moving average of the weights, used for evaluation, --eval-only, predictor and
     # export; decay ramps up as decay * (1 - exp(-updates / tau)) (rotated_det/engine/model_ema.py)
     model_ema=dict(enabled=False, decay=0.9998, tau=2000),
+    # test-time augmentation of every evaluation (--eval-only, eval_period, the final one): each
+    # combination of flips, rot90 (degrees) and scales, boxes mapped back and merged by class-wise
+    # rotated NMS ("nms") or weighted box fusion ("wbf") (rotated_det/engine/
+    # test_time_augmentation.py); train.tta.enabled=True switches it on
+    tta=dict(
+        enabled=False,
+        hflip=True,
+        vflip=False,
+        rot90=[0],
+        scales=[1.0],
+        merge="nms",
+        nms_thresh=0.5,
+        max_detections=100,  # per image after merging; raise it for crowded scenes
+    ),
     # BatchNorm -> SyncBatchNorm with several CUDA processes (one process / CPU: stays BatchNorm)
     sync_bn=False,
     # parameter-name prefixes to freeze, e.g. ["backbone.bottom_up.res2"] (see also the ResNet's

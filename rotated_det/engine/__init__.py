@@ -7,6 +7,7 @@ from .hooks import HookBase
 from .launch import launch
 from .predictor import DefaultPredictor
 from .sliding_window import SlidingWindowInference
+from .test_time_augmentation import RotatedDetectorWithTTA
 from .train_loop import AMPTrainer, SimpleTrainer, TrainerBase
 
 __all__ = [
@@ -18,6 +19,7 @@ __all__ = [
     "DefaultTrainer",
     "DefaultPredictor",
     "SlidingWindowInference",
+    "RotatedDetectorWithTTA",
     "default_argument_parser",
     "default_setup",
     "create_ddp_model",

@@ -23,6 +23,7 @@ from rotated_det.utils.logger import setup_logger
 from . import hooks
 from .defaults import convert_sync_bn, create_ddp_model, freeze_parameters
 from .model_ema import ModelEMA
+from .test_time_augmentation import build_tta_model
 from .train_loop import AMPTrainer, SimpleTrainer, TrainerBase
 
 __all__ = [
@@ -446,7 +447,9 @@ class DefaultTrainer(TrainerBase):
     def test(cls, cfg: DictConfig, model: torch.nn.Module) -> dict:
         """
         Evaluate ``model`` on ``dataloader.test`` with ``dataloader.evaluator``; return the
-        results (on the main process; ``{}`` if the config has no test loader/evaluator).
+        results (on the main process; ``{}`` if the config has no test loader/evaluator). With
+        ``train.tta.enabled``, ``model`` is evaluated with test-time augmentation
+        (:func:`~rotated_det.engine.test_time_augmentation.build_tta_model`).
         """
         dl = select(cfg, "dataloader", None)
         if dl is None or "test" not in dl or "evaluator" not in dl:
@@ -454,6 +457,7 @@ class DefaultTrainer(TrainerBase):
             return {}
         data_loader = instantiate(dl.test)
         evaluator = instantiate(dl.evaluator)
+        model = build_tta_model(model, select(cfg, "train.tta", None))
         results = inference_on_dataset(model, data_loader, evaluator)
         if comm.is_main_process() and results:
             logger.info("Evaluation results:\n%s", _format_results(results))
