@@ -21,6 +21,11 @@ from .rotated_box_conversions import (
     rbox_to_hbox,
     rbox_to_poly,
 )
+from .rotated_box_points import (
+    cos_sin_degrees,
+    point_offsets_in_box_frame,
+    points_in_rotated_boxes,
+)
 from .rotated_boxes import RotatedBoxes
 from .rotated_boxes import pairwise_iou as pairwise_iou_rotated
 
@@ -32,6 +37,7 @@ __all__ = [
     "Instances",
     "RotatedBoxes",
     "canonical_rbox",
+    "cos_sin_degrees",
     "matched_pairwise_iou",
     "normalize_rbox_angles",
     "pairwise_intersection",
@@ -39,6 +45,8 @@ __all__ = [
     "pairwise_iou",
     "pairwise_iou_rotated",
     "pairwise_point_box_distance",
+    "point_offsets_in_box_frame",
+    "points_in_rotated_boxes",
     "points_to_rbox",
     "poly_to_rbox",
     "rbox_corner_distance",

@@ -1,0 +1,17 @@
+"""Target assigners of dense detectors: which prior (point or anchor) learns which gt box."""
+
+from .atss import RotatedATSSAssigner
+from .center_sampling import (
+    FCOS_REGRESS_RANGES,
+    RotatedCenterSamplingAssigner,
+    per_point_strides_and_ranges,
+    rotated_fcos_targets,
+)
+
+__all__ = [
+    "FCOS_REGRESS_RANGES",
+    "RotatedATSSAssigner",
+    "RotatedCenterSamplingAssigner",
+    "per_point_strides_and_ranges",
+    "rotated_fcos_targets",
+]
