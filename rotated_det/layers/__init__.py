@@ -1,6 +1,7 @@
 """Compiled rotated-geometry ops (loaded from rotated_det/_C.so on import) and small nn layers."""
 
 from .batch_norm import FrozenBatchNorm2d, get_norm
+from .diff_iou_rotated import diff_enclosing_area_rotated, diff_iou_rotated
 from .nms import batched_nms_rotated, nms_rotated
 from .roi_align_rotated import ROIAlignRotated, roi_align_rotated
 from .rotated_boxes import box_iou_rotated, pairwise_iou_rotated
@@ -12,6 +13,8 @@ __all__ = [
     "ROIAlignRotated",
     "batched_nms_rotated",
     "box_iou_rotated",
+    "diff_enclosing_area_rotated",
+    "diff_iou_rotated",
     "nms_rotated",
     "pairwise_iou_rotated",
     "roi_align_rotated",
