@@ -37,7 +37,17 @@ sys.path.insert(0, ROOT)
 from rotated_det.config import LazyConfig, instantiate  # noqa: E402
 from rotated_det.structures import Instances, RotatedBoxes  # noqa: E402
 
-DETECTORS = ("rotated_faster_rcnn", "rotated_retinanet", "oriented_rcnn")
+DETECTORS = (
+    "rotated_faster_rcnn",
+    "oriented_rcnn",
+    "rotated_retinanet",
+    "rotated_atss",
+    "rotated_retinanet_csl",
+    "rotated_retinanet_psc",
+    "rotated_fcos",
+    "rotated_fcos_psc",
+)
+TWO_STAGE = ("rotated_faster_rcnn", "oriented_rcnn")
 NUM_CLASSES = 15
 D2_ANGLES = [-90, -60, -30, 0, 30, 60, 90]
 
@@ -87,10 +97,10 @@ def to_inputs(scenes, instances_cls, boxes_cls):
 
 def build_ours(name):
     cfg = LazyConfig.load(os.path.join(ROOT, "configs", "common", "models", f"{name}.py")).model
-    if name == "rotated_retinanet":
-        cfg.num_classes = NUM_CLASSES
-    else:
+    if name in TWO_STAGE:
         cfg.roi_heads.num_classes = NUM_CLASSES
+    else:
+        cfg.num_classes = NUM_CLASSES
     if name == "rotated_faster_rcnn":  # Detectron2's RRPN / RROIHeads settings
         rpn = cfg.proposal_generator
         rpn.anchor_generator.angles = D2_ANGLES

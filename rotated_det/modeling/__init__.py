@@ -1,6 +1,8 @@
 """Detectors and their building blocks."""
 
 from .anchor_generator import DefaultAnchorGenerator, RotatedAnchorGenerator
+from .angle_coders import AngleCoder, CSLCoder, PSCCoder, RegressionAngleCoder
+from .assigners import RotatedATSSAssigner, RotatedCenterSamplingAssigner
 from .backbone import (
     FPN,
     Backbone,
@@ -12,23 +14,37 @@ from .backbone import (
     ResNet,
     build_resnet_backbone,
 )
+from .box_coders import DistanceAnglePointCoder
 from .box_regression import Box2BoxTransform, Box2BoxTransformRotated, MidpointOffsetCoder
 from .config_checks import ModelConfigError, check_model_config
+from .dense_heads import RotatedFCOSHead
 from .losses import gwd_loss, kld_loss, sigmoid_focal_loss, smooth_l1_loss
 from .matcher import Matcher
 from .meta_arch import (
     GeneralizedRCNN,
     OrientedRCNN,
+    RotatedFCOS,
     RotatedRetinaNet,
     RotatedRetinaNetHead,
     detector_postprocess,
 )
+from .point_generator import PointGenerator
 from .poolers import ROIPooler
 from .proposal_generator import RRPN, OrientedRPN, StandardRPNHead
 from .roi_heads import FastRCNNConvFCHead, RotatedFastRCNNOutputLayers, RROIHeads
 from .sampling import subsample_labels
 
 __all__ = [
+    "AngleCoder",
+    "RotatedATSSAssigner",
+    "RotatedCenterSamplingAssigner",
+    "RotatedFCOS",
+    "RotatedFCOSHead",
+    "CSLCoder",
+    "DistanceAnglePointCoder",
+    "PSCCoder",
+    "PointGenerator",
+    "RegressionAngleCoder",
     "Backbone",
     "BasicBlock",
     "BasicStem",

@@ -18,17 +18,28 @@ _TWO_STAGE = [
     "model.roi_heads.box_predictor.test_topk_per_image=100",
 ]
 
+_ONE_STAGE = [
+    "model.backbone.bottom_up.stages.depth=18",
+    "model.backbone.top_block.in_channels=512",
+    "model.backbone.out_channels=64",
+    "model.backbone.top_block.out_channels=64",
+    "model.head.in_channels=64",
+    "model.head.conv_dims=[64]",
+    "model.test_topk_candidates=200",
+    "model.max_detections_per_image=100",
+]
+# FCOS's P6 is computed from P5 (64 channels here), not from C5
+_FCOS = [o for o in _ONE_STAGE if "top_block.in_channels" not in o] + [
+    "model.backbone.top_block.in_channels=64"
+]
+
 SMALL_DETECTORS = {
-    "rotated_retinanet": [
-        "model.backbone.bottom_up.stages.depth=18",
-        "model.backbone.top_block.in_channels=512",
-        "model.backbone.out_channels=64",
-        "model.backbone.top_block.out_channels=64",
-        "model.head.in_channels=64",
-        "model.head.conv_dims=[64]",
-        "model.test_topk_candidates=200",
-        "model.max_detections_per_image=100",
-    ],
+    "rotated_retinanet": _ONE_STAGE,
+    "rotated_atss": _ONE_STAGE,
+    "rotated_retinanet_csl": _ONE_STAGE,
+    "rotated_retinanet_psc": _ONE_STAGE,
+    "rotated_fcos": _FCOS,
+    "rotated_fcos_psc": _FCOS,
     "rotated_faster_rcnn": _TWO_STAGE,
     "oriented_rcnn": _TWO_STAGE,
 }

@@ -106,7 +106,10 @@ def test_torch_export_tiny_dynamic_and_static_fallback():
 
 # The coarsest feature map must be at least 2 x 2 for a dynamic export: P7 (stride 128) of
 # RetinaNet needs sizes >= 129, P6 (stride 64) of the two-stage detectors' FPN >= 65.
-MIN_DYNAMIC_SIZE = {"rotated_retinanet": 129, "rotated_faster_rcnn": 65, "oriented_rcnn": 65}
+MIN_DYNAMIC_SIZE = {name: 129 for name in SMALL_DETECTORS} | {
+    "rotated_faster_rcnn": 65,
+    "oriented_rcnn": 65,
+}
 
 
 @pytest.mark.slow
@@ -122,7 +125,7 @@ def test_every_detector_traces_and_exports_for_any_resolution(name):
 
     traced = export_torchscript_tracing(model, sample)
     assert "rotated_det::batched_nms_rotated" in traced.ops
-    if name != "rotated_retinanet":  # two-stage detectors pool rotated RoIs
+    if name in ("rotated_faster_rcnn", "oriented_rcnn"):  # two-stage detectors pool rotated RoIs
         assert "rotated_det::roi_align_rotated_forward" in traced.ops
     assert traced.dynamic_resolution, [c.message for c in traced.resolution_checks]
     assert compare_detections(tuple(traced.module(sample)), expected["sample"]) is None

@@ -13,6 +13,24 @@ from rotated_det.structures import Instances, RotatedBoxes
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MODEL_CONFIGS = os.path.join(REPO, "configs", "common", "models")
 
+# The model definitions of configs/common/models, by kind (one list for every detector test).
+TWO_STAGE = ("rotated_faster_rcnn", "oriented_rcnn")
+ONE_STAGE = (
+    "rotated_retinanet",
+    "rotated_atss",
+    "rotated_retinanet_csl",
+    "rotated_retinanet_psc",
+    "rotated_fcos",
+    "rotated_fcos_psc",
+)
+DETECTORS = TWO_STAGE + ONE_STAGE
+
+
+def is_one_stage(name: str) -> bool:
+    """A dense detector (score threshold and class count on the model, no RoI heads)."""
+    return name in ONE_STAGE
+
+
 # BGR fill colour of each class: the class is visible in the pixels.
 CLASS_COLORS = ((40, 40, 220), (40, 200, 40), (220, 60, 40))
 
@@ -77,7 +95,7 @@ def small_model_cfg(name: str, num_classes: int = 3):
     cfg = LazyConfig.load(os.path.join(MODEL_CONFIGS, f"{name}.py")).model
     shrink = _load_config_module(os.path.join(MODEL_CONFIGS, "resnet18.py")).resnet18_model
     cfg = shrink(cfg, fpn_channels=64, norm="BN", fc_dim=256)
-    if name == "rotated_retinanet":
+    if is_one_stage(name):
         cfg.num_classes = num_classes
         cfg.head.conv_dims = [64, 64]
     else:

@@ -9,12 +9,12 @@ import pytest
 import torch
 
 from rotated_det.layers import pairwise_iou_rotated
+from rotated_det.modeling import DistanceAnglePointCoder
 from rotated_det.modeling.assigners import (
     FCOS_REGRESS_RANGES,
     RotatedATSSAssigner,
     RotatedCenterSamplingAssigner,
     per_point_strides_and_ranges,
-    rotated_fcos_targets,
 )
 
 # ---------------------------------------------------------------------------------------------
@@ -148,14 +148,17 @@ def test_fcos_hand_worked_scene():
     wide = RotatedCenterSamplingAssigner(center_sample_radius=1.7)(points, strides, ranges, gt)
     assert wide.tolist() == plain.tolist()
 
-    distances, angles = rotated_fcos_targets(points, gt, sampled)
-    # (104, 92): left 20 + 8 = 28 (to y = 120), top 10 + 4 = 14 (to x = 90),
-    # right 20 - 8 = 12 (to y = 80), bottom 10 - 4 = 6 (to x = 110)
-    assert distances[0].tolist() == [28.0, 14.0, 12.0, 6.0]
-    assert distances[2].tolist() == [20.0, 18.0, 20.0, 2.0]
-    assert distances[5].tolist() == [20.0, 10.0, 20.0, 10.0]
-    assert distances[[1, 3, 4, 6]].abs().sum() == 0  # background rows
-    assert angles.tolist() == [90.0, 0, 90.0, 0, 0, 90.0, 0]
+    fg = sampled >= 0
+    # The targets of the assigned points (rows 0, 2, 5) come from the coder, which writes the gt
+    # in le90 first: (100, 100, 40, 20, -90), u = (0, 1) (down), v = (-1, 0) (left). (104, 92)
+    # is at (4, -8): ou = -8, ov = -4, so left 20 - 8 = 12 (to y = 80), top 10 - 4 = 6 (to
+    # x = 110), right 20 + 8 = 28 (to y = 120), bottom 10 + 4 = 14 (to x = 90).
+    fg = sampled >= 0
+    distances, angles = DistanceAnglePointCoder("le90").encode(points[fg], gt[sampled[fg]])
+    assert distances[0].tolist() == [12.0, 6.0, 28.0, 14.0]
+    assert distances[1].tolist() == [20.0, 2.0, 20.0, 18.0]
+    assert distances[2].tolist() == [20.0, 10.0, 20.0, 10.0]
+    assert angles.tolist() == [-90.0, -90.0, -90.0]
 
 
 def test_fcos_targets_thirty_degrees():
@@ -165,7 +168,7 @@ def test_fcos_targets_thirty_degrees():
     u = torch.tensor([math.cos(math.pi / 6), -math.sin(math.pi / 6)], dtype=torch.float64)
     v = torch.tensor([math.sin(math.pi / 6), math.cos(math.pi / 6)], dtype=torch.float64)
     point = box[:, :2] + 3 * u + 1 * v
-    distances, angles = rotated_fcos_targets(point, box, torch.tensor([0]))
+    distances, angles = DistanceAnglePointCoder("le90").encode(point, box)
     torch.testing.assert_close(distances[0], torch.tensor([11.0, 4.0, 5.0, 2.0]).double())
     assert angles.tolist() == [30.0]
     # the rectangle rebuilt from the distances: width left + right, height top + bottom, and
@@ -220,9 +223,6 @@ def test_fcos_empty():
     strides, ranges = per_point_strides_and_ranges(counts, [8, 16], FCOS_REGRESS_RANGES[:2])
     out = RotatedCenterSamplingAssigner()(points, strides, ranges, torch.zeros(0, 5))
     assert out.shape == (points.shape[0],) and (out == -1).all()
-    distances, angles = rotated_fcos_targets(points, torch.zeros(0, 5), out)
-    assert distances.shape == (points.shape[0], 4) and distances.abs().sum() == 0
-    assert angles.shape == (points.shape[0],)
     gt = torch.tensor([[10.0, 10.0, 20.0, 20.0, 0.0]])
     assert RotatedCenterSamplingAssigner()(points[:0], strides[:0], ranges[:0], gt).shape == (0,)
 

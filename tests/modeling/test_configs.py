@@ -8,18 +8,16 @@ from rotated_det.config import LazyConfig, instantiate
 from rotated_det.data import MetadataCatalog
 from rotated_det.modeling import GeneralizedRCNN, OrientedRCNN, RotatedRetinaNet, check_model_config
 
-from ._helpers import REPO
+from ._helpers import DETECTORS, REPO
 
-MODELS = ("rotated_faster_rcnn", "rotated_retinanet", "oriented_rcnn")
 # The configs of this area (other quickstart files belong to the quickstart script).
 CONFIGS = [
-    os.path.join(REPO, "configs", folder, f"{model}{suffix}.py")
-    for folder, suffix in (
-        ("DOTA-Rotated", "_R_50_FPN_1x"),
-        ("HRSC-Rotated", "_R_50_FPN_1x"),
-        ("quickstart", "_R_18_FPN"),
-    )
-    for model in MODELS
+    os.path.join(REPO, "configs", folder, f"{model}_R_50_FPN_1x.py")
+    for folder in ("DOTA-Rotated", "HRSC-Rotated")
+    for model in DETECTORS
+] + [
+    os.path.join(REPO, "configs", "quickstart", f"{model}_R_18_FPN.py")
+    for model in ("rotated_faster_rcnn", "rotated_retinanet", "oriented_rcnn")
 ]
 
 

@@ -7,9 +7,14 @@ from rotated_det.config import instantiate
 from rotated_det.modeling import check_model_config, detector_postprocess
 from rotated_det.structures import Instances, RotatedBoxes
 
-from ._helpers import build_small_model, make_batch, single_thread, small_model_cfg
-
-DETECTORS = ["rotated_faster_rcnn", "rotated_retinanet", "oriented_rcnn"]
+from ._helpers import (
+    DETECTORS,
+    build_small_model,
+    is_one_stage,
+    make_batch,
+    single_thread,
+    small_model_cfg,
+)
 
 
 def _empty_batch(size=96):
@@ -61,7 +66,7 @@ def test_inference_output_format_and_no_detections(name):
                 assert (inst.scores[:-1] >= inst.scores[1:]).all()  # sorted
                 assert (inst.pred_classes >= 0).all() and (inst.pred_classes < 3).all()
         # nothing above the score threshold: empty but well-formed outputs
-        if name == "rotated_retinanet":
+        if is_one_stage(name):
             model.test_score_thresh = 1.0
         else:
             model.roi_heads.box_predictor.test_score_thresh = 1.0

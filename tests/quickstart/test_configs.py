@@ -7,12 +7,17 @@ import torch
 
 from rotated_det.config import LazyConfig, instantiate
 from rotated_det.data import MetadataCatalog
-from rotated_det.modeling import GeneralizedRCNN, check_model_config
+from rotated_det.modeling import GeneralizedRCNN, RotatedFCOS, RotatedRetinaNet, check_model_config
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIGS = {
     "synthetic_quickstart.py": 6,
     "dota_p0706_rotated_faster_rcnn_R_18_FPN.py": 1,
+    "synthetic_atss.py": 6,
+    "synthetic_retinanet_csl.py": 6,
+    "synthetic_retinanet_psc.py": 6,
+    "synthetic_fcos.py": 6,
+    "synthetic_fcos_psc.py": 6,
 }
 
 
@@ -28,13 +33,14 @@ def test_config_builds_and_matches_dataset(name):
     assert short.lr_multiplier.max_iter == 50
     assert cfg.dataloader.evaluator.merge_patches is True
     model = instantiate(cfg.model)
-    assert isinstance(model, GeneralizedRCNN)
+    assert isinstance(model, (GeneralizedRCNN, RotatedRetinaNet, RotatedFCOS))
     assert sum(p.numel() for p in model.backbone.bottom_up.parameters()) < 12e6  # ResNet-18
-    # the RPN head predicts one objectness per configured anchor (sizes x ratios x angles)
-    ag = cfg.model.proposal_generator.anchor_generator
-    assert model.proposal_generator.anchor_generator.num_cell_anchors[0] == (
-        len(ag.aspect_ratios) * len(ag.angles)
-    )
+    if isinstance(model, GeneralizedRCNN):
+        # the RPN head predicts one objectness per configured anchor (sizes x ratios x angles)
+        ag = cfg.model.proposal_generator.anchor_generator
+        assert model.proposal_generator.anchor_generator.num_cell_anchors[0] == (
+            len(ag.aspect_ratios) * len(ag.angles)
+        )
     model.eval()
     with torch.no_grad():
         out = model([{"image": torch.zeros(3, 64, 64), "height": 64, "width": 64}])

@@ -5,7 +5,6 @@ from .center_sampling import (
     FCOS_REGRESS_RANGES,
     RotatedCenterSamplingAssigner,
     per_point_strides_and_ranges,
-    rotated_fcos_targets,
 )
 
 __all__ = [
@@ -13,5 +12,4 @@ __all__ = [
     "RotatedATSSAssigner",
     "RotatedCenterSamplingAssigner",
     "per_point_strides_and_ranges",
-    "rotated_fcos_targets",
 ]

@@ -17,8 +17,8 @@ x in [90, 110], y in [80, 120]). The point ``(104, 92)`` is at ``(4, -8)`` from 
     left = 28 (to the screen's bottom side, y = 120),  top = 14 (to its left side, x = 90),
     right = 12 (to its top side, y = 80),              bottom = 6 (to its right side, x = 110).
 
-The distances are the same as ``DistanceAnglePointCoder.encode`` gives for the same
-representation of the box; the assignment itself does not depend on the representation
+The regression targets themselves come from ``DistanceAnglePointCoder.encode`` (the box written
+in the coder's angle version first); the assignment itself does not depend on the representation
 (``(w, h, a)`` and ``(h, w, a +- 90)`` assign the same points).
 
 MMRotate's rotated FCOS head computes the same with angles in radians, clockwise positive: their
@@ -30,7 +30,7 @@ from collections.abc import Sequence
 
 import torch
 
-from rotated_det.structures import cos_sin_degrees, point_offsets_in_box_frame
+from rotated_det.structures import cos_sin_degrees
 
 from ._common import check_gt_boxes, run_chunks, window_runs
 
@@ -38,7 +38,6 @@ __all__ = [
     "FCOS_REGRESS_RANGES",
     "RotatedCenterSamplingAssigner",
     "per_point_strides_and_ranges",
-    "rotated_fcos_targets",
 ]
 
 # The candidate windows (enclosing horizontal boxes) are widened by this much (relative, and
@@ -207,41 +206,3 @@ class RotatedCenterSamplingAssigner:
 
         found = best_rank < num_gt
         return torch.where(found, by_area[best_rank.clamp(max=num_gt - 1)], assigned)
-
-
-def rotated_fcos_targets(
-    points: torch.Tensor, gt_boxes: torch.Tensor, assigned_gt: torch.Tensor
-) -> tuple[torch.Tensor, torch.Tensor]:
-    """Regression targets of assigned points: side distances in the box frame, and the angle.
-
-    Args:
-        points: [P, 2] (x, y) in pixels.
-        gt_boxes: [G, 5] (cx, cy, w, h, angle in degrees).
-        assigned_gt: [P] int64 gt index of each point, -1 for background (what
-            :class:`RotatedCenterSamplingAssigner` returns).
-
-    Returns:
-        distances: [P, 4] ``(left, top, right, bottom)`` in pixels (see the module docstring for
-            which side is which), zeros for background points.
-        angles: [P] the assigned gt's angle in degrees (as given, not normalised), 0 for
-            background points.
-    """
-    if assigned_gt.shape != (points.shape[0],):
-        raise ValueError(
-            f"assigned_gt must have shape [{points.shape[0]}], got {tuple(assigned_gt.shape)}"
-        )
-    dtype = torch.promote_types(points.dtype, gt_boxes.dtype)
-    num_points = points.shape[0]
-    if gt_boxes.shape[0] == 0:
-        if bool((assigned_gt >= 0).any()):
-            raise ValueError("assigned_gt refers to gt boxes, but gt_boxes is empty")
-        zeros = torch.zeros(num_points, 4, dtype=dtype, device=points.device)
-        return zeros, zeros[:, 0]
-    fg = assigned_gt >= 0
-    boxes = gt_boxes.to(dtype)[assigned_gt.clamp(min=0)]
-    ou, ov = point_offsets_in_box_frame(points, boxes, aligned=True).unbind(1)
-    half_w, half_h = boxes[:, 2] / 2, boxes[:, 3] / 2
-    distances = torch.stack([half_w + ou, half_h + ov, half_w - ou, half_h - ov], dim=1)
-    distances = torch.where(fg[:, None], distances, torch.zeros_like(distances))
-    angles = torch.where(fg, boxes[:, 4], torch.zeros_like(boxes[:, 4]))
-    return distances, angles

@@ -1,3 +1,4 @@
+from .fcos import RotatedFCOS
 from .oriented_rcnn import OrientedRCNN
 from .preprocessing import DetectorBase, detector_postprocess, preprocess_image
 from .rcnn import GeneralizedRCNN
@@ -7,6 +8,7 @@ __all__ = [
     "DetectorBase",
     "GeneralizedRCNN",
     "OrientedRCNN",
+    "RotatedFCOS",
     "RotatedRetinaNet",
     "RotatedRetinaNetHead",
     "detector_postprocess",

@@ -1,107 +1,54 @@
-"""Rotated RetinaNet: a one-stage detector with rotated anchors and focal loss."""
+"""Rotated RetinaNet: a one-stage detector with rotated anchors and focal loss.
 
-import math
+Variants built from the same class by configuration:
+- Rotated ATSS: one anchor per location and an ATSS assigner instead of the IoU matcher;
+- RetinaNet with an angle coder (CSL, PSC): the box subnet regresses (x, y, w, h) deltas against
+  angle-0 anchors and an angle branch predicts the coder's encoding of the absolute angle.
+"""
 
 import torch
-from torch import nn
 from torch.nn import functional as F
 
-from rotated_det.layers import batched_nms_rotated
-from rotated_det.layers.batch_norm import get_norm
-from rotated_det.structures import Instances, RotatedBoxes
+from rotated_det.structures import Instances, normalize_rbox_angles
 
 from ..anchor_generator import RotatedAnchorGenerator
+from ..angle_coders import AngleCoder
+from ..assigners import RotatedATSSAssigner
 from ..backbone.backbone import Backbone
 from ..box_regression import Box2BoxTransformRotated
+from ..dense_heads.retinanet_head import RotatedRetinaNetHead
 from ..losses.box_regression_loss import box_regression_loss, check_box_reg_loss_type
 from ..losses.focal_loss import sigmoid_focal_loss
+from ..losses.smooth_l1_loss import smooth_l1_loss
 from ..matcher import Matcher
-from ..shape_utils import min_size
+from .dense_detection import flatten_levels, nms_detections, top_candidates
 from .preprocessing import DetectorBase, gt_instances, postprocess_batch
 
 __all__ = ["RotatedRetinaNetHead", "RotatedRetinaNet"]
 
 
-class RotatedRetinaNetHead(nn.Module):
-    """Classification and box subnets shared across levels.
-
-    Args:
-        in_channels: channels of every input level.
-        num_classes: K.
-        num_anchors: anchors per cell A.
-        conv_dims: channels of the 3x3 convs of each subnet (4 x 256 in the paper).
-        norm: normalization after each conv ("" for none, "GN", ...).
-        prior_prob: initial foreground probability of every anchor (sets the logit bias).
-        box_dim: 5 for rotated deltas.
-
-    Per level ``[N, C, H, W]`` -> logits ``[N, A * K, H, W]`` and deltas ``[N, A * 5, H, W]``.
-    """
-
-    def __init__(
-        self,
-        *,
-        in_channels: int,
-        num_classes: int,
-        num_anchors: int,
-        conv_dims: tuple[int, ...] | list[int] = (256, 256, 256, 256),
-        norm: str = "",
-        prior_prob: float = 0.01,
-        box_dim: int = 5,
-    ) -> None:
-        super().__init__()
-        cls_layers: list[nn.Module] = []
-        box_layers: list[nn.Module] = []
-        cur = in_channels
-        for d in conv_dims:
-            for layers in (cls_layers, box_layers):
-                layers.append(nn.Conv2d(cur, d, 3, padding=1, bias=not norm))
-                n = get_norm(norm, d)
-                if n is not None:
-                    layers.append(n)
-                layers.append(nn.ReLU())
-            cur = d
-        self.cls_subnet = nn.Sequential(*cls_layers)
-        self.bbox_subnet = nn.Sequential(*box_layers)
-        self.cls_score = nn.Conv2d(cur, num_anchors * num_classes, 3, padding=1)
-        self.bbox_pred = nn.Conv2d(cur, num_anchors * box_dim, 3, padding=1)
-        for m in self.modules():
-            if isinstance(m, nn.Conv2d):
-                nn.init.normal_(m.weight, std=0.01)
-                if m.bias is not None:
-                    nn.init.zeros_(m.bias)
-        if self.cls_score.bias is not None:
-            nn.init.constant_(self.cls_score.bias, -math.log((1 - prior_prob) / prior_prob))
-        self.num_classes = num_classes
-        self.box_dim = box_dim
-
-    def forward(self, features: list[torch.Tensor]):
-        logits, deltas = [], []
-        for x in features:
-            logits.append(self.cls_score(self.cls_subnet(x)))
-            deltas.append(self.bbox_pred(self.bbox_subnet(x)))
-        return logits, deltas
-
-
-def _to_nhwa(x: torch.Tensor, k: int) -> torch.Tensor:
-    """``[N, A * k, H, W]`` -> ``[N, H * W * A, k]`` (the anchor order)."""
-    n, _, h, w = x.shape
-    return x.view(n, -1, k, h, w).permute(0, 3, 4, 1, 2).reshape(n, -1, k)
-
-
 class RotatedRetinaNet(DetectorBase):
-    """Rotated RetinaNet.
+    """Rotated RetinaNet (and Rotated ATSS, and its CSL / PSC variants).
 
     Args:
         backbone: Backbone (FPN P3-P7).
         head: RotatedRetinaNetHead.
         head_in_features: feature names fed to the head, e.g. ["p3", ..., "p7"].
         anchor_generator: RotatedAnchorGenerator.
-        box2box_transform: Box2BoxTransformRotated.
-        anchor_matcher: Matcher (typically thresholds [0.4, 0.5], labels [0, -1, 1]).
+        box2box_transform: Box2BoxTransformRotated. With an ``angle_coder`` it must have
+            ``angle_version=None`` (targets are already in the angle coder's convention) and the
+            anchors angle 0: only its (x, y, w, h) deltas are used.
+        anchor_matcher: Matcher (IoU thresholds, typically [0.4, 0.5] with labels [0, -1, 1]) or
+            RotatedATSSAssigner (Rotated ATSS: no ignored anchors).
         num_classes: K.
         focal_loss_alpha, focal_loss_gamma: focal loss parameters.
-        box_reg_loss_type: "smooth_l1", "l1", "kld" or "gwd".
+        box_reg_loss_type: "smooth_l1", "l1" (on deltas) or a decoded-box loss ("kld", "gwd",
+            "iou", ...; see ``BOX_REG_LOSS_TYPES``). With an angle coder: "smooth_l1" or "l1".
         smooth_l1_beta: beta of the smooth L1 loss.
+        box_reg_loss_weight: weight of the box regression loss.
+        angle_coder: None (the angle is the fifth delta) or an AngleCoder whose encoding the head's
+            angle branch predicts (``head.angle_encode_size == angle_coder.encode_size``).
+        angle_loss_weight: weight of the angle coder's loss.
         test_score_thresh: minimum class probability of a detection.
         test_topk_candidates: candidates kept per level before NMS.
         test_nms_thresh: rotated-IoU threshold of the per-class NMS.
@@ -121,12 +68,15 @@ class RotatedRetinaNet(DetectorBase):
         head_in_features: list[str],
         anchor_generator: RotatedAnchorGenerator,
         box2box_transform: Box2BoxTransformRotated,
-        anchor_matcher: Matcher,
+        anchor_matcher: Matcher | RotatedATSSAssigner,
         num_classes: int,
         focal_loss_alpha: float = 0.25,
         focal_loss_gamma: float = 2.0,
         box_reg_loss_type: str = "smooth_l1",
         smooth_l1_beta: float = 0.1,
+        box_reg_loss_weight: float = 1.0,
+        angle_coder: AngleCoder | None = None,
+        angle_loss_weight: float = 1.0,
         test_score_thresh: float = 0.05,
         test_topk_candidates: int = 1000,
         test_nms_thresh: float = 0.5,
@@ -152,6 +102,16 @@ class RotatedRetinaNet(DetectorBase):
                 "RotatedRetinaNet needs a rotated box coder with 5 weights, got "
                 f"{box2box_transform.weights}"
             )
+        self.box_reg_loss_type = check_box_reg_loss_type(box_reg_loss_type, "RotatedRetinaNet")
+        if angle_coder is not None:
+            _check_angle_coder_setup(
+                head, anchor_generator, box2box_transform, angle_coder, box_reg_loss_type
+            )
+        elif getattr(head, "angle_encode_size", 0):
+            raise ValueError(
+                "RotatedRetinaNet: head.angle_encode_size > 0 needs an angle_coder (set "
+                "model.angle_coder, or head.angle_encode_size=0 and head.box_dim=5)"
+            )
         self.head = head
         self.head_in_features = list(head_in_features)
         self.anchor_generator = anchor_generator
@@ -160,8 +120,10 @@ class RotatedRetinaNet(DetectorBase):
         self.num_classes = num_classes
         self.focal_loss_alpha = focal_loss_alpha
         self.focal_loss_gamma = focal_loss_gamma
-        self.box_reg_loss_type = check_box_reg_loss_type(box_reg_loss_type, "RotatedRetinaNet")
         self.smooth_l1_beta = smooth_l1_beta
+        self.box_reg_loss_weight = box_reg_loss_weight
+        self.angle_coder = angle_coder
+        self.angle_loss_weight = angle_loss_weight
         self.test_score_thresh = test_score_thresh
         self.test_topk_candidates = test_topk_candidates
         self.test_nms_thresh = test_nms_thresh
@@ -169,30 +131,47 @@ class RotatedRetinaNet(DetectorBase):
         self.loss_normalizer_momentum = loss_normalizer_momentum
         self.loss_normalizer = 100.0  # initial guess of foreground anchors per batch
 
+    @property
+    def _box_dim(self) -> int:
+        return 5 if self.angle_coder is None else 4
+
     def forward(self, batched_inputs: list[dict]):
         images = self.preprocess_image(batched_inputs)
         features = self.backbone(images.tensor)
         feats = [features[f] for f in self.head_in_features]
         anchors = [a.tensor for a in self.anchor_generator(feats)]
-        logits, deltas = self.head(feats)
-        pred_logits = [_to_nhwa(x, self.num_classes) for x in logits]
-        pred_deltas = [_to_nhwa(x, 5) for x in deltas]
+        logits, deltas, angle_codes = self.head(feats)
+        pred_logits = [flatten_levels(x, self.num_classes) for x in logits]
+        pred_deltas = [flatten_levels(x, self._box_dim) for x in deltas]
+        if self.angle_coder is not None:
+            size = self.angle_coder.encode_size
+            pred_angles = [flatten_levels(x, size) for x in angle_codes]
+        else:
+            pred_angles = [x.new_zeros(x.shape[:2] + (0,)) for x in pred_deltas]
         if self.training:
             gt = gt_instances(batched_inputs, self.device)
-            all_anchors = torch.cat(anchors)
-            gt_labels, gt_boxes = self.label_anchors(all_anchors, gt)
-            return self.losses(all_anchors, pred_logits, gt_labels, pred_deltas, gt_boxes)
-        results = self.inference(anchors, pred_logits, pred_deltas, images.image_sizes)
+            gt_labels, gt_boxes = self.label_anchors(anchors, gt)
+            return self.losses(
+                torch.cat(anchors), pred_logits, gt_labels, pred_deltas, pred_angles, gt_boxes
+            )
+        results = self.inference(anchors, pred_logits, pred_deltas, pred_angles, images.image_sizes)
         return postprocess_batch(results, batched_inputs)
 
     @torch.no_grad()
-    def label_anchors(self, anchors: torch.Tensor, gt_instances: list[Instances]):
+    def label_anchors(self, anchors: list[torch.Tensor], gt_instances: list[Instances]):
         """Per image: class label of each anchor (K background, -1 ignored) ``[A]`` and the
-        matched ground-truth box ``[A, 5]``."""
+        matched ground-truth box ``[A, 5]``. ``anchors``: per level ``[A_l, 5]``."""
+        num_per_level = [a.shape[0] for a in anchors]
+        all_anchors = torch.cat(anchors)
         labels_out, boxes_out = [], []
         for inst in gt_instances:
             gt = inst.gt_boxes.tensor
-            matched_idxs, match_labels = self.anchor_matcher.match_boxes(gt, anchors)
+            if isinstance(self.anchor_matcher, RotatedATSSAssigner):
+                matched_idxs, _ = self.anchor_matcher(all_anchors, num_per_level, gt)
+                match_labels = (matched_idxs >= 0).to(torch.int8)
+                matched_idxs = matched_idxs.clamp(min=0)
+            else:
+                matched_idxs, match_labels = self.anchor_matcher.match_boxes(gt, all_anchors)
             if gt.shape[0] > 0:
                 labels = inst.gt_classes[matched_idxs].clone()
                 labels[match_labels == 0] = self.num_classes
@@ -200,14 +179,14 @@ class RotatedRetinaNet(DetectorBase):
                 boxes = gt[matched_idxs]
             else:
                 labels = torch.full_like(matched_idxs, self.num_classes)
-                boxes = anchors.new_zeros((anchors.shape[0], 5))
+                boxes = all_anchors.new_zeros((all_anchors.shape[0], 5))
             labels_out.append(labels)
             boxes_out.append(boxes)
         return labels_out, boxes_out
 
-    def losses(self, anchors, pred_logits, gt_labels, pred_deltas, gt_boxes):
-        """Focal loss over non-ignored anchors and box regression over foreground anchors, both
-        divided by the moving average of the foreground count."""
+    def losses(self, anchors, pred_logits, gt_labels, pred_deltas, pred_angles, gt_boxes):
+        """Focal loss over non-ignored anchors, box regression (and the angle coder's loss) over
+        foreground anchors, each divided by the moving average of the foreground count."""
         labels = torch.stack(gt_labels)  # [N, A]
         valid = labels >= 0
         pos = valid & (labels != self.num_classes)
@@ -225,49 +204,91 @@ class RotatedRetinaNet(DetectorBase):
         )
         deltas = torch.cat(pred_deltas, dim=1)
         img, anc = pos.nonzero(as_tuple=True)
-        loss_box = box_regression_loss(
-            self.box_reg_loss_type,
-            self.box2box_transform,
-            deltas[img, anc],
-            anchors[anc],
-            torch.stack(gt_boxes)[img, anc],
-            self.smooth_l1_beta,
-        )
-        return {
-            "loss_cls": loss_cls / self.loss_normalizer,
-            "loss_box_reg": loss_box / self.loss_normalizer,
-        }
+        matched = torch.stack(gt_boxes)[img, anc]
+        losses = {"loss_cls": loss_cls / self.loss_normalizer}
+        if self.angle_coder is None:
+            loss_box = box_regression_loss(
+                self.box_reg_loss_type,
+                self.box2box_transform,
+                deltas[img, anc],
+                anchors[anc],
+                matched,
+                self.smooth_l1_beta,
+            )
+        else:
+            matched = normalize_rbox_angles(matched, self.angle_coder.angle_version)
+            target = self.box2box_transform.get_deltas(anchors[anc], matched)[:, :4]
+            beta = 0.0 if self.box_reg_loss_type == "l1" else self.smooth_l1_beta
+            loss_box = smooth_l1_loss(deltas[img, anc], target, beta, reduction="sum")
+            angles = torch.cat(pred_angles, dim=1)[img, anc]
+            loss_angle = self.angle_coder.loss(angles, matched[:, 4]).sum()
+            losses["loss_angle"] = self.angle_loss_weight * loss_angle / self.loss_normalizer
+        losses["loss_box_reg"] = self.box_reg_loss_weight * loss_box / self.loss_normalizer
+        return losses
+
+    def decode_boxes(
+        self, deltas: torch.Tensor, angle_codes: torch.Tensor, anchors: torch.Tensor
+    ) -> torch.Tensor:
+        """``deltas`` ``[M, box_dim]``, ``angle_codes`` ``[M, E]`` and ``anchors`` ``[M, 5]`` ->
+        boxes ``[M, 5]``."""
+        if self.angle_coder is None:
+            return self.box2box_transform.apply_deltas(deltas, anchors)
+        zeros = deltas.new_zeros((deltas.shape[0], 1))
+        boxes = self.box2box_transform.apply_deltas(torch.cat([deltas, zeros], dim=1), anchors)
+        angles = self.angle_coder.decode(angle_codes.float())
+        return torch.cat([boxes[:, :4], angles[:, None].to(boxes.dtype)], dim=1)
 
     @torch.no_grad()
-    def inference(self, anchors, pred_logits, pred_deltas, image_sizes) -> list[Instances]:
+    def inference(
+        self, anchors, pred_logits, pred_deltas, pred_angles, image_sizes
+    ) -> list[Instances]:
         """Per image: per level the best ``test_topk_candidates`` (anchor, class) pairs above the
         score threshold, decoded, then per-class rotated NMS and the top detections."""
         results = []
         for i, size in enumerate(image_sizes):
             boxes_all, scores_all, classes_all = [], [], []
-            for anc, logit, delta in zip(anchors, pred_logits, pred_deltas):
-                probs = logit[i].float().sigmoid().flatten()  # float32 also under autocast
-                keep = probs > self.test_score_thresh
-                scores = probs[keep]
-                idx = torch.nonzero(keep, as_tuple=True)[0]
-                k = min_size(idx.shape[0], self.test_topk_candidates)
-                scores, order = scores.topk(k)
-                idx = idx[order]
-                anchor_idx = idx // self.num_classes
-                classes = idx % self.num_classes
-                decoded = self.box2box_transform.apply_deltas(delta[i][anchor_idx], anc[anchor_idx])
-                boxes_all.append(decoded)
+            for anc, logit, delta, angle in zip(anchors, pred_logits, pred_deltas, pred_angles):
+                probs = logit[i].float().sigmoid()  # float32 also under autocast
+                scores, idx, classes = top_candidates(
+                    probs, self.test_score_thresh, self.test_topk_candidates
+                )
+                boxes_all.append(self.decode_boxes(delta[i][idx], angle[i][idx], anc[idx]))
                 scores_all.append(scores)
                 classes_all.append(classes)
-            boxes = RotatedBoxes(torch.cat(boxes_all))
-            scores = torch.cat(scores_all)
-            classes = torch.cat(classes_all)
-            boxes.clip(size)
-            keep = batched_nms_rotated(boxes.tensor, scores, classes, self.test_nms_thresh)
-            keep = keep[: self.max_detections_per_image]
-            res = Instances(size)
-            res.pred_boxes = boxes[keep]
-            res.scores = scores[keep]
-            res.pred_classes = classes[keep]
-            results.append(res)
+            results.append(
+                nms_detections(
+                    torch.cat(boxes_all),
+                    torch.cat(scores_all),
+                    torch.cat(classes_all),
+                    size,
+                    self.test_nms_thresh,
+                    self.max_detections_per_image,
+                )
+            )
         return results
+
+
+def _check_angle_coder_setup(head, anchor_generator, box2box_transform, angle_coder, loss_type):
+    """Raise a ValueError naming the key unless the pieces agree on the angle-branch layout."""
+    if getattr(head, "angle_encode_size", None) != angle_coder.encode_size:
+        raise ValueError(
+            f"RotatedRetinaNet: head.angle_encode_size={getattr(head, 'angle_encode_size', None)} "
+            f"must equal angle_coder.encode_size={angle_coder.encode_size} (and head.box_dim=4)"
+        )
+    if box2box_transform.angle_version is not None:
+        raise ValueError(
+            "RotatedRetinaNet with an angle_coder needs box2box_transform.angle_version=None: "
+            "targets are written in the angle coder's convention "
+            f"({angle_coder.angle_version!r}) and only their (x, y, w, h) deltas are regressed"
+        )
+    angles = torch.cat([cell[:, 4] for cell in anchor_generator.cell_anchors])
+    if bool((angles != 0).any()):
+        raise ValueError(
+            "RotatedRetinaNet with an angle_coder needs anchors of angle 0 "
+            f"(anchor_generator.angles=[0]), got angles {sorted(set(angles.tolist()))}"
+        )
+    if loss_type not in ("smooth_l1", "l1"):
+        raise ValueError(
+            "RotatedRetinaNet with an angle_coder regresses (x, y, w, h) deltas: "
+            f"box_reg_loss_type must be 'smooth_l1' or 'l1', got {loss_type!r}"
+        )
