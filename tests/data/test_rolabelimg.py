@@ -2,6 +2,7 @@
 of roLabelImg's README and PascalVocWriter."""
 
 import math
+import xml.etree.ElementTree as ET
 
 import cv2
 import numpy as np
@@ -11,7 +12,6 @@ from rotated_det.data import DatasetCatalog
 from rotated_det.data.datasets.rolabelimg import (
     convert_to_rolabelimg_xml,
     load_rolabelimg_instances,
-    parse_rolabelimg_xml,
     register_rolabelimg_instances,
 )
 from rotated_det.structures import rbox_corner_distance, rbox_to_poly
@@ -159,37 +159,40 @@ def test_bndbox_types_and_class_names(tmp_path):
 @pytest.mark.parametrize(
     "objects, message",
     [
-        ([_robndbox("ship", 1, 2, 3, 4, "")], r"\('ship'\): <robndbox>/<angle> is ''"),
+        ([_robndbox("ship", 1, 2, 3, 4, "")], r": <robndbox><angle> '' is not a finite number"),
         (
             [_robndbox("ship", 1, 2, 3, 4, 5).replace("<angle>5</angle>", "")],
-            r"\('ship'\): <robndbox> has no <angle>",
+            r": <robndbox> has no <angle>",
         ),
-        ([_robndbox("ship", 1, 2, "nan", 4, 5)], r"<robndbox>/<w> is 'nan', not a finite"),
-        ([_bndbox("ship", 1, 2, 3, "x")], r"<bndbox>/<ymax> is 'x'"),
+        ([_robndbox("ship", 1, 2, "nan", 4, 5)], r": <robndbox><w> 'nan' is not a finite"),
+        ([_bndbox("ship", 1, 2, 3, "x")], r": <bndbox><ymax> 'x' is not a finite"),
+        ([_robndbox("ship", 1, 2, -3, 4, 5)], r": <robndbox> gives a negative width"),
         ([_robndbox("", 1, 2, 3, 4, 5)], r" has no <name>"),
-        ([_robndbox("ship", 1, 2, 3, 4, 5, difficult=2)], r"<difficult> is '2'"),
+        ([_robndbox("ship", 1, 2, 3, 4, 5, difficult=2)], r": <difficult> is '2'"),
         (
             [_robndbox("ship", 1, 2, 3, 4, 5).replace("robndbox</type>", "polygon</type>")],
-            r"<type> is 'polygon'",
+            r": <type> is 'polygon'; expected robndbox or bndbox",
         ),
     ],
 )
-def test_bad_objects_name_file_object_and_element(objects, message):
-    text = _xml([_robndbox("car", 10, 10, 4, 2, 0), *objects])
-    with pytest.raises(ValueError, match=rf"x\.xml: <object> #1.*{message}"):
-        parse_rolabelimg_xml(text, "x.xml")
+def test_bad_objects_name_file_line_and_object(tmp_path, objects, message):
+    """The second object starts on line 28 (13 header lines, 14 lines per object)."""
+    _image(tmp_path / "x.png")
+    (tmp_path / "x.xml").write_text(_xml([_robndbox("car", 10, 10, 4, 2, 0), *objects]))
+    with pytest.raises(ValueError, match=rf"x\.xml:28: <object> #1{message}"):
+        load_rolabelimg_instances(str(tmp_path))
 
 
 def test_bad_files_name_the_file(tmp_path):
     _image(tmp_path / "a.png")
     (tmp_path / "a.xml").write_text("<annotation>\n  <object>\n</annotation>\n")
-    with pytest.raises(ValueError, match=r"a\.xml:3:2: not well-formed XML"):
+    with pytest.raises(ValueError, match=r"a\.xml:3:2: not well-formed roLabelImg annotation XML"):
         load_rolabelimg_instances(str(tmp_path))
     (tmp_path / "a.xml").write_text("<doc/>")
     with pytest.raises(ValueError, match=r"a\.xml: root element is <doc>"):
         load_rolabelimg_instances(str(tmp_path))
     (tmp_path / "a.xml").write_text(_xml([_robndbox("boat", 1, 2, 3, 4, 0)]))
-    with pytest.raises(KeyError, match=r"a\.xml: <object> #0: unknown class 'boat'"):
+    with pytest.raises(KeyError, match=r"a\.xml:14: <object> #0: unknown class 'boat'"):
         load_rolabelimg_instances(str(tmp_path), class_names=["ship"])
     (tmp_path / "c.xml").write_text(_xml([], filename="c"))
     with pytest.raises(FileNotFoundError, match=r"c\.xml: no image found"):
@@ -214,8 +217,8 @@ def test_writer_round_trip_and_registration(tmp_path):
         ],
     }
     text = convert_to_rolabelimg_xml(record, ["car", "ship"])
-    objs = parse_rolabelimg_xml(text, "w.xml")
-    assert ((objs.boxes[:, 4] >= 0) & (objs.boxes[:, 4] < math.pi)).all()  # as roLabelImg saves
+    angles = np.array([float(a.text) for a in ET.fromstring(text).iter("angle")])
+    assert len(angles) == 4 and ((angles >= 0) & (angles < math.pi)).all()  # as roLabelImg saves
     (tmp_path / "ann").mkdir()
     (tmp_path / "ann" / "a.xml").write_text(text)
     register_rolabelimg_instances(
@@ -229,3 +232,26 @@ def test_writer_round_trip_and_registration(tmp_path):
     assert rbox_corner_distance(got, np.array(boxes, dtype=float)).max() < 1e-9
     assert [a["category_id"] for a in d["annotations"]] == [0, 1, 0, 1]
     assert [a["difficult"] for a in d["annotations"]] == [0, 0, 0, 1]
+
+
+def test_folder_and_split_file_loaders_agree(tmp_path):
+    """The folder loader and load_voc_rotated_instances(schema "rolabelimg") share one parser:
+    the same file gives the same annotations; a <size> of 0 (unknown) is read from the image."""
+    from rotated_det.data.datasets.voc_rotated import load_voc_rotated_instances
+
+    _image(tmp_path / "a.jpg", 100, 200)
+    objects = [
+        _robndbox("ship", 50, 50, 40, 10, math.pi / 6, difficult=1),
+        _robndbox("ship", 80, 60, 10, 40, 2.8),
+        _bndbox("ship", 10, 20, 50, 30),
+    ]
+    (tmp_path / "a.xml").write_text(_xml(objects, width=0, height=0))
+    (a,) = load_rolabelimg_instances(str(tmp_path))
+    with pytest.raises(ValueError, match=r"a\.xml: <size><height> is '0'"):
+        load_voc_rotated_instances(str(tmp_path), str(tmp_path), ["ship"], "rolabelimg")
+    (tmp_path / "a.xml").write_text(_xml(objects))
+    (b,) = load_voc_rotated_instances(str(tmp_path), str(tmp_path), ["ship"], "rolabelimg")
+    assert (a["height"], a["width"]) == (b["height"], b["width"]) == (100, 200)
+    assert a["annotations"] == b["annotations"]
+    np.testing.assert_allclose(a["annotations"][0]["bbox"], [50, 50, 40, 10, -30], atol=1e-9)
+    np.testing.assert_allclose(a["annotations"][2]["bbox"], [30, 25, 40, 10, 0])

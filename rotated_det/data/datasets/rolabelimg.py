@@ -26,22 +26,27 @@ in image coordinates (y down), so the ``w`` side points along ``(cos angle, sin 
 shape clockwise on screen increases ``direction``. That is OpenCV's ``RotatedRect`` convention
 in radians, the one of HRSC2016's ``mbox_ang``; rotated_det's angle is counter-clockwise in
 degrees, so ``angle_deg = -degrees(angle)`` with the same ``w`` and ``h``
-(:func:`rotated_det.data.datasets.hrsc.hrsc_mbox_to_rbox`), then normalised to "le90" (``w >= h``,
-angle in [-90, 90)). Example: ``cx=50 cy=50 w=40 h=10 angle=0.5236`` (30 degrees clockwise: the
-long side descends to the right on screen, its right end at about (67.3, 60)) becomes
-``(50, 50, 40, 10, -30)``.
+(:func:`rotated_det.data.datasets.hrsc.hrsc_mbox_to_rbox`, the one such conversion), then
+normalised to "le90" (``w >= h``, angle in [-90, 90)). Example: ``cx=50 cy=50 w=40 h=10
+angle=0.5236`` (30 degrees clockwise: the long side descends to the right on screen, its right end
+at about (67.3, 60)) becomes ``(50, 50, 40, 10, -30)``.
 
 ``<bndbox>`` objects (labelImg's axis-aligned boxes, ``xmin ymin xmax ymax`` pixels, taken as
-they are) become angle-0 boxes. An object without ``<type>`` is read by the box element it has.
-``poly`` in the dicts is the box's corners (:func:`rotated_det.structures.rbox_to_poly`).
-``difficult`` is ``<difficult>`` (0 or 1; missing means 0). ``image_id`` is the XML file's stem.
+they are) become angle-0 boxes. ``poly`` in the dicts is the box's corners
+(:func:`rotated_det.structures.rbox_to_poly`). ``difficult`` is ``<difficult>`` (0 or 1; missing
+means 0). ``image_id`` is the XML file's stem.
+
+The objects are read by the one rotated-VOC parser, schema ``"rolabelimg"`` of
+:mod:`rotated_det.data.datasets.voc_rotated` (also used for RSDD-SAR with split files): malformed
+input (not XML, a root other than ``<annotation>``, an object without ``<name>``, a ``<type>``
+other than ``robndbox``/``bndbox``, a missing or non-numeric box value, a negative size) raises an
+error naming the file, the line and the object (``a.xml:14: <object> #0: <robndbox><w> 'x' is not
+a finite number``).
 
 The image, in ``image_dir`` (default: the XML folder), is the first that exists of:
 ``<xml stem>.<image ext>``, ``<filename>`` (with or without an extension), then ``<path>``
 (absolute, or relative to the XML file). ``height``/``width`` come from ``<size>`` when both are
-positive, else from the image file. Malformed input (not XML, an object without ``<name>`` or
-with a missing or non-numeric box value) raises an error naming the file and the object
-(``<object> #i``) and element.
+positive, else from the image file.
 
 :func:`convert_to_rolabelimg_xml` writes a dataset dict as such a file (every object a
 ``robndbox``, values at full float precision where roLabelImg rounds to 4 and 6 decimals);
@@ -56,19 +61,17 @@ import os
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any, cast
+from typing import Any
 
 import numpy as np
 
 from rotated_det.data.catalog import DatasetCatalog, MetadataCatalog
-from rotated_det.data.datasets.hrsc import hrsc_mbox_to_rbox
 from rotated_det.data.datasets.loading import IMAGE_EXTENSIONS, gc_paused, image_size, list_images
-from rotated_det.structures import BoxMode, rbox_to_poly
+from rotated_det.data.datasets.voc_rotated import VOC_ROTATED_SCHEMAS, VocRotatedBatch
+from rotated_det.data.datasets.xml_labels import read_xml, xml_image_size
+from rotated_det.structures import BoxMode
 
 __all__ = [
-    "RoLabelImgObjects",
-    "parse_rolabelimg_xml",
     "load_rolabelimg_instances",
     "register_rolabelimg_instances",
     "convert_to_rolabelimg_xml",
@@ -77,177 +80,27 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-_RBOX_TAGS: tuple[str, ...] = ("cx", "cy", "w", "h", "angle")
-_HBOX_TAGS: tuple[str, ...] = ("xmin", "ymin", "xmax", "ymax")
+_RBOX_TAGS = VOC_ROTATED_SCHEMAS["rolabelimg"].param_tags  # cx, cy, w, h, angle
 
 
-@dataclass
-class RoLabelImgObjects:
-    """The objects of one roLabelImg file, in file order.
-
-    Attributes:
-        names: N class names as written.
-        boxes: ``[N, 5]`` float64 ``(cx, cy, w, h, angle)`` in roLabelImg's convention (pixels;
-            radians, clockwise on screen); ``<bndbox>`` objects have angle 0.
-        difficult: ``[N]`` int64, 0 or 1.
-        filename: ``<filename>`` text, or None.
-        path: ``<path>`` text, or None.
-        height, width: ``<size>`` values, or None when absent or not positive.
-    """
-
-    names: list[str]
-    boxes: np.ndarray
-    difficult: np.ndarray
-    filename: str | None = None
-    path: str | None = None
-    height: int | None = None
-    width: int | None = None
-
-    def __len__(self) -> int:
-        return len(self.names)
-
-
-def _number(node: ET.Element, tag: str, where: str) -> float:
-    text = node.findtext(tag)
-    if text is None:
-        raise ValueError(f"{where}: <{node.tag}> has no <{tag}>")
-    try:
-        v = float(text)
-    except ValueError:
-        raise ValueError(f"{where}: <{node.tag}>/<{tag}> is {text!r}, not a number") from None
-    if not math.isfinite(v):
-        raise ValueError(f"{where}: <{node.tag}>/<{tag}> is {text!r}, not a finite number")
-    return v
-
-
-def _where(path: str, i: int, name: str) -> str:
-    return f"{path}: <object> #{i} ({name!r})"
-
-
-def _text(children: dict[str, ET.Element], tag: str) -> str:
-    """The stripped text of child ``tag`` ("" when absent or empty)."""
-    c = children.get(tag)
-    return c.text.strip() if c is not None and c.text else ""
-
-
-def _size(root: ET.Element, tag: str) -> int | None:
-    text = root.findtext(f"size/{tag}")
-    try:
-        v = int(float(text)) if text is not None else 0
-    except ValueError:
-        return None  # the image file gives the size
-    return v if v > 0 else None
-
-
-def parse_rolabelimg_xml(content: str | bytes, path: str = "<string>") -> RoLabelImgObjects:
-    """The objects of a roLabelImg (or labelImg Pascal VOC) XML document (module doc).
-
-    Args:
-        content: the file's content.
-        path: the file, for error messages.
-    Raises:
-        ValueError: naming ``path``, the object (``<object> #i``, 0-based, with its name) and
-            the element: malformed XML (with line and column), a root other than
-            ``<annotation>``, an object without ``<name>``, an unknown ``<type>``, a missing
-            box element or value, a non-numeric or non-finite value, a ``<difficult>`` other than
-            0 or 1.
-    """
-    try:
-        root = ET.fromstring(content)
-    except ET.ParseError as e:
-        line, col = e.position
-        raise ValueError(f"{path}:{line}:{col}: not well-formed XML: {e}") from None
-    if root.tag != "annotation":
-        raise ValueError(f"{path}: root element is <{root.tag}>, expected <annotation>")
-    names: list[str] = []
-    diffs: list[int] = []
-    # box value strings, converted once per file; (index, name, box element, tags) per object for
-    # the precise error when that conversion fails
-    values: dict[tuple[str, ...], list[str]] = {_RBOX_TAGS: [], _HBOX_TAGS: []}
-    rows: dict[tuple[str, ...], list[int]] = {_RBOX_TAGS: [], _HBOX_TAGS: []}
-    nodes: list[tuple[int, str, ET.Element, tuple[str, ...]]] = []
-    for i, obj in enumerate(root.iterfind("object")):
-        el = {c.tag: c for c in obj}  # one pass over the children (later ones win)
-        name = _text(el, "name")
-        if not name:
-            raise ValueError(f"{path}: <object> #{i} has no <name>")
-        kind = _text(el, "type")
-        rb, bb = el.get("robndbox"), el.get("bndbox")
-        if kind not in ("", "robndbox", "bndbox"):
-            raise ValueError(
-                f"{_where(path, i, name)}: <type> is {kind!r}, expected 'robndbox' or 'bndbox'"
-            )
-        node: ET.Element
-        tags: tuple[str, ...]
-        if kind == "robndbox" or (not kind and rb is not None):
-            if rb is None:
-                raise ValueError(
-                    f"{_where(path, i, name)}: <type> robndbox but no <robndbox> element"
-                )
-            node, tags = rb, _RBOX_TAGS
-        elif bb is not None:
-            node, tags = bb, _HBOX_TAGS
-        else:
-            raise ValueError(f"{_where(path, i, name)}: no <robndbox> or <bndbox> element")
-        sub = {c.tag: c.text or "" for c in node}
-        texts = [sub.get(t) for t in tags]
-        if None in texts:
-            raise ValueError(
-                f"{_where(path, i, name)}: <{node.tag}> has no <{tags[texts.index(None)]}>"
-            )
-        values[tags].extend(cast(list[str], texts))  # no None: checked above
-        rows[tags].append(len(names))
-        nodes.append((i, name, node, tags))
-        d = _text(el, "difficult") or "0"
-        if d not in ("0", "1"):
-            raise ValueError(f"{_where(path, i, name)}: <difficult> is {d!r}, expected 0 or 1")
-        names.append(name)
-        diffs.append(int(d))
-    boxes = np.zeros((len(names), 5))
-    try:
-        rbox = np.array(values[_RBOX_TAGS], dtype=np.float64).reshape(-1, 5)
-        x0, y0, x1, y1 = np.array(values[_HBOX_TAGS], dtype=np.float64).reshape(-1, 4).T
-        ok = bool(np.isfinite(rbox).all() and np.isfinite([x0, y0, x1, y1]).all())
-    except ValueError:
-        ok = False
-    if not ok:
-        for i, name, node, tags in nodes:
-            for t in tags:
-                _number(node, t, _where(path, i, name))
-        raise ValueError(f"{path}: malformed box values")  # not reached: _number names them
-    boxes[rows[_RBOX_TAGS]] = rbox
-    boxes[rows[_HBOX_TAGS]] = np.stack([(x0 + x1) / 2, (y0 + y1) / 2, x1 - x0, y1 - y0, 0 * x0], 1)
-    filename = root.findtext("filename")
-    img_path = root.findtext("path")
-    return RoLabelImgObjects(
-        names=names,
-        boxes=boxes,
-        difficult=np.array(diffs, dtype=np.int64),
-        filename=filename.strip() if filename and filename.strip() else None,
-        path=img_path.strip() if img_path and img_path.strip() else None,
-        height=_size(root, "height"),
-        width=_size(root, "width"),
-    )
-
-
-def _find_image(
-    objs: RoLabelImgObjects, xml_path: str, image_dir: str, by_stem: dict[str, str]
-) -> str:
+def _find_image(root: ET.Element, xml_path: str, image_dir: str, by_stem: dict[str, str]) -> str:
     """The image of ``xml_path`` (module doc); ``by_stem`` maps stems to file names in
     ``image_dir``."""
     stem = os.path.splitext(os.path.basename(xml_path))[0]
     tried = [f"{stem}.<ext>"]
     if stem in by_stem:
         return os.path.join(image_dir, by_stem[stem])
-    if objs.filename:
-        name = os.path.basename(objs.filename.replace("\\", "/"))
+    filename = (root.findtext("filename") or "").strip()
+    if filename:
+        name = os.path.basename(filename.replace("\\", "/"))
         tried.append(name)
         if os.path.isfile(os.path.join(image_dir, name)):
             return os.path.join(image_dir, name)
         if os.path.splitext(name)[0] in by_stem:
             return os.path.join(image_dir, by_stem[os.path.splitext(name)[0]])
-    if objs.path:
-        p = os.path.join(os.path.dirname(xml_path), objs.path)  # an absolute path stays
+    img_path = (root.findtext("path") or "").strip()
+    if img_path:
+        p = os.path.join(os.path.dirname(xml_path), img_path)  # an absolute path stays
         tried.append(p)
         if os.path.isfile(p):
             return p
@@ -267,16 +120,19 @@ def load_rolabelimg_instances(
     dataset_name: str | None = None,
 ) -> list[dict]:
     """Load a folder of roLabelImg XML files as standard dataset dicts (module doc), one per
-    file, in file-name order.
+    file, in file-name order. (For a dataset with split files and ``<id>.xml`` /
+    ``<id><ext>`` pairs, e.g. RSDD-SAR, see
+    :func:`rotated_det.data.datasets.voc_rotated.load_voc_rotated_instances` with schema
+    ``"rolabelimg"``.)
 
     Args:
         xml_dir: folder of ``*.xml`` files (other files are ignored).
         image_dir: folder of the images; default ``xml_dir``.
-        class_names: categories; ``category_id`` is the index into this list. None: the sorted
-            names found in the files (set as ``thing_classes`` of ``dataset_name``'s metadata
-            when ``dataset_name`` is given, and logged).
-        unknown_classes: "error" (default): a name not in ``class_names`` raises naming the file
-            and object; "skip": such objects are dropped and counted.
+        class_names: categories; ``category_id`` is the index into this list (names match
+            exactly). None: the sorted names found in the files (set as ``thing_classes`` of
+            ``dataset_name``'s metadata when ``dataset_name`` is given, and logged).
+        unknown_classes: "error" (default): a name not in ``class_names`` raises naming the file,
+            line and object; "skip": such objects are dropped and counted.
         image_exts: image extensions looked for.
         dataset_name: name for log messages and metadata.
     Returns:
@@ -299,69 +155,32 @@ def load_rolabelimg_instances(
     for f in list_images(image_dir, image_exts):
         by_stem.setdefault(os.path.splitext(f)[0], f)
 
-    parsed: list[tuple[dict, RoLabelImgObjects, str]] = []
+    batch = VocRotatedBatch("rolabelimg")
+    dicts: list[dict[str, Any]] = []
     for f in files:
         xpath = os.path.join(xml_dir, f)
-        try:
-            with open(xpath, "rb") as fh:
-                content = fh.read()
-        except OSError as e:
-            raise OSError(f"Cannot read roLabelImg file {xpath}: {e}") from e
-        objs = parse_rolabelimg_xml(content, xpath)
-        img = _find_image(objs, xpath, image_dir, by_stem)
-        if objs.height is None or objs.width is None:
-            h, w = image_size(img)
-        else:
-            h, w = objs.height, objs.width
-        rec = {"file_name": img, "height": h, "width": w, "image_id": os.path.splitext(f)[0]}
-        parsed.append((rec, objs, xpath))
+        root = read_xml(xpath, "roLabelImg annotation")
+        batch.add_file(xpath, root)
+        img = _find_image(root, xpath, image_dir, by_stem)
+        h, w = xml_image_size(root, xpath, unknown_ok=True) or image_size(img)
+        dicts.append(
+            {"file_name": img, "height": h, "width": w, "image_id": os.path.splitext(f)[0]}
+        )
 
     if class_names is None:
-        found = sorted({n for _, o, _ in parsed for n in o.names})
-        class_names = found
-        logger.info(f"{tag}: classes found in the roLabelImg files: {found}")
+        class_names = sorted(set(batch.names))
+        logger.info(f"{tag}: classes found in the roLabelImg files: {class_names}")
         if dataset_name is not None:
-            MetadataCatalog.get(dataset_name).set(thing_classes=list(found))
+            MetadataCatalog.get(dataset_name).set(thing_classes=list(class_names))
     class_to_id = {c: i for i, c in enumerate(class_names)}
-    names_all = [n for _, o, _ in parsed for n in o.names]
-    cats = np.fromiter((class_to_id.get(n, -1) for n in names_all), np.int64, len(names_all))
-    if unknown_classes == "error" and (cats < 0).any():
-        j = int(np.argmax(cats < 0))
-        sizes = np.cumsum([len(o) for _, o, _ in parsed])
-        k = int(np.searchsorted(sizes, j, side="right"))
-        local = j - (int(sizes[k - 1]) if k else 0)
-        raise KeyError(
-            f"{parsed[k][2]}: <object> #{local}: unknown class {names_all[j]!r}; known classes "
-            f"are: {', '.join(class_names)}"
-        )
-    # one conversion for the whole dataset
-    boxes = hrsc_mbox_to_rbox(np.concatenate([o.boxes for _, o, _ in parsed]))
-    polys = rbox_to_poly(boxes)
-    diffs = np.concatenate([o.difficult for _, o, _ in parsed])
-    b_all, c_all, d_all, p_all = boxes.tolist(), cats.tolist(), diffs.tolist(), polys.tolist()
-    dicts, start = [], 0
-    for rec, objs, _ in parsed:
-        end = start + len(objs)
-        rec["annotations"] = [
-            {
-                "bbox": b_all[j],
-                "bbox_mode": BoxMode.XYWHA_ABS,
-                "category_id": c_all[j],
-                "difficult": d_all[j],
-                "poly": p_all[j],
-            }
-            for j in range(start, end)
-            if c_all[j] >= 0
-        ]
-        start = end
-        dicts.append(rec)
-    n_obj = int((cats >= 0).sum())
+    cats = np.fromiter((class_to_id.get(n, -1) for n in batch.names), np.int64, len(batch.names))
+    for rec, anns in zip(dicts, batch.annotations(cats, class_names, unknown_classes, tag)):
+        rec["annotations"] = anns
+    n_obj = sum(len(d["annotations"]) for d in dicts)
     logger.info(
         f"Loaded {len(dicts)} images and {n_obj} objects from roLabelImg files in {xml_dir} "
         f"({tag}) in {time.perf_counter() - t0:.2f}s"
     )
-    if len(cats) > n_obj:
-        logger.warning(f"{tag}: {len(cats) - n_obj} objects of unknown classes skipped.")
     return dicts
 
 

@@ -23,22 +23,25 @@ Schemas (:data:`VOC_ROTATED_SCHEMAS`), i.e. where the rotated box is:
     and the parameters ``rotated_bbox_cx, rotated_bbox_cy, rotated_bbox_w, rotated_bbox_h,
     rotated_bbox_theta`` (theta in DEGREES). The corners are used when present, else the parameters.
 ``"rolabelimg"`` (roLabelImg, RSDD-SAR): ``<robndbox>`` holding ``cx, cy, w, h, angle`` (angle in
-    RADIANS).
+    RADIANS); an ``<object>``'s ``<type>``, when present, is ``robndbox`` or ``bndbox``. The folder
+    loader of :mod:`rotated_det.data.datasets.rolabelimg` reads its files with this schema too.
 
 Angle conversion (parameter forms). SSDD's ``rotated_bbox_theta`` and roLabelImg's ``angle`` are
 OpenCV-style: the ``w`` side points along ``(cos t, sin t)`` in image coordinates (x right, y down),
-so a positive ``t`` turns clockwise on screen. rotated_det's angle is counter-clockwise (docs/
-design.md), so ``angle = -degrees(t)`` with the same ``w`` and ``h``. Worked example (an RBox-SSDD
-object): ``(cx, cy, w, h, theta) = (242, 96, 98, 45, 85.815)`` becomes ``(242, 96, 98, 45,
--85.815)``, whose corners are about ``(215, 48), (261, 45), (268, 143), (223, 147)``: the file's own
-``x1 .. y4``. Every box is then written in the ``"le90"`` normalisation (``w >= h``, angle in
-[-90, 90)), like the DOTA and HRSC loaders.
+so a positive ``t`` turns clockwise on screen: HRSC2016's ``mbox_ang`` convention. rotated_det's
+angle is counter-clockwise (docs/design.md), so ``angle = -degrees(t)`` with the same ``w`` and
+``h`` (:func:`rotated_det.data.datasets.hrsc.hrsc_mbox_to_rbox`, the one such conversion). Worked
+example (an RBox-SSDD object): ``(cx, cy, w, h, theta) = (242, 96, 98, 45, 85.815)`` becomes
+``(242, 96, 98, 45, -85.815)``, whose corners are about ``(215, 48), (261, 45), (268, 143),
+(223, 147)``: the file's own ``x1 .. y4``. Every box is then written in the ``"le90"``
+normalisation (``w >= h``, angle in [-90, 90)), like the DOTA and HRSC loaders.
 
 An object without the schema's element but with a VOC ``<bndbox>`` (``xmin, ymin, xmax, ymax``;
 roLabelImg writes one for an axis-aligned rectangle) loads as an angle-0 box; such objects are
-counted in the log. Anything else malformed (no box, a missing coordinate, a value that is not a
-number, a difficult flag other than 0/1, an unknown class) raises an error naming the file, the
-line and the ``<object>``.
+counted in the log. Anything else malformed (a root other than ``<annotation>``, no box, a missing
+coordinate, a value that is not a number, a negative size, a difficult flag other than 0/1, an
+unknown class) raises an error naming the file, the line and the ``<object>`` (``a.xml:14:
+<object> #0: ...``; :class:`VocRotatedBatch` is the one parser).
 """
 
 from __future__ import annotations
@@ -46,13 +49,15 @@ from __future__ import annotations
 import logging
 import os
 import time
+import xml.etree.ElementTree as ET
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
 from rotated_det.data.catalog import DatasetCatalog, MetadataCatalog
+from rotated_det.data.datasets.hrsc import hrsc_mbox_to_rbox
 from rotated_det.data.datasets.loading import gc_paused, image_size
 from rotated_det.data.datasets.xml_labels import (
     parse_floats,
@@ -60,13 +65,14 @@ from rotated_det.data.datasets.xml_labels import (
     where_element,
     xml_image_size,
 )
-from rotated_det.structures import BoxMode, normalize_rbox_angles, poly_to_rbox, rbox_to_poly
+from rotated_det.structures import BoxMode, poly_to_rbox, rbox_to_poly
 
 __all__ = [
     "DIOR_R_CLASSES",
     "VocRotatedSchema",
     "VOC_ROTATED_SCHEMAS",
     "VocRotatedLabels",
+    "VocRotatedBatch",
     "parse_voc_rotated_xml",
     "load_voc_rotated_instances",
     "register_voc_rotated_instances",
@@ -94,12 +100,15 @@ class VocRotatedSchema:
         param_tags: 5 child elements ``cx, cy, w, h, t`` (pixels; ``t`` clockwise on screen),
             or empty; used when the corners are absent.
         angle_unit: ``"deg"`` or ``"rad"``, the unit of ``t``.
+        types: the ``<type>`` texts an ``<object>`` may have (any other raises), or empty to
+            ignore ``<type>``.
     """
 
     box_tag: str
     corner_tags: tuple[str, ...] = ()
     param_tags: tuple[str, ...] = ()
     angle_unit: str = "rad"
+    types: tuple[str, ...] = ()
 
 
 VOC_ROTATED_SCHEMAS = {
@@ -129,7 +138,10 @@ VOC_ROTATED_SCHEMAS = {
         angle_unit="deg",
     ),  # fmt: skip
     "rolabelimg": VocRotatedSchema(
-        "robndbox", param_tags=("cx", "cy", "w", "h", "angle"), angle_unit="rad"
+        "robndbox",
+        param_tags=("cx", "cy", "w", "h", "angle"),
+        angle_unit="rad",
+        types=("robndbox", "bndbox"),
     ),
 }
 
@@ -165,21 +177,39 @@ def _schema(schema: str | VocRotatedSchema) -> VocRotatedSchema:
     return VOC_ROTATED_SCHEMAS[schema]
 
 
-class _Batch:
-    """Objects of many files, their numbers kept as strings until one conversion at the end."""
+class VocRotatedBatch:
+    """The one parser of rotated VOC-style ``<object>`` elements (every schema, and the roLabelImg
+    folder loader of :mod:`rotated_det.data.datasets.rolabelimg`): objects of many files are
+    added one file at a time, their numbers kept as strings until one conversion for all.
 
-    def __init__(self, schema: VocRotatedSchema):
-        self.schema = schema
+    Attributes:
+        schema: the box form.
+        files: the files added, in order.
+        names: N class names as written (stripped), over all files in order.
+        difficult: N flags, 0 or 1.
+        counts: the number of objects of each file.
+    """
+
+    def __init__(self, schema: str | VocRotatedSchema):
+        self.schema = _schema(schema)
         self.files: list[str] = []
+        self.counts: list[int] = []
         self.names: list[str] = []
         self.difficult: list[int] = []
         # per kind: flat number strings and (global object index, file index, object index)
         self.values: tuple[list[str], list[str], list[str]] = ([], [], [])
         self.origin: tuple[list[tuple[int, int, int]], ...] = ([], [], [])
 
-    def add_file(self, path: str, root) -> int:
-        """Append the objects of one parsed file; returns their number."""
+    def add_file(self, path: str, root: ET.Element) -> int:
+        """Append the objects of one parsed file (``root`` from
+        :func:`~rotated_det.data.datasets.xml_labels.read_xml`); returns their number.
+
+        Raises:
+            ValueError: naming the file, line and ``<object> #i`` (module doc).
+        """
         s = self.schema
+        if root.tag != "annotation":
+            raise ValueError(f"{path}: root element is <{root.tag}>, expected <annotation>")
         fi = len(self.files)
         self.files.append(path)
         objs = root.findall("object")
@@ -197,6 +227,12 @@ class _Batch:
                         f"{where_element(path, _OBJECT, oi)}: <difficult> is {diff!r}; "
                         "expected 0 or 1"
                     )
+            kind_text = obj.findtext("type")
+            if s.types and kind_text is not None and kind_text.strip() not in s.types:
+                raise ValueError(
+                    f"{where_element(path, _OBJECT, oi)}: <type> is {kind_text!r}; expected "
+                    f"{' or '.join(s.types)}"
+                )
             box = obj.find(s.box_tag)
             if box is not None:
                 kind, tags = _CORNERS, s.corner_tags
@@ -225,14 +261,26 @@ class _Batch:
                     f"{', '.join(f'<{t}>' for t in missing)}"
                     + (f"; expected {want}" if want else "")
                 )
-            self.values[kind].extend(texts)
+            self.values[kind].extend(cast(list[str], texts))  # no None: checked above
             self.origin[kind].append((len(self.names), fi, oi))
             self.names.append(name.strip())
             self.difficult.append(d)
+        self.counts.append(len(objs))
         return len(objs)
 
+    def where(self, i: int) -> str:
+        """``"<file>:<line>: <object> #<k>"`` of object ``i`` (0-based over all files)."""
+        _, fi, oi = next(o for k in self.origin for o in k if o[0] == i)
+        return where_element(self.files[fi], _OBJECT, oi)
+
     def convert(self) -> tuple[np.ndarray, np.ndarray]:
-        """``([N, 5] le90 boxes, [N, 8] polygons)`` of every object added, in order."""
+        """``([N, 5] le90 boxes, [N, 8] polygons)`` of every object added, in order (module doc;
+        the parameter forms through :func:`rotated_det.data.datasets.hrsc.hrsc_mbox_to_rbox`).
+
+        Raises:
+            ValueError: naming the file, line and ``<object>`` of the first value that is not a
+                finite number, or of a negative width or height.
+        """
         s = self.schema
         n = len(self.names)
         boxes = np.zeros((n, 5), dtype=np.float64)
@@ -247,7 +295,7 @@ class _Batch:
                 continue
             parent = "bndbox" if kind == _HBOX else s.box_tag
 
-            def describe(row, origin=origin):
+            def describe(row: int, origin: list[tuple[int, int, int]] = origin) -> str:
                 return where_element(self.files[origin[row][1]], _OBJECT, origin[row][2])
 
             vals = parse_floats(
@@ -258,24 +306,89 @@ class _Batch:
                 polys[idx] = vals
                 boxes[idx] = poly_to_rbox(vals)
                 continue
-            if kind == _PARAMS:
-                rb = vals.copy()
-                rb[:, 4] = -(np.degrees(vals[:, 4]) if s.angle_unit == "rad" else vals[:, 4])
-                sizes = rb[:, 2:4]
+            if kind == _PARAMS:  # OpenCV-style (cx, cy, w, h, t), t clockwise: radians
+                mbox = vals.copy()
+                if s.angle_unit == "deg":
+                    mbox[:, 4] = np.radians(vals[:, 4])
             else:  # xmin, ymin, xmax, ymax -> angle 0
-                sizes = vals[:, 2:4] - vals[:, 0:2]
-                rb = np.concatenate(
-                    [(vals[:, 0:2] + vals[:, 2:4]) / 2, sizes, np.zeros((len(vals), 1))], axis=1
+                mbox = np.concatenate(
+                    [
+                        (vals[:, :2] + vals[:, 2:]) / 2,
+                        vals[:, 2:] - vals[:, :2],
+                        np.zeros((len(vals), 1)),
+                    ],
+                    axis=1,
                 )
-            neg = np.nonzero((sizes < 0).any(axis=1))[0]
+            neg = np.nonzero((mbox[:, 2:4] < 0).any(axis=1))[0]
             if len(neg):
                 raise ValueError(
                     f"{describe(int(neg[0]))}: <{parent}> gives a negative width or height "
                     f"{vals[int(neg[0])].tolist()}"
                 )
-            boxes[idx] = normalize_rbox_angles(rb, "le90")
+            boxes[idx] = hrsc_mbox_to_rbox(mbox) + 0.0  # + 0.0: no -0.0 angles
             polys[idx] = rbox_to_poly(boxes[idx])
         return boxes, polys
+
+    def annotations(
+        self,
+        category_ids: np.ndarray,
+        class_names: Sequence[str],
+        unknown_classes: str = "error",
+        tag: str = "",
+    ) -> list[list[dict]]:
+        """Every file's objects as dataset-dict annotations (``bbox`` XYWHA_ABS le90, ``poly``,
+        ``category_id``, ``difficult``), one list per file added; one :meth:`convert` for all.
+        Objects of unknown classes (skipped) and of axis-aligned ``<bndbox>`` form are counted
+        in the log.
+
+        Args:
+            category_ids: ``[N]`` int, each object's category, -1 for a name not in
+                ``class_names``.
+            class_names: the categories, for the error message.
+            unknown_classes: "error" raises on the first -1; "skip" drops those objects.
+            tag: the dataset, for log messages.
+        Raises:
+            KeyError: naming the file, line and object of an unknown class ("error").
+        """
+        cats = np.asarray(category_ids, dtype=np.int64)
+        unknown = np.nonzero(cats < 0)[0]
+        if len(unknown) and unknown_classes == "error":
+            i = int(unknown[0])
+            raise KeyError(
+                f"{self.where(i)}: unknown class '{self.names[i]}'; known classes are: "
+                f"{', '.join(class_names)}"
+            )
+        boxes, polys = self.convert()
+        b_list, p_list, c_list, d_list = (
+            boxes.tolist(),
+            polys.tolist(),
+            cats.tolist(),
+            self.difficult,
+        )
+        out, start = [], 0
+        for n in self.counts:
+            out.append(
+                [
+                    {
+                        "bbox": b_list[i],
+                        "bbox_mode": BoxMode.XYWHA_ABS,
+                        "category_id": c_list[i],
+                        "difficult": d_list[i],
+                        "poly": p_list[i],
+                    }
+                    for i in range(start, start + n)
+                    if c_list[i] >= 0
+                ]
+            )
+            start += n
+        if len(unknown):
+            logger.warning(f"{tag}: {len(unknown)} objects of unknown classes skipped.")
+        if self.origin[_HBOX]:
+            logger.info(
+                f"{tag}: {len(self.origin[_HBOX])} objects had only an axis-aligned <bndbox> "
+                "(loaded with angle 0)."
+            )
+        return out
 
 
 def parse_voc_rotated_xml(path: str, schema: str | VocRotatedSchema) -> VocRotatedLabels:
@@ -288,7 +401,7 @@ def parse_voc_rotated_xml(path: str, schema: str | VocRotatedSchema) -> VocRotat
     Raises:
         ValueError: naming the file, line and ``<object>`` for malformed content.
     """
-    batch = _Batch(_schema(schema))
+    batch = VocRotatedBatch(schema)
     root = read_xml(path, "rotated VOC annotation")
     batch.add_file(path, root)
     boxes, polys = batch.convert()
@@ -349,12 +462,10 @@ def load_voc_rotated_instances(
     if unknown_classes not in ("error", "skip"):
         raise ValueError(f"unknown_classes must be 'error' or 'skip', got {unknown_classes!r}")
     t0 = time.perf_counter()
-    s = _schema(schema)
+    batch = VocRotatedBatch(schema)
     ids = _read_ids(split_file, ann_dir)
     class_to_id = {c.lower(): i for i, c in enumerate(class_names)}
-    batch = _Batch(s)
     dicts: list[dict[str, Any]] = []
-    counts: list[int] = []
     images: set[str] | None = None  # the files of image_dir, listed once when first needed
     for img_id in ids:
         xml = os.path.join(ann_dir, img_id + ".xml")
@@ -363,7 +474,7 @@ def load_voc_rotated_instances(
         except FileNotFoundError:
             where = f" (listed in {split_file})" if split_file else ""
             raise FileNotFoundError(f"Annotation {xml}{where} does not exist") from None
-        counts.append(batch.add_file(xml, root))
+        batch.add_file(xml, root)
         file_name = os.path.join(image_dir, img_id + image_ext)
         size = xml_image_size(root, xml)
         if size is None:
@@ -376,45 +487,17 @@ def load_voc_rotated_instances(
         dicts.append(
             {"file_name": file_name, "height": size[0], "width": size[1], "image_id": img_id}
         )
-    boxes, polys = batch.convert()
     cats = np.fromiter(
         (class_to_id.get(n.lower(), -1) for n in batch.names), np.int64, count=len(batch.names)
     )
-    unknown = np.nonzero(cats < 0)[0]
-    if len(unknown) and unknown_classes == "error":
-        _, fi, oi = next(o for k in batch.origin for o in k if o[0] == int(unknown[0]))
-        raise KeyError(
-            f"{where_element(batch.files[fi], _OBJECT, oi)}: unknown class "
-            f"'{batch.names[int(unknown[0])]}'; known classes are: {', '.join(class_names)}"
-        )
-    b_list, p_list = boxes.tolist(), polys.tolist()
-    c_list, d_list = cats.tolist(), batch.difficult
-    start = 0
-    for rec, n in zip(dicts, counts):
-        rec["annotations"] = [
-            {
-                "bbox": b_list[i],
-                "bbox_mode": BoxMode.XYWHA_ABS,
-                "category_id": c_list[i],
-                "difficult": d_list[i],
-                "poly": p_list[i],
-            }
-            for i in range(start, start + n)
-            if c_list[i] >= 0
-        ]
-        start += n
     tag = dataset_name or split_file or ann_dir
+    for rec, anns in zip(dicts, batch.annotations(cats, class_names, unknown_classes, tag)):
+        rec["annotations"] = anns
+    n_obj = sum(len(d["annotations"]) for d in dicts)
     logger.info(
-        f"Loaded {len(dicts)} images and {len(cats) - len(unknown)} objects from rotated VOC "
-        f"annotations in {ann_dir} ({tag}) in {time.perf_counter() - t0:.2f}s"
+        f"Loaded {len(dicts)} images and {n_obj} objects from rotated VOC annotations in "
+        f"{ann_dir} ({tag}) in {time.perf_counter() - t0:.2f}s"
     )
-    if len(unknown):
-        logger.warning(f"{tag}: {len(unknown)} objects of unknown classes skipped.")
-    if batch.origin[_HBOX]:
-        logger.info(
-            f"{tag}: {len(batch.origin[_HBOX])} objects had only an axis-aligned <bndbox> "
-            "(loaded with angle 0)."
-        )
     return dicts
 
 

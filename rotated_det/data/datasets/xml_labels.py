@@ -81,12 +81,20 @@ def where_element(path: str, element_path: Sequence[str], index: int) -> str:
     return f"{loc}: <{element_path[-1]}> #{index}"
 
 
-def xml_image_size(root: ET.Element, path: str) -> tuple[int, int] | None:
+def xml_image_size(
+    root: ET.Element, path: str, *, unknown_ok: bool = False
+) -> tuple[int, int] | None:
     """``(height, width)`` from ``<size><width>..</width><height>..</height></size>`` (pixels), or
     None when the file has no ``<size>`` element (the loader then reads the image header).
 
+    Args:
+        root: the file's root element.
+        path: the file, for the error message.
+        unknown_ok: a missing, non-numeric or non-positive width or height gives None too
+            (labelImg writes 0 when it did not know the size) instead of raising.
     Raises:
-        ValueError: naming the file when ``<size>`` lacks a positive integer width or height.
+        ValueError: naming the file when ``<size>`` lacks a positive integer width or height
+            (unless ``unknown_ok``).
     """
     size = root.find("size")
     if size is None:
@@ -99,6 +107,8 @@ def xml_image_size(root: ET.Element, path: str) -> tuple[int, int] | None:
         except ValueError:
             v = None
         if v is None or v <= 0:
+            if unknown_ok:
+                return None
             raise ValueError(
                 f"{path}: <size><{tag}> is {text!r}; expected a positive integer (pixels)"
             )
