@@ -33,7 +33,7 @@ from typing import Any
 import numpy as np
 
 from rotated_det.data.catalog import DatasetCatalog, MetadataCatalog
-from rotated_det.data.datasets.coco_rotated import _numbers, _read_categories, _read_difficult
+from rotated_det.data.datasets.coco_labels import parse_numbers, read_categories, read_difficult
 from rotated_det.data.datasets.loading import gc_paused, image_size
 from rotated_det.structures import BoxMode, points_to_rbox, rbox_to_poly
 from rotated_det.utils.file_io import PathManager
@@ -53,7 +53,7 @@ def _read_points(seg, where: str) -> list[float] | None:
     polys = seg if isinstance(seg[0], list) else [seg]
     pts: list[float] = []
     for p in polys:
-        vals = _numbers(p, where, "segmentation")
+        vals = parse_numbers(p, where, "segmentation")
         if len(vals) % 2 or len(vals) < 6:
             raise ValueError(
                 f"{where}: malformed 'segmentation': a polygon of {len(vals)} numbers; expected "
@@ -89,7 +89,7 @@ def load_coco_polygon_json(
     if not isinstance(data, dict) or not isinstance(data.get("images"), list):
         raise ValueError(f"{json_file}: expected a COCO JSON object with an 'images' list")
     anns = data.get("annotations") or []
-    cat_ids, class_names = _read_categories(data.get("categories", []), json_file)
+    cat_ids, class_names = read_categories(data.get("categories", []), json_file)
     id_map = {c: i for i, c in enumerate(cat_ids)}
     if dataset_name is not None:
         MetadataCatalog.get(dataset_name).set(
@@ -131,7 +131,7 @@ def load_coco_polygon_json(
             "bbox": None,
             "bbox_mode": BoxMode.XYWHA_ABS,
             "category_id": id_map[cat],
-            "difficult": _read_difficult(ann, where),
+            "difficult": read_difficult(ann, where),
             "poly": None,
         }
         pts = _read_points(ann.get("segmentation"), where)
@@ -140,7 +140,7 @@ def load_coco_polygon_json(
             group[0].append(rec)
             group[1].append(pts)
         else:
-            box = _numbers(ann.get("bbox") or [], where, "bbox")
+            box = parse_numbers(ann.get("bbox") or [], where, "bbox")
             if len(box) != 4 or box[2] < 0 or box[3] < 0:
                 raise ValueError(
                     f"{where}: no polygon in 'segmentation' and 'bbox' is {ann.get('bbox')!r}; "

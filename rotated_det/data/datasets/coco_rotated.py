@@ -62,6 +62,7 @@ from typing import Any
 import numpy as np
 
 from rotated_det.data.catalog import DatasetCatalog, MetadataCatalog
+from rotated_det.data.datasets.coco_labels import parse_numbers, read_categories, read_difficult
 from rotated_det.data.datasets.loading import gc_paused, image_size
 from rotated_det.structures import BoxMode, poly_to_rbox, rbox_to_poly
 from rotated_det.utils.file_io import PathManager
@@ -77,20 +78,6 @@ logger = logging.getLogger(__name__)
 
 _BOX_SOURCES = ("auto", "bbox", "segmentation")
 _BBOX_MODES = (BoxMode.XYWHA_ABS, BoxMode.XYWH_ABS, BoxMode.XYXY_ABS)
-_DIFFICULT_KEYS = ("difficult", "ignore", "iscrowd")
-_NUMBER_TYPES = frozenset((int, float))
-
-
-def _numbers(values, where: str, key: str) -> list[float]:
-    """``values`` as a list of finite floats, or a ValueError naming ``where`` and ``key``."""
-    # exact type checks (bool is an int subclass; JSON gives only int and float) in one pass
-    if not isinstance(values, (list, tuple)) or not all(type(v) in _NUMBER_TYPES for v in values):
-        raise ValueError(f"{where}: malformed '{key}' {values!r}: expected a list of numbers")
-    out = [float(v) for v in values]
-    # a NaN or infinity makes the sum non-finite; an overflowing sum of finite values is rare
-    if not math.isfinite(sum(out)) and not all(math.isfinite(v) for v in out):
-        raise ValueError(f"{where}: malformed '{key}' {values!r}: non-finite number")
-    return out
 
 
 def _read_polygon(seg, where: str) -> tuple[list[float] | None, str | None]:
@@ -110,10 +97,10 @@ def _read_polygon(seg, where: str) -> tuple[list[float] | None, str | None]:
     if all(isinstance(p, (list, tuple)) for p in seg):
         if len(seg) != 1:
             for p in seg:
-                _numbers(p, where, "segmentation")
+                parse_numbers(p, where, "segmentation")
             return None, f"{len(seg)} polygons"
         seg = seg[0]
-    pts = _numbers(seg, where, "segmentation")
+    pts = parse_numbers(seg, where, "segmentation")
     if len(pts) % 2 or len(pts) < 6:
         raise ValueError(
             f"{where}: malformed 'segmentation': a polygon of {len(pts)} numbers; expected "
@@ -128,7 +115,7 @@ def _read_bbox(bbox, bbox_mode: BoxMode | None, where: str) -> tuple[list[float]
     """``(numbers, mode)`` of an annotation's ``bbox``, None when absent."""
     if bbox is None or (isinstance(bbox, (list, tuple)) and len(bbox) == 0):
         return None
-    vals = _numbers(bbox, where, "bbox")
+    vals = parse_numbers(bbox, where, "bbox")
     if bbox_mode is None:
         mode = {5: BoxMode.XYWHA_ABS, 4: BoxMode.XYWH_ABS}.get(len(vals))
         if mode is None:
@@ -151,36 +138,6 @@ def _read_bbox(bbox, bbox_mode: BoxMode | None, where: str) -> tuple[list[float]
     if negative:
         raise ValueError(f"{where}: malformed 'bbox' {bbox!r}: negative width or height")
     return vals, mode
-
-
-def _read_difficult(ann: dict, where: str) -> int:
-    flag = 0
-    for key in _DIFFICULT_KEYS:
-        v = ann.get(key)
-        if v is None:
-            continue
-        if not (isinstance(v, bool) or (isinstance(v, int) and v in (0, 1))):
-            raise ValueError(f"{where}: malformed '{key}' {v!r}: expected 0, 1, true or false")
-        flag |= int(v)
-    return flag
-
-
-def _read_categories(cats, json_file: str) -> tuple[list[int], list[str]]:
-    """JSON category ids (sorted) and their names."""
-    if not isinstance(cats, list):
-        raise ValueError(f"{json_file}: 'categories' must be a list of {{'id', 'name'}} entries")
-    by_id: dict[int, str] = {}
-    for i, c in enumerate(cats):
-        if not isinstance(c, dict) or "id" not in c or "name" not in c:
-            raise ValueError(f"{json_file}: category #{i} {c!r} needs an 'id' and a 'name'")
-        cid = c["id"]
-        if not isinstance(cid, int) or isinstance(cid, bool):
-            raise ValueError(f"{json_file}: category #{i} has id {cid!r}; expected an integer")
-        if cid in by_id:
-            raise ValueError(f"{json_file}: category id {cid} appears twice")
-        by_id[cid] = str(c["name"])
-    ids = sorted(by_id)
-    return ids, [by_id[i] for i in ids]
 
 
 def load_coco_rotated_json(
@@ -251,7 +208,7 @@ def _load(json_file, image_root, dataset_name, bbox_mode, box_source, extra_keys
     if not isinstance(anns, list):
         raise ValueError(f"{json_file}: 'annotations' must be a list")
     if "categories" in data:
-        cat_ids, class_names = _read_categories(data["categories"], json_file)
+        cat_ids, class_names = read_categories(data["categories"], json_file)
     elif anns:
         raise ValueError(f"{json_file}: has annotations but no 'categories'")
     else:
@@ -319,7 +276,7 @@ def _load(json_file, image_root, dataset_name, bbox_mode, box_source, extra_keys
             "bbox": None,
             "bbox_mode": BoxMode.XYWHA_ABS,
             "category_id": id_map[cat],
-            "difficult": _read_difficult(ann, where),
+            "difficult": read_difficult(ann, where),
             "poly": poly,
         }
         for key in extra_keys:
