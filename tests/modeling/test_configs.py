@@ -1,5 +1,6 @@
 """The dataset configs load, agree with their datasets' metadata and build their models."""
 
+import glob
 import os
 
 import pytest
@@ -11,11 +12,9 @@ from rotated_det.modeling import GeneralizedRCNN, OrientedRCNN, RotatedRetinaNet
 from ._helpers import DETECTORS, REPO
 
 # The configs of this area (other quickstart files belong to the quickstart script).
-CONFIGS = [
-    os.path.join(REPO, "configs", folder, f"{model}_R_50_FPN_1x.py")
-    for folder in ("DOTA-Rotated", "HRSC-Rotated")
-    for model in DETECTORS
-] + [
+CONFIGS = sorted(
+    glob.glob(os.path.join(REPO, "configs", "*-Rotated", "*_R_50_FPN_1x.py"))
+) + [
     os.path.join(REPO, "configs", "quickstart", f"{model}_R_18_FPN.py")
     for model in ("rotated_faster_rcnn", "rotated_retinanet", "oriented_rcnn")
 ]
@@ -24,6 +23,11 @@ CONFIGS = [
 def test_all_dataset_configs_exist():
     missing = [p for p in CONFIGS if not os.path.isfile(p)]
     assert not missing, missing
+    # every detector has a DOTA and an HRSC config
+    names = {os.path.relpath(p, os.path.join(REPO, "configs")) for p in CONFIGS}
+    for model in DETECTORS:
+        for folder in ("DOTA-Rotated", "HRSC-Rotated"):
+            assert os.path.join(folder, f"{model}_R_50_FPN_1x.py") in names, (folder, model)
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: os.path.relpath(p, REPO))
