@@ -81,6 +81,8 @@ setup(
         "matplotlib",
         "tqdm",
         "PyYAML",
+        "timm>=1.0",  # backbones beyond ResNet (TimmBackbone); imported only when one is built
+        "safetensors",  # .safetensors weight files (timm / Hugging Face checkpoints)
     ],
     ext_modules=build_extensions(),
     cmdclass={"build_ext": BuildExtension.with_options(no_python_abi_suffix=True)},

@@ -14,6 +14,7 @@ from rotated_det.utils.file_io import PathManager
 
 from . import torchvision_weights  # noqa: F401  (registers torchvision:// with PathManager)
 from .load_report import LoadReport
+from .part_placement import place_part_checkpoint
 from .resnet_conversion import ConvertedCheckpoint, convert_checkpoint
 from .safe_load import load_checkpoint_file
 
@@ -67,8 +68,10 @@ class DetectionCheckpointer(Checkpointer):
     * loads plain state dicts, ``{"state_dict": ...}`` (OpenMMLab) and ``.pkl`` files of
       numpy arrays, not only ``{"model": ...}``, and ``torchvision://resnet50``-style names;
     * converts ImageNet ResNet checkpoints (torchvision / timm, Caffe2 / MSRA, Detectron2 names)
-      to the model's names (see ``resnet_conversion``) and logs one table of what matched, was
-      converted, is unmatched in the file and missing in the model (``self.load_report``);
+      to the model's names (see ``resnet_conversion``), places the checkpoint of one part of the
+      model (a timm or other backbone saved alone) under that part's prefix (see
+      ``part_placement``) and logs one table of what matched, was converted, is unmatched in
+      the file and missing in the model (``self.load_report``);
     * ``resume_or_load(..., resume=True)`` requires the checkpoint to match the model exactly
       and raises :class:`IncompatibleCheckpointError` naming missing, unexpected and
       shape-mismatched keys; loading initial weights (fine-tuning) skips mismatched shapes
@@ -170,8 +173,10 @@ class DetectionCheckpointer(Checkpointer):
     def _load_model(self, checkpoint: Any):
         if self._strict:  # resuming: our own checkpoint, loaded by name
             converted = ConvertedCheckpoint(state=checkpoint["model"], source_format="as is")
-        else:
-            converted = convert_checkpoint(checkpoint["model"], self.model)
+        else:  # a part's own checkpoint (a timm / ImageNet backbone file) or a known layout
+            converted = place_part_checkpoint(
+                checkpoint["model"], self.model
+            ) or convert_checkpoint(checkpoint["model"], self.model)
         checkpoint["model"] = dict(converted.state)
         ckpt_keys = {k.removeprefix("module.") for k in converted.state}
         incompatible = super()._load_model(checkpoint)
@@ -228,7 +233,8 @@ class DetectionCheckpointer(Checkpointer):
                 f"{sorted(ckpt_keys)[:5]}, model keys e.g. {model_keys[:5]}). "
                 + " ".join(converted.warnings)
                 + " Known layouts: this package's / Detectron2's names, torchvision or timm "
-                "ResNet state dicts, Caffe2 / MSRA .pkl blobs."
+                "ResNet state dicts, Caffe2 / MSRA .pkl blobs, the state dict of one part of the "
+                "model (e.g. a timm backbone's own)."
             )
         return incompatible
 

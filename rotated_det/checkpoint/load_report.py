@@ -17,9 +17,10 @@ class LoadReport:
     Attributes:
         filename: the file read.
         source_format: layout recognised in the file ("torchvision", "msra", "detectron2",
-            "as is"); see ``resnet_conversion``.
-        resnet_prefix: where the converted ResNet tensors went in the model ("" for a bare
-            ResNet), None when the model has no ResNet.
+            "as is"; see ``resnet_conversion``), or "part" (one part's own checkpoint; see
+            ``part_placement``).
+        resnet_prefix: where the converted ResNet tensors (or the "part" tensors) went in the
+            model ("" for a bare ResNet), None when the model has no ResNet.
         matched: model keys that received a value from the file.
         renamed: model key -> file key, for matched keys whose name was converted.
         adapted: model key -> what was done to the value, for matched keys (e.g. the first
@@ -50,7 +51,7 @@ class LoadReport:
         converted ResNet, or anywhere for a file loaded by name)."""
         if self.unmatched or self.incompatible_shapes or self.warnings:
             return True
-        if self.source_format in ("torchvision", "msra") and self.resnet_prefix is not None:
+        if self.source_format in ("torchvision", "msra", "part") and self.resnet_prefix is not None:
             return any(k.startswith(self.resnet_prefix) for k in self.missing)
         return bool(self.missing)
 
@@ -59,6 +60,8 @@ class LoadReport:
         where = ""
         if self.source_format in ("torchvision", "msra", "detectron2") and self.resnet_prefix:
             where = f" -> ResNet at '{self.resnet_prefix}'"
+        elif self.source_format == "part" and self.resnet_prefix:
+            where = f" of one part, placed at '{self.resnet_prefix}'"
         converted = [
             f"{k}{f' (from {self.renamed[k]})' if k in self.renamed else ''}: {what}"
             for k, what in self.adapted.items()

@@ -7,6 +7,8 @@ reads weight files, and by default it admits only what weight files hold:
 
 - torch files (``.pth``, ``.pt``, anything ``torch.save`` wrote): ``torch.load(weights_only=True)``
   (tensors, containers, numbers, strings) plus numpy arrays, scalars and dtypes;
+- ``.safetensors`` files (timm and Hugging Face weights): read by ``safetensors``, a format of
+  named tensors and nothing else;
 - pickle files (``.pkl``: Detectron2 model zoo and Caffe2 / MSRA ImageNet weights): a restricted
   unpickler that admits dicts, lists, tuples, ``collections.OrderedDict``, numbers, strings, bytes
   and numpy arrays, scalars and dtypes (with numpy's reconstruction helpers), nothing else.
@@ -161,6 +163,13 @@ def load_checkpoint_file(filename: str, *, allow_unsafe: bool = False) -> Any:
             ``allow_unsafe`` is False; the message names the file, the global and the opt-in.
     """
     local = PathManager.get_local_path(filename)
+    if filename.endswith(".safetensors"):  # tensors only: the format cannot carry code
+        from safetensors.torch import load_file
+
+        try:
+            return load_file(local, device="cpu")
+        except Exception as e:  # safetensors' errors do not name the file
+            raise ValueError(f"{filename}: not a readable safetensors file ({e})") from e
     as_pickle = filename.endswith(".pkl") and not _is_zip(local)
     try:
         if as_pickle:
