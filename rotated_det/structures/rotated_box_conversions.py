@@ -62,8 +62,19 @@ with each of the 6 point pairs and keeps the smallest (ties: the first pair in t
 of an acute triangle, or two hull edges that see the same farthest point, give different minimal
 rectangles of equal area; any of them is a correct answer, the rule makes the choice
 deterministic. This is the only implementation: ``rotated_det.data`` converts label polygons
-with it too, and ``points_to_rbox`` applies it to sets of any number of points (polygons clipped
-to an image or a window).
+with it too.
+
+``points_to_rbox`` does the same for sets of any number K of points (polygons clipped to an image
+or a window, instance-segmentation outlines): up to 8 points it tries all K (K - 1) / 2 point
+pairs, with the same tie rule. Above 8 points that K^3 work is too much, so it tries only hull
+edges, found without building the hull (rotating calipers' candidates, K^2 work): seen from a hull
+vertex, the other points lie in a cone of less than 180 degrees, whose counter-clockwise-most ray
+is a hull edge, and every hull edge is that ray of one of its ends. So each point i with the point
+j of its counter-clockwise-most ray is a candidate (an interior point adds a harmless one); the
+tie rule picks the first candidate pair (i, j), i < j, in the order (0, 1), (0, 2), ... The
+minimum is the same as over all pairs (to rounding); only when several different rectangles are
+minimal (a regular polygon, points on a small integer grid) can the choice differ from trying all
+pairs, which also looks at pairs inside the hull.
 For a true rectangle it returns that rectangle to float precision. Collinear points give
 ``h == 0`` (a segment), identical points ``w == h == 0``. The result is normalised with
 ``version`` (default ``"le90"``: ``w >= h``, angle in [-90, 90)). Rows with NaN or infinite
@@ -111,8 +122,13 @@ _PAIRS = ((0, 1, 2, 3), (0, 2, 1, 3), (0, 3, 1, 2), (1, 2, 0, 3), (1, 3, 0, 2), 
 _TIE_TOL = {torch.float64: 1e-9, torch.float32: 1e-5, torch.float16: 1e-2, torch.bfloat16: 1e-2}
 # A point as its (x, y) coordinate tensors, each [N] (or [P, N]: one row per point pair).
 _XY = Sequence[torch.Tensor]
-# Polygons per block when poly_to_rbox splits a large input (temporaries stay in cache).
+# Polygons per block when poly_to_rbox splits a large input (temporaries stay in cache); sets of
+# more than _ALL_PAIRS_MAX_K points work on [K, K, block] temporaries of about _CHUNK_KK elements.
 _CHUNK = 4096
+_CHUNK_KK = 32768
+# Up to this many points all K (K - 1) / 2 point pairs are tried (K^3 work, fewer operations for
+# small K); above, only hull-edge candidates (K^2 work).
+_ALL_PAIRS_MAX_K = 8
 
 
 # A tensor or a numpy array: the conversions below return the kind they are given.
@@ -377,18 +393,55 @@ def _pair_order(best: torch.Tensor, pairs: tuple[tuple[int, ...], ...]) -> torch
     return torch.stack([i, j, k, l], dim=1)
 
 
-def _min_area_rbox_block(flat: torch.Tensor, version: str) -> torch.Tensor:
-    """[N, 2K] point sets (K >= 4) -> [N, 5] minimum-area rectangles in angle version
-    ``version``."""
-    pairs = _point_pairs(flat.shape[-1] // 2)
-    with torch.no_grad():  # a discrete choice; gradients flow through the recomputation below
-        best = _min_area_pair(flat, pairs)
-    # Recompute the winning pair's rectangle, with the points reordered as (i, j, others...).
-    order = _pair_order(best, pairs)  # [N, K]
-    pts = flat.view(-1, flat.shape[-1] // 2, 2).gather(1, order[:, :, None].expand(-1, -1, 2))
-    p = [pt.unbind(-1) for pt in pts.unbind(1)]
-    dx, dy, nn, s_min, s_max, q_min, q_max = _pair_frame(*p)
-    xi, yi = p[0]
+def _hull_pair(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """
+    Point sets as [K, N] coordinates ``x``, ``y`` (K > 4, relative to their mean) -> two [N]
+    long tensors ``i < j``: the candidate point pair whose direction gives the smallest enclosing
+    rectangle, the first in the order (0, 1), (0, 2), ... whose area is within the dtype's tie
+    tolerance of the minimum.
+
+    Candidates (rotating calipers' hull edges, without building the hull): each point i with the
+    point j at the counter-clockwise-most ray of its view of the others. Seen from a hull vertex,
+    the others lie in a cone of less than 180 degrees around the direction to their mean; its
+    extreme rays are the two hull edges at that vertex, and every hull edge is the
+    counter-clockwise-most ray of one of its two ends. Interior points add harmless candidates
+    (any direction gives an enclosing rectangle). O(K^2) work per set, on [K, K, N] tensors whose
+    last, contiguous dimension runs over the sets (so that every elementwise op is vectorised).
+    """
+    k = x.shape[0]
+    # angle of p_j - p_i relative to r_i = -p_i (towards the mean), from dot and cross products
+    nrm = x * x + y * y  # [K, N]
+    dot = nrm[:, None] - (x[:, None] * x + y[:, None] * y)  # [K(i), K(j), N]: r_i . (p_j - p_i)
+    crs = y[:, None] * x - x[:, None] * y  # r_i x (p_j - p_i)
+    # a pseudo-angle increasing with atan2(crs, dot) on (-180, 180] degrees; NaN where p_j = p_i
+    # or p_i is the mean (0 / 0, exactly: same products in the same order)
+    ang = torch.copysign(1 - dot / (dot.abs() + crs.abs()), crs)
+    # (max(dim).indices: the first maximum, several times faster than argmax on CPU)
+    j = ang.nan_to_num_(nan=-math.inf).max(dim=1).indices  # [K, N]
+    i = torch.arange(k, device=x.device)[:, None].expand_as(j)
+    dx, dy = x.gather(0, j) - x, y.gather(0, j) - y  # [K, N] candidate directions
+    # extents of all points along each candidate direction d and across it, scaled by |d|
+    s = x[:, None] * dx + y[:, None] * dy  # [K(point), K(candidate), N]
+    q = y[:, None] * dx - x[:, None] * dy
+    s_ext = s.amax(dim=0) - s.amin(dim=0)  # [K, N]
+    q_ext = q.amax(dim=0) - q.amin(dim=0)
+    area = (s_ext * q_ext / (dx * dx + dy * dy)).nan_to_num_(nan=math.inf)  # d = 0: never wins
+    tol = _TIE_TOL.get(x.dtype, 1e-5)
+    near_min = (area <= area.amin(dim=0) * (1.0 + tol)) & area.isfinite()
+    key = torch.where(near_min, torch.minimum(i, j) * k + torch.maximum(i, j), k * k).amin(dim=0)
+    key = torch.where(key == k * k, 1, key)  # no direction (all points equal, or NaN): (0, 1)
+    return key // k, key % k
+
+
+def _rect_from_frame(
+    xi: torch.Tensor,
+    yi: torch.Tensor,
+    frame: tuple[torch.Tensor, ...],
+    version: str,
+) -> torch.Tensor:
+    """[N, 5] rectangles in angle version ``version`` from :func:`_pair_frame`'s output for the
+    chosen pairs, whose first point is (xi, yi)."""
+    dx, dy, nn, s_min, s_max, q_min, q_max = frame
     ok = nn > 0  # False only when all points coincide (or NaN)
     # hypot rather than sqrt: sqrt's vectorised kernel spawns threads at 2048 elements, whose
     # barriers cost far more than they save on a busy CPU
@@ -409,6 +462,36 @@ def _min_area_rbox_block(flat: torch.Tensor, version: str) -> torch.Tensor:
     return torch.stack([v + nan_if_bad for v in parts], dim=-1)
 
 
+def _min_area_rbox_block(flat: torch.Tensor, version: str) -> torch.Tensor:
+    """[N, 2K] point sets (K >= 4) -> [N, 5] minimum-area rectangles in angle version
+    ``version``: the best pair (all pairs up to ``_ALL_PAIRS_MAX_K`` points, else hull-edge
+    candidates) is chosen without gradients (a discrete choice), then its rectangle is computed
+    from the points (gradients flow through this)."""
+    k = flat.shape[-1] // 2
+    if k <= _ALL_PAIRS_MAX_K:
+        pairs = _point_pairs(k)
+        with torch.no_grad():
+            order = _pair_order(_min_area_pair(flat, pairs), pairs)  # [N, K]
+        # the winning pair's rectangle, with the points reordered as (i, j, others...)
+        pts = flat.view(-1, k, 2).gather(1, order[:, :, None].expand(-1, -1, 2))
+        p = [pt.unbind(-1) for pt in pts.unbind(1)]
+        return _rect_from_frame(p[0][0], p[0][1], _pair_frame(*p), version)
+    rows = flat.T  # [2K, N]
+    x, y = rows[0::2], rows[1::2]
+    with torch.no_grad():
+        mx, my = x.mean(dim=0), y.mean(dim=0)
+        i, j = _hull_pair((x - mx).contiguous(), (y - my).contiguous())
+    # the pair's frame, all K points at once: origin p_i, axes d = p_j - p_i and (-dy, dx)
+    xi, yi = x.gather(0, i[None])[0], y.gather(0, i[None])[0]
+    dx, dy = x.gather(0, j[None])[0] - xi, y.gather(0, j[None])[0] - yi
+    rx, ry = x - xi, y - yi  # [K, N]
+    s = rx * dx + ry * dy
+    q = ry * dx - rx * dy
+    nn = dx * dx + dy * dy
+    frame = (dx, dy, nn, s.amin(dim=0), s.amax(dim=0), q.amin(dim=0), q.amax(dim=0))
+    return _rect_from_frame(xi, yi, frame, version)
+
+
 def _building_graph() -> bool:
     """True under torch.jit.trace, torch.compile and torch.export: no shape-dependent branches."""
     exporting = getattr(torch.compiler, "is_exporting", lambda: False)()
@@ -417,12 +500,15 @@ def _building_graph() -> bool:
 
 def _min_area_rbox(t: torch.Tensor, version: str) -> torch.Tensor:
     """[..., K, 2] float tensor (K >= 4) -> [..., 5] minimum-area rectangles."""
-    lead = t.shape[:-2]
-    flat = t.reshape(-1, 2 * t.shape[-2])
-    if not _building_graph() and flat.shape[0] > _CHUNK:
+    lead, k = t.shape[:-2], t.shape[-2]
+    flat = t.reshape(-1, 2 * k)
+    if _building_graph():  # traced/compiled graphs take a single pass, valid for any count
+        return _min_area_rbox_block(flat, version).reshape(*lead, 5)
+    chunk = _CHUNK if k <= _ALL_PAIRS_MAX_K else max(16, _CHUNK_KK // (k * k))
+    if flat.shape[0] > chunk:
         # cache-sized blocks: several times faster on CPU than one pass over huge temporaries
-        # (a loop over blocks, not boxes; traced/compiled graphs take the single pass below)
-        out = torch.cat([_min_area_rbox_block(block, version) for block in flat.split(_CHUNK)])
+        # (a loop over blocks, not boxes)
+        out = torch.cat([_min_area_rbox_block(block, version) for block in flat.split(chunk)])
     else:
         out = _min_area_rbox_block(flat, version)
     return out.reshape(*lead, 5)
@@ -450,9 +536,11 @@ def poly_to_rbox(polys: ArrayT, version: str = "le90") -> ArrayT:
 def points_to_rbox(points: ArrayT, version: str = "le90") -> ArrayT:
     """
     Minimum-area rotated rectangle enclosing each set of K points: :func:`poly_to_rbox` for any
-    K >= 1 (e.g. polygons clipped to an image or a window, padded by repeating a vertex). The
-    rectangle is the best among the directions of all K (K - 1) / 2 point pairs, with the tie
-    rule of :func:`poly_to_rbox`; repeated points change nothing.
+    K >= 1 (e.g. polygons clipped to an image or a window, padded by repeating a vertex). Up to
+    8 points the candidate sides are all point pairs (fewer than 4 points are padded by repeating
+    the last; 4 points: :func:`poly_to_rbox`); above, hull edges found in O(K^2) per set (module
+    docstring). The tie rule of :func:`poly_to_rbox` picks among them; repeated points change
+    nothing.
 
     Args:
         points: [..., K, 2] (x, y) in pixels, tensor or numpy array.

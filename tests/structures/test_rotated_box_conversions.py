@@ -548,3 +548,109 @@ def test_poly_to_rbox_large_input_in_blocks_matches_small_calls():
     assert rbox_corner_distance(big[ok], small[ok]).max() < 1e-3
     assert torch.allclose(big[ok, 2:4], small[ok, 2:4], rtol=1e-5)
     assert big[conv._CHUNK].tolist() == [5.0, 2.5, 10, 5, 0]
+
+
+def ref_all_pairs_points_to_rbox(pts, tol=1e-9):
+    """Reference (float64 numpy): the previous points_to_rbox, which tried the direction of every
+    point pair (i, j), i < j, in the order (0, 1), (0, 2), ... and kept the first whose enclosing
+    rectangle's area is within ``tol`` of the smallest. [N, K, 2] -> [N, 5] "le90"."""
+    pts = np.asarray(pts, dtype=np.float64)
+    n, k = pts.shape[:2]
+    i, j = np.triu_indices(k, 1)  # (0, 1), (0, 2), ..., (k - 2, k - 1)
+    d = pts[:, j] - pts[:, i]  # [N, P, 2]
+    nn = (d * d).sum(-1)
+    r = pts[:, None, :, :] - pts[:, i][:, :, None, :]  # [N, P, K, 2]: every point from p_i
+    s = r[..., 0] * d[..., None, 0] + r[..., 1] * d[..., None, 1]
+    q = r[..., 1] * d[..., None, 0] - r[..., 0] * d[..., None, 1]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        area = (s.max(-1) - s.min(-1)) * (q.max(-1) - q.min(-1)) / nn
+    area = np.where(np.isnan(area), np.inf, area)
+    best = np.argmax(area <= area.min(1, keepdims=True) * (1 + tol), axis=1)
+    rows = np.arange(n)
+    dd, nb = d[rows, best], np.sqrt(nn[rows, best])
+    ok = nb > 0
+    u = np.where(ok[:, None], dd / np.where(ok, nb, 1)[:, None], [1.0, 0.0])
+    rr = pts - pts[rows, i[best]][:, None]
+    s = rr @ u[:, :, None]
+    q = (rr[..., 1] * u[:, None, 0] - rr[..., 0] * u[:, None, 1])[..., None]
+    sc, qc = (s.max(1) + s.min(1))[:, 0] / 2, (q.max(1) + q.min(1))[:, 0] / 2
+    centre = pts[rows, i[best]] + sc[:, None] * u + qc[:, None] * np.c_[-u[:, 1], u[:, 0]]
+    box = np.c_[
+        centre,
+        (s.max(1) - s.min(1))[:, 0],
+        (q.max(1) - q.min(1))[:, 0],
+        np.degrees(np.arctan2(-u[:, 1], u[:, 0])),
+    ]
+    return normalize_rbox_angles(box, "le90")
+
+
+@pytest.mark.parametrize("k", [4, 8, 9, 16, 64])
+def test_points_to_rbox_equals_all_pairs_reference(k):
+    """The rectangles of trying all pairs (up to 8 points) and of the hull-edge candidates (above)
+    are the reference's (float64, unique minima): random point sets, the same sets padded by
+    repeating a vertex, and sets on a line."""
+    rng = np.random.default_rng(k)
+    n = 300 if k < 64 else 40
+    pts = rng.uniform(0, 1000, (n, k, 2))
+    pts[: n // 3, k // 2 :] = pts[: n // 3, k // 2 - 1 : k // 2]  # padded
+    t = rng.uniform(-1, 1, (n // 3, k, 1))
+    pts[-(n // 3) :] = np.concatenate([200 + 300 * t, 100 - 80 * t], axis=-1)  # collinear
+    pts[-1] = 7.5  # all points equal
+    ours = points_to_rbox(pts)
+    ref = ref_all_pairs_points_to_rbox(pts)
+    assert rbox_corner_distance(ours, ref).max() < 1e-9
+    np.testing.assert_allclose(ours[:, 2:4], ref[:, 2:4], rtol=1e-12, atol=1e-9)
+    assert np.abs(ours[-(n // 3) :, 3]).max() < 1e-9  # segments: h == 0
+    assert ours[-1].tolist() == [7.5, 7.5, 0, 0, 0]
+
+
+def test_points_to_rbox_collinear_repeated_and_bad_points_hand_examples():
+    pts = np.array(
+        [
+            [[0, 0], [4, 0], [4, 0], [10, 0], [7, 0], [0, 0]],  # a horizontal segment
+            [[3, 4], [0, 0], [6, 8], [3, 4], [1.5, 2], [0, 0]],  # diagonal segment, length 10
+            [[0, 0], [4, 0], [4, 3], [0, 0], [4, 3], [2, 0]],  # 3-4-5 right triangle
+            [[1, 1], [np.nan, 2], [3, 3], [4, 4], [5, 6], [0, 9]],  # NaN: all-NaN row
+        ],
+        dtype=np.float64,
+    )
+    out = points_to_rbox(pts)
+    assert out[0].tolist() == [5, 0, 10, 0, 0]
+    assert out[1].tolist() == pytest.approx([3, 4, 10, 0, -math.degrees(math.atan2(4, 3))])
+    # minimum rectangle of the right triangle: along a leg, 4 x 3 (area 12), as for 4 points
+    assert out[2].tolist() == pytest.approx([2, 1.5, 4, 3, 0])
+    assert np.isnan(out[3]).all()
+
+
+@pytest.mark.parametrize("k", [8, 12])
+def test_points_to_rbox_ties_take_the_first_candidate_pair(k):
+    """A regular octagon (all point pairs tried) has 4 different minimal squares and a regular
+    12-gon (hull-edge candidates) 3, one per direction of its sides modulo 90 degrees; with the
+    vertices in order, the first candidate pair is (0, 1): the square along side 0-1."""
+    for rot in (0.0, 10.0, -33.0):
+        a = np.radians(rot + 360.0 / k * np.arange(k))
+        polygon = np.stack([50 + 20 * np.cos(a), 40 - 20 * np.sin(a)], axis=-1)  # y down
+        (box,) = points_to_rbox(polygon[None])
+        side = polygon[1] - polygon[0]
+        expected = math.degrees(math.atan2(-side[1], side[0]))  # our counter-clockwise angle
+        assert (box[4] - expected + 45) % 90 - 45 == pytest.approx(0, abs=1e-9)
+        assert box[2] == pytest.approx(box[3]) and box[:2] == pytest.approx([50, 40])
+
+
+@pytest.mark.parametrize("k", [8, 16, 64])
+def test_points_to_rbox_float32_vs_cv2_min_area_rect(k):
+    """float32, as OpenCV computes: rectangles that enclose the points and whose area is
+    cv2.minAreaRect's (and our float64 result's) within float32 precision. (Not always the same
+    rectangle: two hull edges whose areas differ by less than the float32 tie tolerance, 1e-5,
+    are a tie, and cv2 breaks such near-ties its own way.)"""
+    rng = np.random.default_rng(10 + k)
+    pts = rng.uniform(0, 1000, (200, k, 2)).astype(np.float32)
+    ours = points_to_rbox(pts)
+    assert ours.dtype == np.float32
+    area = ours[:, 2].astype(np.float64) * ours[:, 3]
+    ref = np.array([cv2_rect_to_oc(cv2.minAreaRect(p)) for p in pts])
+    np.testing.assert_allclose(area, ref[:, 2] * ref[:, 3], rtol=2e-5)
+    f64 = points_to_rbox(pts.astype(np.float64))
+    np.testing.assert_allclose(area, f64[:, 2] * f64[:, 3], rtol=2e-5)
+    inside = points_inside(torch.from_numpy(ours), torch.from_numpy(pts), tol=0.01)
+    assert bool(inside.all())
