@@ -261,14 +261,15 @@ def main(argv: list[str] | None = None) -> dict:
     val_images = sorted(glob.glob(os.path.join(syn, "val", "images", "*")))
     val_images.sort(key=lambda p: -os.path.getsize(p))
     chosen = sorted(val_images[: args.num_draw])
-    run(
-        [py, "demo/demo.py", "--config-file", args.config_file, "--input", *chosen,
-         "--output", draw_dir, "--huge", "--patch-size", str(PATCH_SIZE),
-         "--overlap", str(PATCH_GAP), "--confidence-threshold", "0.5",
-         f"train.init_checkpoint={weights}", "train.device=cpu"],
-        env,
-        os.path.join(out, "draw.log"),
-    )  # fmt: skip
+    if chosen:  # --num-draw 0: no drawing (dev/zoo.py)
+        run(
+            [py, "demo/demo.py", "--config-file", args.config_file, "--input", *chosen,
+             "--output", draw_dir, "--huge", "--patch-size", str(PATCH_SIZE),
+             "--overlap", str(PATCH_GAP), "--confidence-threshold", "0.5",
+             f"train.init_checkpoint={weights}", "train.device=cpu"],
+            env,
+            os.path.join(out, "draw.log"),
+        )  # fmt: skip
     drawings = sorted(glob.glob(os.path.join(draw_dir, "*.png")))
     steps.end("draw", t0)
 
