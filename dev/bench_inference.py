@@ -1,6 +1,7 @@
 #!/usr/bin/env python
 """Benchmark inference paths: sliding-window inference on a full DOTA scene against a naive
-baseline in the same run, and a traced (TorchScript) model against eager PyTorch.
+baseline in the same run, and exported models (TorchScript, ONNX in ONNX Runtime and OpenVINO)
+against eager PyTorch.
 
     python dev/bench_inference.py [--config-file C] [--patch-size 512] [--overlap 128]
                                   [--batch-size 4] [--repeat 2] [key=value overrides ...]
@@ -14,8 +15,12 @@ baseline in the same run, and a traced (TorchScript) model against eager PyTorch
    resident memory just before inference) is its own. Reports s/image and peak MB.
 2. The same two pipelines on an 8000 x 8000 tiling of the scene with a model that detects
    nothing: the memory and time of the pipeline itself, which the model's share hides in 1.
-3. Traced vs eager: latency of one patch through ``model([...])`` and through the TorchScript
-   module exported by rotated_det.export (median of --repeat runs after one warm-up).
+3. Exported vs eager: latency of one patch through ``model([...])``, through the TorchScript
+   module exported by rotated_det.export and, when installed, through the ONNX file of
+   ``export_onnx`` in ONNX Runtime and in OpenVINO (CPU, float32), each followed by the numpy
+   NMS of rotated_det.export.onnx_postprocess (its share printed apart); median of --repeat
+   runs after one warm-up, all with --threads threads. ``--no-onnx`` skips the ONNX rows (the
+   export takes about a minute).
 
 The model is the config's (default: the quickstart Rotated RetinaNet R-18) with the weights of
 ``train.init_checkpoint`` if set, else seeded random weights: timing does not depend on weights
@@ -195,7 +200,37 @@ def traced_vs_eager(args) -> dict:
 
     eager_s = median_time(adapter)
     traced_s = median_time(traced)
-    return {"eager_s": eager_s, "traced_s": traced_s}
+    result = {"eager_s": eager_s, "traced_s": traced_s, "onnx": {}}
+    if args.no_onnx:
+        return result
+    import contextlib
+    import importlib.util
+    import io
+    import tempfile
+
+    from rotated_det.export.onnx_export import export_onnx
+    from rotated_det.export.onnx_postprocess import postprocess
+    from rotated_det.export.onnx_runtime import RUNTIMES, OnnxDetector
+
+    runtimes = [r for r in RUNTIMES if importlib.util.find_spec(r) is not None]
+    if not runtimes:
+        return result
+    with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        path = os.path.join(tmp, "model.onnx")
+        with contextlib.redirect_stdout(io.StringIO()):  # torch.onnx's progress lines
+            export_onnx(model, x, path)
+        xn = x.numpy()
+        for runtime in runtimes:
+            det = OnnxDetector(path, runtime, threads=args.threads or None)
+            total = median_time(lambda _, d=det: d(xn))
+            pre = det.pre_nms(xn)
+            t = time.perf_counter()
+            for _ in range(args.repeat):
+                postprocess(*pre, det.iou_threshold, det.max_detections)
+            nms = (time.perf_counter() - t) / args.repeat
+            result["onnx"][runtime] = {"total_s": total, "nms_s": nms, "candidates": len(pre[1])}
+    return result
 
 
 def main() -> None:
@@ -206,6 +241,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=4)
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--threads", type=int, default=0)
+    parser.add_argument("--no-onnx", action="store_true", help="skip the ONNX rows of part 3")
     parser.add_argument(
         "--variant", choices=["ours", "naive"], default=None, help=argparse.SUPPRESS
     )
@@ -260,6 +296,12 @@ def main() -> None:
         f"{tv['traced_s'] * 1000:.0f} ms (median of {args.repeat}), "
         f"speed-up x{tv['eager_s'] / tv['traced_s']:.2f}"
     )
+    for runtime, r in tv["onnx"].items():
+        print(
+            f"   ONNX in {runtime}: {r['total_s'] * 1000:.0f} ms (of which numpy NMS of "
+            f"{r['candidates']} candidates {r['nms_s'] * 1000:.0f} ms), x"
+            f"{tv['eager_s'] / r['total_s']:.2f} against eager"
+        )
 
 
 if __name__ == "__main__":

@@ -1,5 +1,9 @@
-"""Export of detectors for deployment: tracing adapter, TorchScript (tracing), torch.export."""
+"""Export of detectors for deployment: tracing adapter, TorchScript (tracing), torch.export,
+ONNX on standard operators (the numpy post-processor: ``rotated_det.export.onnx_postprocess``)."""
 
+from .detection_matching import match_detections
+from .onnx_export import OnnxExport, export_onnx
+from .standard_ops import PreNMSDetector, StandardOpsMode
 from .torch_export import (
     TorchExport,
     dynamic_min_size,
@@ -17,15 +21,20 @@ from .verification import ResolutionCheck, check_resolution, compare_detections,
 
 __all__ = [
     "FixedInputSize",
+    "OnnxExport",
+    "PreNMSDetector",
     "ResolutionCheck",
+    "StandardOpsMode",
     "TorchExport",
     "TorchScriptExport",
     "TracingAdapter",
     "check_resolution",
     "compare_detections",
     "dynamic_min_size",
+    "export_onnx",
     "export_torch_export",
     "export_torchscript_tracing",
+    "match_detections",
     "other_resolution",
     "outputs_to_instances",
     "rotated_det_ops_in_exported_program",

@@ -1,11 +1,13 @@
 #!/usr/bin/env python
 """Export a rotated_det detector for deployment without Python or without rotated_det.
 
-    python tools/deploy/export_model.py --config-file C --format torchscript|torch_export \
+    python tools/deploy/export_model.py --config-file C --format torchscript|torch_export|onnx \
         --export-method tracing --sample-image IMG --output DIR [key=value overrides ...]
 
 Writes to DIR:
-  model.ts (TorchScript, traced) or model.pt2 (torch.export ExportedProgram);
+  model.ts (TorchScript, traced), model.pt2 (torch.export ExportedProgram) or model.onnx (standard
+  ONNX operators only, outputs before the final NMS; onnx_postprocess.py, copied next to it,
+  finishes the NMS with numpy: see tools/deploy/README.md);
   sample_input.pt (the preprocessed sample image, float32 [C, H, W]) and sample_outputs.pt
   (dict of boxes/scores/classes the eager model gives on it), for checking a deployment;
   sample_input.ppm (the resized sample as an image, for the C++ runner);
@@ -17,15 +19,19 @@ EMA weights ("model_ema") when the config has train.model_ema.enabled=True (expo
 
 The exported model is reloaded from disk and checked against the eager model on the sample; the
 tool fails if they differ (boxes within 1e-3 relative, same classes and order, scores within
-1e-4).
+1e-4). An ONNX file is checked in each installed runtime (ONNX Runtime, OpenVINO) against the
+PyTorch model on the same operators (rotated_det.export.PreNMSDetector), before and after the
+NMS, in any order (rotated_det.export.detection_matching, same tolerances).
 """
 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import json
 import logging
 import os
+import shutil
 import sys
 import time
 import warnings
@@ -41,7 +47,15 @@ from rotated_det.export import (
     compare_detections,
     export_torch_export,
     export_torchscript_tracing,
+    onnx_postprocess,
+    other_resolution,
 )
+from rotated_det.export.detection_matching import match_detections
+from rotated_det.export.onnx_export import DEFAULT_OPSET, export_onnx
+from rotated_det.export.onnx_postprocess import postprocess
+from rotated_det.export.onnx_runtime import RUNTIMES, OnnxDetector
+from rotated_det.export.standard_ops import PreNMSDetector
+from rotated_det.layers import box_iou_rotated
 from rotated_det.layers.ops_library import library_path
 
 logger = logging.getLogger("rotated_det.export_model")
@@ -49,12 +63,14 @@ logger = logging.getLogger("rotated_det.export_model")
 
 def get_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        description="Export a rotated_det model to TorchScript (tracing) or torch.export.",
+        description="Export a rotated_det model to TorchScript (tracing), torch.export or ONNX.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=__doc__,
     )
     parser.add_argument("--config-file", required=True, metavar="FILE", help="LazyConfig .py")
-    parser.add_argument("--format", choices=["torchscript", "torch_export"], default="torchscript")
+    parser.add_argument(
+        "--format", choices=["torchscript", "torch_export", "onnx"], default="torchscript"
+    )
     parser.add_argument(
         "--export-method",
         choices=["tracing"],
@@ -64,6 +80,16 @@ def get_parser() -> argparse.ArgumentParser:
     parser.add_argument("--sample-image", required=True, help="image file the export runs on")
     parser.add_argument("--output", required=True, help="output directory")
     parser.add_argument("--device", default="cpu", help="device to export on (default cpu)")
+    parser.add_argument(
+        "--proposal-nms",
+        choices=["horizontal", "topk"],
+        default="horizontal",
+        help="onnx, two-stage detectors: NMS of the proposals' bounding boxes (ONNX "
+        "NonMaxSuppression; default) or none (the best post_nms_topk proposals)",
+    )
+    parser.add_argument(
+        "--opset", type=int, default=DEFAULT_OPSET, help=f"onnx opset (default {DEFAULT_OPSET})"
+    )
     parser.add_argument(
         "opts",
         nargs=argparse.REMAINDER,
@@ -238,9 +264,222 @@ and the eager outputs.
         f.write(text)
 
 
+def _ill_conditioned(reference: PreNMSDetector, image: torch.Tensor) -> bool:
+    """PyTorch's candidates on ``image`` change (a candidate comes or goes, or moves by more than
+    1e-2) when the image is scaled by 1 + 1e-5."""
+    with torch.no_grad():
+        a, b = (tuple(x.cpu().numpy() for x in reference(im)) for im in (image, image * 1.00001))
+    return match_detections(b, a, box_rtol=1e-2, score_atol=1e-2) is not None
+
+
+def _verify_onnx(result, model, sample: torch.Tensor, expected) -> dict:
+    """Runs the ONNX file in each installed runtime on the sample (and at a second size when
+    the file has dynamic sides) against the PyTorch model on the same operators, before and
+    after the NMS; raises SystemExit on a difference. Returns the export_info.json fields."""
+    nms = result.final_nms
+    reference = PreNMSDetector(model, result.proposal_nms or "horizontal")
+    images = [sample]
+    if result.dynamic_resolution:
+        lo, hi = result.size_range
+        size = [min(max(lo, v), hi) for v in other_resolution(*sample.shape[1:])]
+        images.append(
+            torch.nn.functional.interpolate(
+                sample[None], size=size, mode="bilinear", align_corners=False
+            )[0]
+        )
+    references = []
+    for img in images:
+        with torch.no_grad():
+            pre = tuple(x.cpu().numpy() for x in reference(img))
+        references.append((pre, postprocess(*pre, nms.iou_threshold, nms.max_detections)))
+    runtimes = {}
+    ill_conditioned: list[str] = []
+    for runtime in RUNTIMES:
+        if importlib.util.find_spec(runtime) is None:
+            runtimes[runtime] = "not installed"
+            logger.warning("%s is not installed: the ONNX file is not checked with it", runtime)
+            continue
+        detector = OnnxDetector(result.path, runtime)
+        for img, (pre, post) in zip(images, references):
+            x = img.cpu().numpy()
+            for what, actual, want in (
+                ("before the NMS", detector.pre_nms(x), pre),
+                ("after the NMS", detector(x), post),
+            ):
+                diff = match_detections(actual, want)
+                if diff is None:
+                    continue
+                where = f"{x.shape[1]} x {x.shape[2]}"
+                if _ill_conditioned(reference, img):
+                    # PyTorch itself changes its candidates under a perturbation ten times the
+                    # runtimes' differences: a score sits on a threshold or top-k cut.
+                    logger.warning(
+                        "%s differs from PyTorch %s at %s (%s), but PyTorch's own candidates "
+                        "change when the image is scaled by 1 + 1e-5: a score on a cut, not "
+                        "an export error",
+                        runtime, what, where, diff,
+                    )  # fmt: skip
+                    ill_conditioned.append(where)
+                    break
+                raise SystemExit(
+                    f"ONNX verification failed: {runtime} differs from PyTorch {what} at "
+                    f"{where}: {diff}"
+                )
+        runtimes[runtime] = "matches PyTorch (before and after the NMS)"
+    ours = references[0][1]
+    model_diff = match_detections(ours, tuple(t.cpu().numpy() for t in expected))
+    # share of the PyTorch model's detections that the file finds too (same class, IoU >= 0.9)
+    iou = box_iou_rotated(expected[0].cpu().double(), torch.from_numpy(ours[0]).double())
+    same_class = expected[2].cpu()[:, None] == torch.from_numpy(ours[2])[None, :]
+    found = ((iou >= 0.9) & same_class).any(dim=1)
+    return {
+        "export_method": "torch.export (non-strict) + torch.onnx dynamo exporter",
+        "opset": result.opset,
+        "onnx_operators": result.operators,
+        "proposal_nms": result.proposal_nms,
+        "final_nms_iou_threshold": nms.iou_threshold,
+        "max_detections": nms.max_detections,
+        "metadata": result.metadata,
+        "runtimes": runtimes,
+        "checked_sizes": [list(img.shape[1:]) for img in images],
+        "onnx_detections": int(len(ours[0])),
+        "same_detections_as_pytorch_model": model_diff is None,
+        "difference_from_pytorch_model": model_diff or "",
+        "pytorch_model_detections_found": int(found.sum()),
+        "ill_conditioned_sizes": ill_conditioned,
+    }
+
+
+def _write_onnx_readme(out_dir: str, info: dict) -> None:
+    h, w = info["traced_size"]
+    resize = info["test_resize"]
+    resize_text = (
+        f"resize so that the short side is {resize['short_edge_length']} pixels"
+        + (f" and the long side at most {resize['max_size']}" if resize["max_size"] else "")
+        + " (ResizeShortestEdge, bilinear), "
+        if resize
+        else "no resize (the config has no test-time resize), "
+    )
+    if info["dynamic_resolution"]:
+        lo, hi = info["size_range"]
+        size_text = f"Height and width are dynamic, from {lo} to {hi} pixels."
+    else:
+        size_text = (
+            f"**Fixed input size {h} x {w}** (H x W): the dynamic export failed. Resize (or "
+            "pad) inputs to this size and scale the boxes back."
+        )
+    names = info["class_names"]
+    classes_text = (
+        "\n".join(f"| {i} | {n} |" for i, n in enumerate(names))
+        if names
+        else "| - | (the config names no registered test dataset: class ids only) |"
+    )
+    thr, limit = info["final_nms_iou_threshold"], info["max_detections"]
+    proposal = {
+        None: "one-stage detector: no proposal stage.",
+        "horizontal": "ONNX `NonMaxSuppression` of the proposals' axis-aligned bounding boxes "
+        "(the PyTorch model suppresses on rotated IoU: see below).",
+        "topk": "none: the best `post_nms_topk` proposals by objectness.",
+    }[info["proposal_nms"]]
+    agreement = (
+        "the same detections as the PyTorch model"
+        if info["same_detections_as_pytorch_model"]
+        else "detections that differ from the PyTorch model's through the proposal NMS above: "
+        f"{info['pytorch_model_detections_found']} of the model's {info['sample_detections']} "
+        "detections have one of the same class with rotated IoU >= 0.9 among them"
+    )
+    runtimes = "\n".join(f"- {k}: {v}" for k, v in info["runtimes"].items())
+    text = f"""# Exported rotated_det model (ONNX)
+
+| | |
+| --- | --- |
+| file | `model.onnx`: ONNX opset {info["opset"]}, default domain only (no custom operators) |
+| export method | {info["export_method"]} |
+| config | `{info["config_file"]}` |
+| overrides | `{" ".join(info["overrides"]) or "-"}` |
+| weights | `{info["weights"] or "(none: random initialisation)"}` |
+| model | `{info["model_class"]}` |
+| torch | {info["torch_version"]} |
+| proposal NMS in the graph | {proposal} |
+| final NMS (outside the graph) | class-wise rotated NMS at IoU {thr}, {limit} detections kept |
+
+## Input
+
+`image`: **float32 `[3, H, W]`**, channels in **{info["input_format"]}** order, values 0-255
+(the model normalises internally). From an image file: decode to H x W x 3 uint8
+({info["input_format"]}), {resize_text}then `image = img.transpose(2, 0, 1).astype(np.float32)`.
+
+{size_text}
+
+## Outputs: candidates before the final NMS
+
+| output | dtype / shape | meaning |
+| --- | --- | --- |
+| `boxes` | float32 `[M, 5]` | `(cx, cy, w, h, angle)`: input pixels, degrees CCW on screen |
+| `scores` | float32 `[M]` | confidence in [0, 1] |
+| `classes` | int64 `[M]` | 0-based class index |
+
+Rotated-IoU NMS has no ONNX operator, so the file stops before the detector's final NMS.
+`onnx_postprocess.py` (numpy only, copied here) finishes it: per class, by decreasing score, a
+box suppresses the later boxes whose rotated IoU with it exceeds {thr}; the best {limit} are
+kept. The threshold and limit are also in the file's metadata
+(`rotated_det.final_nms_iou_threshold`, `rotated_det.max_detections`).
+
+Classes:
+
+| id | name |
+| --- | --- |
+{classes_text}
+
+## Running it
+
+ONNX Runtime (no torch, no rotated_det):
+
+```python
+import numpy as np
+import onnxruntime as ort
+from onnx_postprocess import postprocess
+
+session = ort.InferenceSession("model.onnx", providers=["CPUExecutionProvider"])
+image = np.load("sample_input.npy")  # float32 [3, H, W]
+boxes, scores, classes = session.run(None, {{"image": image}})
+boxes, scores, classes = postprocess(boxes, scores, classes, {thr}, {limit})
+```
+
+OpenVINO (CPU; ask for float32: processors with AMX or AVX512-BF16 run bfloat16 by default):
+
+```python
+import openvino as ov
+
+compiled = ov.Core().compile_model("model.onnx", "CPU", {{"INFERENCE_PRECISION_HINT": "f32"}})
+result = compiled({{"image": image}})
+boxes, scores, classes = (result[compiled.output(n)] for n in ("boxes", "scores", "classes"))
+```
+
+C++: run the file with ONNX Runtime's C++ API and finish with the compiled op
+`rotated_det::batched_nms_rotated` (see rotated_det/export/onnx_postprocess.py) or a port of
+`onnx_postprocess.py`. TensorRT: see tools/deploy/README.md.
+
+## Verification
+
+On the sample ({h} x {w}) and at {
+        ", ".join(f"{a} x {b}" for a, b in info["checked_sizes"][1:]) or "no other size"
+    }, the file's outputs matched the PyTorch model on the same operators before and
+after the NMS, in any order (boxes within 1e-3 relative, same classes, scores within 1e-4):
+
+{runtimes}
+
+After the NMS the file gives {info["onnx_detections"]} detections on the sample: {agreement}.
+"""
+    with open(os.path.join(out_dir, "README.md"), "w", encoding="utf-8") as f:
+        f.write(text)
+
+
 def main(argv: list[str] | None = None) -> dict:
     args = get_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s %(name)s] %(message)s")
+    for name in ("onnx_ir", "onnxscript"):  # their INFO lines list every graph pass
+        logging.getLogger(name).setLevel(logging.WARNING)
     cfg = LazyConfig.load(args.config_file)
     cfg = LazyConfig.apply_overrides(cfg, args.opts)
     if "train" not in cfg:
@@ -261,7 +500,19 @@ def main(argv: list[str] | None = None) -> dict:
     eager_s = time.perf_counter() - t0
 
     t0 = time.perf_counter()
-    if args.format == "torchscript":
+    onnx_info: dict = {}
+    if args.format == "onnx":
+        model_file = "model.onnx"
+        path = os.path.join(args.output, model_file)
+        result = export_onnx(model, sample, path, proposal_nms=args.proposal_nms, opset=args.opset)
+        export_s = time.perf_counter() - t0
+        onnx_info = _verify_onnx(result, model, sample, expected)
+        shutil.copy(onnx_postprocess.__file__, os.path.join(args.output, "onnx_postprocess.py"))
+        np.save(os.path.join(args.output, "sample_input.npy"), sample.cpu().numpy())
+        dynamic = result.dynamic_resolution
+        checked = onnx_info.pop("checked_sizes")
+        ops = []
+    elif args.format == "torchscript":
         result = export_torchscript_tracing(model, sample)
         model_file = "model.ts"
         path = os.path.join(args.output, model_file)
@@ -281,12 +532,15 @@ def main(argv: list[str] | None = None) -> dict:
         dynamic = result.dynamic_resolution
         checked = [list(c.size) for c in result.resolution_checks if c.ok]
         ops = result.ops
-    export_s = time.perf_counter() - t0
-    with torch.no_grad():
-        actual = loaded(sample)
-    diff = compare_detections(tuple(actual), expected)
-    if diff is not None:
-        raise SystemExit(f"export verification failed: the reloaded {model_file} differs: {diff}")
+    if args.format != "onnx":
+        export_s = time.perf_counter() - t0
+        with torch.no_grad():
+            actual = loaded(sample)
+        diff = compare_detections(tuple(actual), expected)
+        if diff is not None:
+            raise SystemExit(
+                f"export verification failed: the reloaded {model_file} differs: {diff}"
+            )
 
     torch.save(sample.cpu().contiguous(), os.path.join(args.output, "sample_input.pt"))
     torch.save(
@@ -319,10 +573,14 @@ def main(argv: list[str] | None = None) -> dict:
         "sample_detections": int(expected[0].shape[0]),
         "eager_seconds": eager_s,
         "export_seconds": export_s,
+        **onnx_info,
     }
     with open(os.path.join(args.output, "export_info.json"), "w", encoding="utf-8") as f:
         json.dump(info, f, indent=2)
-    _write_readme(args.output, info)
+    if args.format == "onnx":
+        _write_onnx_readme(args.output, info)
+    else:
+        _write_readme(args.output, info)
     logger.info(
         "Exported %s to %s (%s, %d detections on the sample, ops: %s, %s resolution)",
         type(model).__name__,
