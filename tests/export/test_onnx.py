@@ -45,6 +45,15 @@ from rotated_det.export.standard_ops import (
 from rotated_det.layers import batched_nms_rotated, box_iou_rotated, roi_align_rotated
 
 warnings.filterwarnings("ignore", category=DeprecationWarning)
+# Exporting is slow (about 40 s per detector on a loaded 2-core machine): the runtime tests of the
+# suite cover one detector of each structure (two-stage with RoIAlign and proposal NMS, anchor-based
+# with an angle coder, anchor-free); ROTATED_DET_ONNX_ALL=1 covers every detector
+# (`ROTATED_DET_ONNX_ALL=1 pytest tests/export/test_onnx.py`, about 12 minutes).
+RUNTIME_DETECTORS = (
+    DETECTORS
+    if os.environ.get("ROTATED_DET_ONNX_ALL")
+    else ("oriented_rcnn", "rotated_retinanet_psc", "rotated_fcos")
+)
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 
@@ -312,7 +321,7 @@ def reference_detections(model, image):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("runtime", ["onnxruntime", "openvino"])
-@pytest.mark.parametrize("name", DETECTORS)
+@pytest.mark.parametrize("name", RUNTIME_DETECTORS)
 def test_runtime_matches_pytorch(onnx_exports, runtime, name):
     if importlib.util.find_spec(runtime) is None:
         pytest.skip(f"{runtime} is not installed (pip install -r dev/requirements.txt)")
@@ -337,7 +346,7 @@ def test_runtime_matches_pytorch(onnx_exports, runtime, name):
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["rotated_retinanet", "oriented_rcnn"])
+@pytest.mark.parametrize("name", ["rotated_retinanet_psc", "oriented_rcnn"])
 def test_onnx_file_holds_standard_operators_and_metadata(onnx_exports, name):
     onnx = pytest.importorskip("onnx")
     model, result = onnx_exports(name)
