@@ -46,6 +46,7 @@ DETECTORS = (
     "rotated_retinanet_psc",
     "rotated_fcos",
     "rotated_fcos_psc",
+    "h2rbox_v2",  # trains on 3 views of each image (original, rotated, flipped)
 )
 TWO_STAGE = ("rotated_faster_rcnn", "oriented_rcnn")
 NUM_CLASSES = 15

@@ -29,6 +29,7 @@ ZOO: dict[str, tuple[str, str]] = {
     "retinanet_psc": ("configs/quickstart/synthetic_retinanet_psc.py", "Rotated RetinaNet + PSC"),
     "fcos": ("configs/quickstart/synthetic_fcos.py", "Rotated FCOS"),
     "fcos_psc": ("configs/quickstart/synthetic_fcos_psc.py", "Rotated FCOS + PSC"),
+    "h2rbox_v2": ("configs/quickstart/synthetic_h2rbox_v2.py", "H2RBox-v2 (horizontal labels)"),
 }
 IDLE_LOAD = 1.5
 

@@ -22,6 +22,7 @@ from .losses import gwd_loss, kld_loss, sigmoid_focal_loss, smooth_l1_loss
 from .matcher import Matcher
 from .meta_arch import (
     GeneralizedRCNN,
+    H2RBoxV2,
     OrientedRCNN,
     RotatedFCOS,
     RotatedRetinaNet,
@@ -55,6 +56,7 @@ __all__ = [
     "FPN",
     "FastRCNNConvFCHead",
     "GeneralizedRCNN",
+    "H2RBoxV2",
     "LastLevelMaxPool",
     "LastLevelP6P7",
     "Matcher",

@@ -23,7 +23,7 @@ import torch
 
 from rotated_det.structures import pairwise_iou_rotated
 
-from ._helpers import DETECTORS, build_small_model, make_batch, single_thread
+from ._helpers import ROTATED_LABEL_DETECTORS, build_small_model, make_batch, single_thread
 
 pytestmark = pytest.mark.slow  # trains each detector until it overfits two images
 
@@ -51,7 +51,7 @@ def _train(model, batch, lr: float):
     return history
 
 
-@pytest.mark.parametrize("name", DETECTORS)
+@pytest.mark.parametrize("name", ROTATED_LABEL_DETECTORS)
 def test_overfits_two_images(name):
     with single_thread():
         model = build_small_model(name)

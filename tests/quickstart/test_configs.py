@@ -18,6 +18,7 @@ CONFIGS = {
     "synthetic_retinanet_psc.py": 6,
     "synthetic_fcos.py": 6,
     "synthetic_fcos_psc.py": 6,
+    "synthetic_h2rbox_v2.py": 6,
 }
 
 

@@ -154,14 +154,9 @@ class RotatedFCOS(DetectorBase):
 
     def forward(self, batched_inputs: list[dict]):
         images = self.preprocess_image(batched_inputs)
-        features = self.backbone(images.tensor)
-        feats = [features[f] for f in self.head_in_features]
-        points = self.point_generator(feats)
-        logits, distances, angle_codes, centerness = self.head(feats)
-        pred_logits = [flatten_levels(x, self.num_classes) for x in logits]
-        pred_distances = [flatten_levels(x, 4) for x in distances]
-        pred_angles = [flatten_levels(x, self.angle_coder.encode_size) for x in angle_codes]
-        pred_centerness = [flatten_levels(x, 1)[..., 0] for x in centerness]
+        points, pred_logits, pred_distances, pred_angles, pred_centerness = self.head_outputs(
+            images.tensor
+        )
         if self.training:
             gt = gt_instances(batched_inputs, self.device)
             return self.losses(
@@ -172,12 +167,28 @@ class RotatedFCOS(DetectorBase):
         )
         return postprocess_batch(results, batched_inputs)
 
+    def head_outputs(self, images: torch.Tensor) -> tuple[list[torch.Tensor], ...]:
+        """The points and the head's outputs for a normalised, padded batch ``[N, C, H, W]``:
+        per level the points ``[P_l, 2]`` (pixels), class logits ``[N, P_l, K]``, distances
+        ``[N, P_l, 4]`` (pixels), angle codes ``[N, P_l, E]`` and centerness logits
+        ``[N, P_l]``."""
+        features = self.backbone(images)
+        feats = [features[f] for f in self.head_in_features]
+        points = self.point_generator(feats)
+        logits, distances, angle_codes, centerness = self.head(feats)
+        pred_logits = [flatten_levels(x, self.num_classes) for x in logits]
+        pred_distances = [flatten_levels(x, 4) for x in distances]
+        pred_angles = [flatten_levels(x, self.angle_coder.encode_size) for x in angle_codes]
+        pred_centerness = [flatten_levels(x, 1)[..., 0] for x in centerness]
+        return points, pred_logits, pred_distances, pred_angles, pred_centerness
+
     @torch.no_grad()
     def label_points(
         self, points: list[torch.Tensor], gt_instances: list[Instances]
-    ) -> tuple[torch.Tensor, torch.Tensor]:
-        """Per image and point: the class label (K for background) ``[N, P]`` and the assigned
-        ground-truth box ``[N, P, 5]`` (zeros for background). ``points``: per level
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Per image and point: the class label (K for background) ``[N, P]``, the assigned
+        ground-truth box ``[N, P, 5]`` (zeros for background) and the index of that box in its
+        image's ground truth ``[N, P]`` (-1 for background). ``points``: per level
         ``[P_l, 2]``."""
         strides, ranges = per_point_strides_and_ranges(
             [p.shape[0] for p in points],
@@ -186,7 +197,7 @@ class RotatedFCOS(DetectorBase):
             device=points[0].device,
         )
         all_points = torch.cat(points)
-        labels_out, boxes_out = [], []
+        labels_out, boxes_out, assigned_out = [], [], []
         for inst in gt_instances:
             gt = inst.gt_boxes.tensor
             assigned = self.assigner(all_points, strides, ranges, gt)
@@ -198,10 +209,20 @@ class RotatedFCOS(DetectorBase):
                 boxes[fg] = gt[assigned[fg]]
             labels_out.append(labels)
             boxes_out.append(boxes)
-        return torch.stack(labels_out), torch.stack(boxes_out)
+            assigned_out.append(assigned)
+        return torch.stack(labels_out), torch.stack(boxes_out), torch.stack(assigned_out)
 
     def losses(self, points, gt, pred_logits, pred_distances, pred_angles, pred_centerness):
-        labels, gt_boxes = self.label_points(points, gt)  # [N, P], [N, P, 5]
+        labels, gt_boxes, _ = self.label_points(points, gt)  # [N, P], [N, P, 5], [N, P]
+        return self.point_losses(
+            points, labels, gt_boxes, pred_logits, pred_distances, pred_angles, pred_centerness
+        )
+
+    def point_losses(
+        self, points, labels, gt_boxes, pred_logits, pred_distances, pred_angles, pred_centerness
+    ) -> dict[str, torch.Tensor]:
+        """The losses (class docstring) given each point's label ``[N, P]`` (K: background) and
+        assigned box ``[N, P, 5]`` (from :meth:`label_points`)."""
         all_points = torch.cat(points)
         pos = labels != self.num_classes
         num_pos = max(int(pos.sum().item()), 1)
@@ -218,17 +239,9 @@ class RotatedFCOS(DetectorBase):
         centerness = torch.cat(pred_centerness, dim=1)[img, idx].float()
         weights = centerness_targets(target_distances)
         weight_sum = weights.sum().clamp(min=1e-6)
-        if self.box_loss_type in DISTANCE_BOX_LOSSES:
-            mode = self.box_loss_type.removeprefix("hbox_")
-            box_losses = distance_iou_loss(distances, target_distances, mode=_iou_mode(mode))
-        else:
-            pred_boxes = self.box_coder.decode(
-                pos_points, distances, self.angle_coder.decode(angle_codes)
-            )
-            target_boxes = self.box_coder.decode(pos_points, target_distances, target_angles)
-            box_losses = rotated_iou_loss(
-                pred_boxes, target_boxes, mode=_iou_mode(self.box_loss_type)
-            )
+        box_losses = self.box_losses(
+            pos_points, labels[img, idx], distances, angle_codes, target_distances, target_angles
+        )
         losses = {
             "loss_cls": loss_cls / num_pos,
             "loss_box_reg": (box_losses * weights).sum() / weight_sum,
@@ -241,6 +254,37 @@ class RotatedFCOS(DetectorBase):
             loss_angle = self.angle_coder.loss(angle_codes, target_angles).sum()
             losses["loss_angle"] = self.angle_loss_weight * loss_angle / num_pos
         return losses
+
+    def box_losses(
+        self,
+        points: torch.Tensor,
+        labels: torch.Tensor,
+        distances: torch.Tensor,
+        angle_codes: torch.Tensor,
+        target_distances: torch.Tensor,
+        target_angles: torch.Tensor,
+    ) -> torch.Tensor:
+        """Per positive point ``[F]``: the box loss (``box_loss_type``) of its predicted
+        distances ``[F, 4]`` and angle codes ``[F, E]`` against its target distances ``[F, 4]``
+        and angles ``[F]`` (degrees; ``DistanceAnglePointCoder.encode``). ``points``: ``[F, 2]``,
+        ``labels``: ``[F]`` classes (unused here; for subclasses)."""
+        if self.box_loss_type in DISTANCE_BOX_LOSSES:
+            mode = self.box_loss_type.removeprefix("hbox_")
+            return distance_iou_loss(distances, target_distances, mode=_iou_mode(mode))
+        pred_boxes = self.box_coder.decode(points, distances, self.angle_coder.decode(angle_codes))
+        target_boxes = self.box_coder.decode(points, target_distances, target_angles)
+        return rotated_iou_loss(pred_boxes, target_boxes, mode=_iou_mode(self.box_loss_type))
+
+    def decode_boxes(
+        self,
+        points: torch.Tensor,
+        distances: torch.Tensor,
+        angle_codes: torch.Tensor,
+        classes: torch.Tensor,
+    ) -> torch.Tensor:
+        """Candidate boxes ``[k, 5]`` at inference from their points ``[k, 2]``, distances
+        ``[k, 4]``, angle codes ``[k, E]`` and classes ``[k]`` (unused here; for subclasses)."""
+        return self.box_coder.decode(points, distances, self.angle_coder.decode(angle_codes))
 
     @torch.no_grad()
     def inference(
@@ -260,8 +304,11 @@ class RotatedFCOS(DetectorBase):
                     probs, self.test_score_thresh, self.test_topk_candidates
                 )
                 scores = scores * ctr[i][idx].float().sigmoid()
-                angles = self.angle_coder.decode(angle[i][idx].float())
-                boxes_all.append(self.box_coder.decode(pts[idx], dist[i][idx].float(), angles))
+                boxes_all.append(
+                    self.decode_boxes(
+                        pts[idx], dist[i][idx].float(), angle[i][idx].float(), classes
+                    )
+                )
                 scores_all.append(scores)
                 classes_all.append(classes)
             results.append(
