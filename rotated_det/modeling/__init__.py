@@ -12,6 +12,7 @@ from .backbone import (
     LastLevelMaxPool,
     LastLevelP6P7,
     ResNet,
+    TimmBackbone,
     build_resnet_backbone,
 )
 from .box_coders import DistanceAnglePointCoder
@@ -73,6 +74,7 @@ __all__ = [
     "RotatedRetinaNet",
     "RotatedRetinaNetHead",
     "StandardRPNHead",
+    "TimmBackbone",
     "build_resnet_backbone",
     "check_model_config",
     "detector_postprocess",
