@@ -41,22 +41,24 @@ def top_candidates(
 
 
 def nms_detections(
-    boxes: torch.Tensor,
-    scores: torch.Tensor,
-    classes: torch.Tensor,
+    boxes: list[torch.Tensor],
+    scores: list[torch.Tensor],
+    classes: list[torch.Tensor],
     image_size: tuple[int, int],
     nms_thresh: float,
     max_detections: int,
 ) -> Instances:
-    """Clip ``boxes`` ``[M, 5]`` to ``image_size`` (h, w), apply class-wise rotated NMS at
-    ``nms_thresh`` and keep the ``max_detections`` best as Instances with ``pred_boxes``,
-    ``scores`` and ``pred_classes``."""
-    rboxes = RotatedBoxes(boxes)
+    """One image's candidates of every level -> its detections: the boxes (per level ``[M_l, 5]``,
+    with ``[M_l]`` scores and classes) are clipped to ``image_size`` (h, w), class-wise rotated
+    NMS at ``nms_thresh`` keeps the best of each cluster and the ``max_detections`` best are
+    returned as Instances with ``pred_boxes``, ``scores`` and ``pred_classes``."""
+    rboxes = RotatedBoxes(torch.cat(boxes))
+    all_scores, all_classes = torch.cat(scores), torch.cat(classes)
     rboxes.clip(image_size)
-    keep = batched_nms_rotated(rboxes.tensor, scores, classes, nms_thresh)
+    keep = batched_nms_rotated(rboxes.tensor, all_scores, all_classes, nms_thresh)
     keep = keep[:max_detections]
     result = Instances(image_size)
     result.pred_boxes = rboxes[keep]
-    result.scores = scores[keep]
-    result.pred_classes = classes[keep]
+    result.scores = all_scores[keep]
+    result.pred_classes = all_classes[keep]
     return result

@@ -313,9 +313,9 @@ class RotatedFCOS(DetectorBase):
                 classes_all.append(classes)
             results.append(
                 nms_detections(
-                    torch.cat(boxes_all),
-                    torch.cat(scores_all),
-                    torch.cat(classes_all),
+                    boxes_all,
+                    scores_all,
+                    classes_all,
                     size,
                     self.test_nms_thresh,
                     self.max_detections_per_image,

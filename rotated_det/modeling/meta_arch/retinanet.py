@@ -257,9 +257,9 @@ class RotatedRetinaNet(DetectorBase):
                 classes_all.append(classes)
             results.append(
                 nms_detections(
-                    torch.cat(boxes_all),
-                    torch.cat(scores_all),
-                    torch.cat(classes_all),
+                    boxes_all,
+                    scores_all,
+                    classes_all,
                     size,
                     self.test_nms_thresh,
                     self.max_detections_per_image,
