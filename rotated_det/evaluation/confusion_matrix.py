@@ -164,14 +164,9 @@ def rotated_confusion_matrix(
     """Confusion matrix of a dataset's rotated detections (rules in the module docstring).
 
     Args:
-        det_image_ids: int [D], the image of each detection (equal ids = same image).
-        det_boxes: float [D, 5] (cx, cy, w, h, angle in degrees), pixels.
-        det_scores: float [D].
-        det_labels: int [D] in ``[0, num_classes)``.
-        gt_image_ids: int [G], same id space as ``det_image_ids``.
-        gt_boxes: float [G, 5].
-        gt_labels: int [G].
-        gt_difficult: bool [G] or None.
+        det_image_ids, det_boxes, det_scores, det_labels, gt_image_ids, gt_boxes, gt_labels,
+        gt_difficult: the dataset's detections and ground truth, numpy, torch or lists, as
+            in :func:`~rotated_det.evaluation.detection_arrays.as_detection_arrays`.
         num_classes: K.
         score_threshold: detections with a lower score are dropped.
         iou_threshold: a detection matches a GT when their rotated IoU is larger.

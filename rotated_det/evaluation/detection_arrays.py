@@ -6,12 +6,13 @@ evaluators keep (and save)."""
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 import numpy as np
 import torch
 
-from rotated_det.evaluation.dota_evaluation import RotatedGroundTruth
+if TYPE_CHECKING:  # dota_evaluation imports rotated_map, which imports this module
+    from rotated_det.evaluation.dota_evaluation import RotatedGroundTruth
 
 __all__ = ["DetectionArrays", "as_detection_arrays", "flatten_per_image"]
 
@@ -59,21 +60,39 @@ def as_detection_arrays(
     gt_labels: Any,
     gt_difficult: Any = None,
     *,
-    num_classes: int,
+    num_classes: int | None,
     caller: str = "as_detection_arrays",
+    box_dim: int = 5,
 ) -> DetectionArrays:
-    """Convert (numpy, torch or lists) and check the arguments of :func:`rotated_voc_map`'s form.
+    """Convert (numpy, torch or lists) and check a dataset's detections and ground truth: the
+    arguments of :func:`~rotated_det.evaluation.rotated_map.rotated_voc_map`,
+    :func:`~rotated_det.evaluation.confusion_matrix.rotated_confusion_matrix` and
+    :func:`~rotated_det.evaluation.error_analysis.tide_errors`.
+
+    Args:
+        det_image_ids: int [D], the image of each detection (any integers; equal = same image).
+        det_boxes: float [D, 5] (cx, cy, w, h, angle in degrees), pixels; [D, box_dim] for
+            boxes of another kind.
+        det_scores: float [D].
+        det_labels: int [D] class index in ``[0, num_classes)``.
+        gt_image_ids: int [G], same id space as ``det_image_ids``.
+        gt_boxes: float [G, 5] (or [G, box_dim]).
+        gt_labels: int [G].
+        gt_difficult: bool [G] or None (no difficult GT).
+        num_classes: number of classes C; None: ``1 + max label``.
+        caller: the name the errors start with.
+        box_dim: numbers per box (5 for rotated boxes, e.g. 8 for polygons).
 
     Raises:
         ValueError naming ``caller`` and the argument: rows that disagree in number, labels
         outside ``[0, num_classes)``, non-finite scores or boxes.
     """
     det_ids = _np(det_image_ids, np.int64).reshape(-1)
-    dboxes = _np(det_boxes, np.float64).reshape(-1, 5)
+    dboxes = _np(det_boxes, np.float64).reshape(-1, box_dim)
     scores = _np(det_scores, np.float64).reshape(-1)
     dlabels = _np(det_labels, np.int64).reshape(-1)
     gt_ids = _np(gt_image_ids, np.int64).reshape(-1)
-    gboxes = _np(gt_boxes, np.float64).reshape(-1, 5)
+    gboxes = _np(gt_boxes, np.float64).reshape(-1, box_dim)
     glabels = _np(gt_labels, np.int64).reshape(-1)
     ng = len(glabels)
     diff = np.zeros(ng, bool) if gt_difficult is None else _np(gt_difficult, bool).reshape(-1)
@@ -88,6 +107,8 @@ def as_detection_arrays(
     ):
         if len(arr) != n:
             raise ValueError(f"{caller}: {name} has {len(arr)} rows, expected {n}")
+    if num_classes is None:
+        num_classes = int(max(dlabels.max(initial=-1), glabels.max(initial=-1))) + 1
     for name, labels in (("det_labels", dlabels), ("gt_labels", glabels)):
         if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
             raise ValueError(

@@ -183,14 +183,9 @@ def tide_errors(
     """TIDE-style error types and their dAP (module docstring) of a dataset's detections.
 
     Args:
-        det_image_ids: int [D], the image of each detection (equal ids = same image).
-        det_boxes: float [D, 5] (cx, cy, w, h, angle in degrees), pixels.
-        det_scores: float [D].
-        det_labels: int [D] in ``[0, num_classes)``.
-        gt_image_ids: int [G], same id space as ``det_image_ids``.
-        gt_boxes: float [G, 5].
-        gt_labels: int [G].
-        gt_difficult: bool [G] or None.
+        det_image_ids, det_boxes, det_scores, det_labels, gt_image_ids, gt_boxes, gt_labels,
+        gt_difficult: the dataset's detections and ground truth, numpy, torch or lists, as
+            in :func:`~rotated_det.evaluation.detection_arrays.as_detection_arrays`.
         num_classes: C.
         fg_iou: foreground IoU t_f (the AP's matching threshold).
         bg_iou: background IoU t_b.

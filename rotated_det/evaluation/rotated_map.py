@@ -48,6 +48,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
+from rotated_det.evaluation.detection_arrays import as_detection_arrays
+
 __all__ = [
     "COCO_IOU_THRESHOLDS",
     "SIZE_RANGES",
@@ -102,12 +104,6 @@ def voc_ap(recall: np.ndarray, precision: np.ndarray, use_07_metric: bool = Fals
     mpre = np.maximum.accumulate(mpre[::-1])[::-1]
     change = np.flatnonzero(mrec[1:] != mrec[:-1])
     return float(np.sum((mrec[change + 1] - mrec[change]) * mpre[change + 1]))
-
-
-def _as_numpy(x, dtype) -> np.ndarray:
-    if isinstance(x, torch.Tensor):
-        x = x.detach().cpu().numpy()
-    return np.asarray(x, dtype=dtype)
 
 
 def _pairwise_iou(boxes1: np.ndarray, boxes2: np.ndarray) -> np.ndarray:
@@ -296,14 +292,9 @@ def rotated_voc_map(
     """Rotated VOC/DOTA mean AP of a whole dataset (see the module docstring for the rules).
 
     Args:
-        det_image_ids: int [D], the image of each detection (any integers; equal = same image).
-        det_boxes: float [D, 5] (cx, cy, w, h, angle in degrees), numpy or torch.
-        det_scores: float [D].
-        det_labels: int [D] class index in ``[0, num_classes)``.
-        gt_image_ids: int [G], same id space as ``det_image_ids``.
-        gt_boxes: float [G, 5].
-        gt_labels: int [G].
-        gt_difficult: bool [G] or None (no difficult GT).
+        det_image_ids, det_boxes, det_scores, det_labels, gt_image_ids, gt_boxes, gt_labels,
+        gt_difficult: the dataset's detections and ground truth, numpy, torch or lists, as
+            in :func:`~rotated_det.evaluation.detection_arrays.as_detection_arrays`.
         num_classes: number of classes C; default ``1 + max label``.
         iou_thresholds: IoU thresholds; a detection matches when IoU > threshold.
         use_07_metric: VOC2007 11-point AP instead of the area under the envelope.
@@ -317,51 +308,36 @@ def rotated_voc_map(
     Returns:
         :class:`RotatedMAPResult`.
     """
-    det_image_ids = _as_numpy(det_image_ids, np.int64).reshape(-1)
     box_dim = 5
     if iou_fn is not None:  # the boxes' own width (e.g. 8 for polygons)
         dims = [np.ndim(b) == 2 and np.shape(b)[1] for b in (det_boxes, gt_boxes)]
         box_dim = next((d for d in dims if d), 8)
-    det_boxes = _as_numpy(det_boxes, np.float64).reshape(-1, box_dim)
-    det_scores = _as_numpy(det_scores, np.float64).reshape(-1)
-    det_labels = _as_numpy(det_labels, np.int64).reshape(-1)
-    gt_image_ids = _as_numpy(gt_image_ids, np.int64).reshape(-1)
-    gt_boxes = _as_numpy(gt_boxes, np.float64).reshape(-1, box_dim)
-    gt_labels = _as_numpy(gt_labels, np.int64).reshape(-1)
-    if gt_difficult is None:
-        gt_difficult = np.zeros(len(gt_labels), dtype=bool)
-    gt_difficult = _as_numpy(gt_difficult, bool).reshape(-1)
-    nd, ng = len(det_scores), len(gt_labels)
-    for name, arr, n in (
-        ("det_image_ids", det_image_ids, nd),
-        ("det_boxes", det_boxes, nd),
-        ("det_labels", det_labels, nd),
-        ("gt_image_ids", gt_image_ids, ng),
-        ("gt_boxes", gt_boxes, ng),
-        ("gt_difficult", gt_difficult, ng),
-    ):
-        if len(arr) != n:
-            raise ValueError(f"rotated_voc_map: {name} has {len(arr)} rows, expected {n}")
-    if num_classes is None:
-        num_classes = int(max(det_labels.max(initial=-1), gt_labels.max(initial=-1))) + 1
-    for name, labels in (("det_labels", det_labels), ("gt_labels", gt_labels)):
-        if len(labels) and (labels.min() < 0 or labels.max() >= num_classes):
-            raise ValueError(
-                f"rotated_voc_map: {name} must lie in [0, {num_classes}), "
-                f"got [{labels.min()}, {labels.max()}]"
-            )
-    if not np.isfinite(det_scores).all():
-        raise ValueError("rotated_voc_map: det_scores contains NaN or inf")
+    a = as_detection_arrays(
+        det_image_ids,
+        det_boxes,
+        det_scores,
+        det_labels,
+        gt_image_ids,
+        gt_boxes,
+        gt_labels,
+        gt_difficult,
+        num_classes=num_classes,
+        caller="rotated_voc_map",
+        box_dim=box_dim,
+    )
+    det_boxes, det_scores, det_labels = a.det_boxes, a.det_scores, a.det_labels
+    gt_boxes, gt_labels, gt_difficult = a.gt_boxes, a.gt_labels, a.gt_difficult
+    num_classes, nd = a.num_classes, len(det_scores)
     thresholds = np.asarray(iou_thresholds, dtype=np.float64).reshape(-1)
     if len(thresholds) == 0:
         raise ValueError("rotated_voc_map: iou_thresholds is empty")
     if area_ranges and box_dim != 5:
         raise ValueError("rotated_voc_map: area_ranges needs rotated boxes [N, 5], not iou_fn")
 
-    # (image, class) groups as one non-negative int64 key; image ids are compacted to 0..I-1
-    # unless they already are small non-negative integers.
-    all_ids = np.concatenate([det_image_ids, gt_image_ids])
-    if len(all_ids) and (all_ids.min() < 0 or all_ids.max() > len(all_ids)):
+    # (image, class) groups as one non-negative int64 key; image ids (non-negative now) are
+    # compacted to 0..I-1 unless they already are small.
+    all_ids = np.concatenate([a.det_image_ids, a.gt_image_ids])
+    if len(all_ids) and all_ids.max() > len(all_ids):
         all_ids = np.unique(all_ids, return_inverse=True)[1].reshape(-1).astype(np.int64)
     det_keys = all_ids[:nd] * num_classes + det_labels
     gt_keys = all_ids[nd:] * num_classes + gt_labels

@@ -192,3 +192,6 @@ def test_bad_input_messages():
         rotated_voc_map([0], [BOX], [1.0], [3], [0], [BOX], [0], num_classes=2)
     with pytest.raises(ValueError, match="det_boxes has 2 rows"):
         rotated_voc_map([0], [BOX, BOX], [1.0], [0], [0], [BOX], [0])
+    nan_box = [float("nan"), 0.0, 1.0, 1.0, 0.0]
+    with pytest.raises(ValueError, match="rotated_voc_map: gt_boxes contains NaN or inf"):
+        rotated_voc_map([0], [BOX], [1.0], [0], [0], [nan_box], [0])
