@@ -32,7 +32,13 @@ from torch import nn
 
 from .roi_align_rotated_grid import DEFAULT_MAX_ADAPTIVE_SAMPLES
 from .standard_ops import FinalNMS, PreNMSDetector
-from .torch_export import _explain, dynamic_min_size, rotated_det_ops_in_exported_program
+from .torch_export import (
+    _explain,
+    _export_dynamic,
+    _export_program,
+    dynamic_min_size,
+    rotated_det_ops_in_exported_program,
+)
 
 __all__ = ["DEFAULT_OPSET", "OnnxExport", "export_onnx", "onnx_metadata"]
 
@@ -89,13 +95,6 @@ def onnx_metadata(
             "before the final class-wise rotated NMS (rotated_det/export/onnx_postprocess.py)"
         ),
     }
-
-
-def _export_program(
-    module: nn.Module, sample: torch.Tensor, dims: dict | None
-) -> torch.export.ExportedProgram:
-    with torch.no_grad():
-        return torch.export.export(module, (sample,), dynamic_shapes=dims, strict=False)
 
 
 def _operators(model) -> list[tuple[str, str]]:
@@ -158,27 +157,7 @@ def export_onnx(
     pre = PreNMSDetector(model, proposal_nms, max_adaptive_samples).eval()
     if min_size is None:
         min_size = dynamic_min_size(model)
-    h, w = (int(v) for v in sample_image.shape[1:])
-    program, message = None, ""
-    if dynamic and not (min_size <= h <= max_size and min_size <= w <= max_size):
-        message = (
-            f"the sample image is {h} x {w} but dynamic sizes must lie in [{min_size}, {max_size}]"
-        )
-        logger.warning("%s; exporting for the sample's size only.", message)
-    elif dynamic:
-        dims = {
-            "image": {
-                1: torch.export.Dim("height", min=min_size, max=max_size),
-                2: torch.export.Dim("width", min=min_size, max=max_size),
-            }
-        }
-        try:
-            program = _export_program(pre, sample_image, dims)
-        except Exception as e:  # noqa: BLE001 - any export failure falls back to static sizes
-            message = _explain(e)
-            logger.warning(
-                "dynamic export failed (%s); exporting for the size %s only", message, (h, w)
-            )
+    program, message = _export_dynamic(pre, sample_image, dynamic, min_size, max_size)
     is_dynamic = program is not None
     if program is None:
         try:

@@ -108,6 +108,54 @@ def rotated_det_ops_in_exported_program(program: torch.export.ExportedProgram) -
     return sorted(found)
 
 
+def _export_program(
+    module: nn.Module, sample: torch.Tensor, dims: dict | None
+) -> torch.export.ExportedProgram:
+    """``torch.export`` (non-strict, no grad) of ``module`` on one image [C, H, W]; ``dims``:
+    the dynamic shapes of its input ``image``, None for the sample's size."""
+    with torch.no_grad():
+        return torch.export.export(module, (sample,), dynamic_shapes=dims, strict=False)
+
+
+def _export_dynamic(
+    module: nn.Module, sample: torch.Tensor, dynamic: bool, min_size: int, max_size: int
+) -> tuple[torch.export.ExportedProgram | None, str]:
+    """Export ``module`` with dynamic height and width in ``[min_size, max_size]`` pixels.
+
+    Returns:
+        ``(program, "")``, or ``(None, why)`` (logged as a warning) when the sample [C, H, W]
+        lies outside the range or the export fails; ``(None, "")`` when ``dynamic`` is False.
+        The caller then exports for the sample's size.
+    """
+    if not dynamic:
+        return None, ""
+    h, w = (int(v) for v in sample.shape[1:])
+    if not (min_size <= h <= max_size and min_size <= w <= max_size):
+        message = (
+            f"the sample image is {h} x {w} but dynamic sizes must lie in [{min_size}, "
+            f"{max_size}] (min_size: every feature map of the backbone at least 2 x 2)"
+        )
+        logger.warning("%s; exporting for the sample's size only.", message)
+        return None, message
+    dims = {
+        "image": {
+            1: torch.export.Dim("height", min=min_size, max=max_size),
+            2: torch.export.Dim("width", min=min_size, max=max_size),
+        }
+    }
+    try:
+        return _export_program(module, sample, dims), ""
+    except Exception as e:  # noqa: BLE001 - any export failure falls back to static sizes
+        message = _explain(e)
+        logger.warning(
+            "torch.export with dynamic height/width failed (%s); exporting for the sample's "
+            "size %s only.",
+            message,
+            (h, w),
+        )
+        return None, message
+
+
 def export_torch_export(
     model: nn.Module,
     sample_image: torch.Tensor,
@@ -135,33 +183,7 @@ def export_torch_export(
     if min_size is None:
         min_size = dynamic_min_size(model)
     h, w = (int(v) for v in sample_image.shape[1:])
-    program, message = None, ""
-    if dynamic and not (min_size <= h <= max_size and min_size <= w <= max_size):
-        message = (
-            f"the sample image is {h} x {w} but dynamic sizes must lie in [{min_size}, "
-            f"{max_size}] (min_size: every feature map of the backbone at least 2 x 2)"
-        )
-        logger.warning("%s; exporting for the sample's size only.", message)
-    elif dynamic:
-        dims = {
-            "image": {
-                1: torch.export.Dim("height", min=min_size, max=max_size),
-                2: torch.export.Dim("width", min=min_size, max=max_size),
-            }
-        }
-        try:
-            with torch.no_grad():
-                program = torch.export.export(
-                    adapter, (sample_image,), dynamic_shapes=dims, strict=False
-                )
-        except Exception as e:  # noqa: BLE001 - any export failure falls back to static sizes
-            message = _explain(e)
-            logger.warning(
-                "torch.export with dynamic height/width failed (%s); exporting for the sample's "
-                "size %s only.",
-                message,
-                (h, w),
-            )
+    program, message = _export_dynamic(adapter, sample_image, dynamic, min_size, max_size)
     checks: list[ResolutionCheck] = []
     if program is not None:
         if check_images is None:
@@ -186,8 +208,7 @@ def export_torch_export(
     is_dynamic = program is not None
     if program is None:
         try:
-            with torch.no_grad():
-                program = torch.export.export(adapter, (sample_image,), strict=False)
+            program = _export_program(adapter, sample_image, None)
         except Exception as e:
             raise RuntimeError(
                 f"torch.export could not export {type(model).__name__}: {_explain(e)}"
