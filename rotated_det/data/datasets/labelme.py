@@ -57,13 +57,14 @@ from typing import Any
 
 import numpy as np
 
-from rotated_det.data.catalog import DatasetCatalog, MetadataCatalog
+from rotated_det.data.catalog import MetadataCatalog
 from rotated_det.data.datasets.loading import (
     IMAGE_EXTENSIONS,
     annotation_polygons,
     gc_paused,
     image_size,
     list_images,
+    register_label_folder,
 )
 from rotated_det.structures import BoxMode, points_to_rbox, poly_to_rbox, rbox_to_poly
 
@@ -441,16 +442,17 @@ def register_labelme_instances(
             ``evaluator_type="dota"`` are filled in unless given.
         json_dir, image_root, class_names, kwargs: passed to :func:`load_labelme_instances`.
     """
-    names = None if class_names is None else list(class_names)
-    DatasetCatalog.register(
+    register_label_folder(
         name,
-        lambda: load_labelme_instances(json_dir, image_root, names, dataset_name=name, **kwargs),
+        lambda names: load_labelme_instances(
+            json_dir, image_root, names, dataset_name=name, **kwargs
+        ),
+        class_names,
+        metadata,
+        json_dir=json_dir,
+        image_root=image_root,
+        evaluator_type="dota",
     )
-    md: dict[str, Any] = {"json_dir": json_dir, "image_root": image_root, "evaluator_type": "dota"}
-    if names is not None:
-        md["thing_classes"] = names
-    md.update(metadata or {})
-    MetadataCatalog.get(name).set(**md)
 
 
 def convert_to_labelme_dict(

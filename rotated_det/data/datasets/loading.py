@@ -1,20 +1,29 @@
 """What the dataset loaders share: listing the images of a folder, reading an image's size from its
 file header, pausing the garbage collector while many dataset dicts are built, and the polygons of
-dataset-dict annotations (for the writers of label formats)."""
+dataset-dict annotations (for the writers of label formats), registering a folder of label files."""
 
 from __future__ import annotations
 
 import contextlib
 import gc
 import os
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from typing import Any
 
 import numpy as np
 
+from rotated_det.data.catalog import DatasetCatalog, MetadataCatalog
 from rotated_det.structures import BoxMode, rbox_to_poly
 from rotated_det.utils.file_io import IMAGE_EXTENSIONS
 
-__all__ = ["IMAGE_EXTENSIONS", "annotation_polygons", "image_size", "list_images", "gc_paused"]
+__all__ = [
+    "IMAGE_EXTENSIONS",
+    "annotation_polygons",
+    "gc_paused",
+    "image_size",
+    "list_images",
+    "register_label_folder",
+]
 
 
 @contextlib.contextmanager
@@ -121,3 +130,30 @@ def annotation_polygons(
         i = int(np.argmax(bad))
         raise ValueError(f"{where}: annotation #{i} has a non-finite polygon {out[i].tolist()}")
     return out
+
+
+def register_label_folder(
+    name: str,
+    load: Callable[[list[str] | None], list[dict]],
+    class_names: Sequence[str] | None,
+    metadata: Mapping[str, Any] | None,
+    **defaults: Any,
+) -> None:
+    """Register dataset ``name`` as ``load(class_names)`` and set its metadata.
+
+    Args:
+        name: dataset name.
+        load: the loader, called with ``class_names`` as a list (or None: it finds the classes in
+            the files and sets ``thing_classes`` itself when it runs).
+        class_names: the classes, or None.
+        metadata: the user's metadata; overrides the rest.
+        defaults: metadata filled in unless ``metadata`` gives it (the folders,
+            ``evaluator_type``); ``thing_classes`` too when ``class_names`` is given.
+    """
+    names = None if class_names is None else list(class_names)
+    DatasetCatalog.register(name, lambda: load(names))
+    md = dict(defaults)
+    if names is not None:
+        md["thing_classes"] = names
+    md.update(metadata or {})
+    MetadataCatalog.get(name).set(**md)

@@ -65,8 +65,14 @@ from typing import Any
 
 import numpy as np
 
-from rotated_det.data.catalog import DatasetCatalog, MetadataCatalog
-from rotated_det.data.datasets.loading import IMAGE_EXTENSIONS, gc_paused, image_size, list_images
+from rotated_det.data.catalog import MetadataCatalog
+from rotated_det.data.datasets.loading import (
+    IMAGE_EXTENSIONS,
+    gc_paused,
+    image_size,
+    list_images,
+    register_label_folder,
+)
 from rotated_det.data.datasets.voc_rotated import VOC_ROTATED_SCHEMAS, VocRotatedBatch
 from rotated_det.data.datasets.xml_labels import read_xml, xml_image_size
 from rotated_det.structures import BoxMode
@@ -201,20 +207,17 @@ def register_rolabelimg_instances(
             ``evaluator_type="dota"`` are filled in unless given.
         xml_dir, image_dir, class_names, kwargs: passed to :func:`load_rolabelimg_instances`.
     """
-    names = None if class_names is None else list(class_names)
-    DatasetCatalog.register(
+    register_label_folder(
         name,
-        lambda: load_rolabelimg_instances(xml_dir, image_dir, names, dataset_name=name, **kwargs),
+        lambda names: load_rolabelimg_instances(
+            xml_dir, image_dir, names, dataset_name=name, **kwargs
+        ),
+        class_names,
+        metadata,
+        xml_dir=xml_dir,
+        image_root=image_dir if image_dir is not None else xml_dir,
+        evaluator_type="dota",
     )
-    md: dict[str, Any] = {
-        "xml_dir": xml_dir,
-        "image_root": image_dir if image_dir is not None else xml_dir,
-        "evaluator_type": "dota",
-    }
-    if names is not None:
-        md["thing_classes"] = names
-    md.update(metadata or {})
-    MetadataCatalog.get(name).set(**md)
 
 
 def rbox_to_rolabelimg(boxes: np.ndarray) -> np.ndarray:
