@@ -37,18 +37,10 @@ sys.path.insert(0, ROOT)
 from rotated_det.config import LazyConfig, instantiate  # noqa: E402
 from rotated_det.structures import Instances, RotatedBoxes  # noqa: E402
 
-DETECTORS = (
-    "rotated_faster_rcnn",
-    "oriented_rcnn",
-    "rotated_retinanet",
-    "rotated_atss",
-    "rotated_retinanet_csl",
-    "rotated_retinanet_psc",
-    "rotated_fcos",
-    "rotated_fcos_psc",
-    "h2rbox_v2",  # trains on 3 views of each image (original, rotated, flipped)
-)
-TWO_STAGE = ("rotated_faster_rcnn", "oriented_rcnn")
+# The detector list of the tests (configs/common/models). h2rbox_v2 trains on 3 views of each
+# image (original, rotated, flipped).
+from tests.modeling._helpers import DETECTORS, TWO_STAGE  # noqa: E402
+
 NUM_CLASSES = 15
 D2_ANGLES = [-90, -60, -30, 0, 30, 60, 90]
 
