@@ -33,9 +33,8 @@ from torch import nn
 from .roi_align_rotated_grid import DEFAULT_MAX_ADAPTIVE_SAMPLES
 from .standard_ops import FinalNMS, PreNMSDetector
 from .torch_export import (
-    _explain,
     _export_dynamic,
-    _export_program,
+    _export_fixed_size,
     dynamic_min_size,
     rotated_det_ops_in_exported_program,
 )
@@ -160,13 +159,8 @@ def export_onnx(
     program, message = _export_dynamic(pre, sample_image, dynamic, min_size, max_size)
     is_dynamic = program is not None
     if program is None:
-        try:
-            program = _export_program(pre, sample_image, None)
-        except Exception as e:
-            raise RuntimeError(
-                f"torch.export could not export {type(model).__name__} on standard operators: "
-                f"{_explain(e)}"
-            ) from e
+        what = f"{type(model).__name__} on standard operators"
+        program = _export_fixed_size(pre, sample_image, what)
     left = rotated_det_ops_in_exported_program(program)
     if left:
         raise RuntimeError(f"compiled ops {left} are still in the exported graph")

@@ -117,6 +117,20 @@ def _export_program(
         return torch.export.export(module, (sample,), dynamic_shapes=dims, strict=False)
 
 
+def _export_fixed_size(
+    module: nn.Module, sample: torch.Tensor, what: str
+) -> torch.export.ExportedProgram:
+    """``torch.export`` of ``module`` for the size of ``sample`` [C, H, W].
+
+    Raises:
+        RuntimeError: the export failed; the message names ``what`` and the cause.
+    """
+    try:
+        return _export_program(module, sample, None)
+    except Exception as e:
+        raise RuntimeError(f"torch.export could not export {what}: {_explain(e)}") from e
+
+
 def _export_dynamic(
     module: nn.Module, sample: torch.Tensor, dynamic: bool, min_size: int, max_size: int
 ) -> tuple[torch.export.ExportedProgram | None, str]:
@@ -207,12 +221,7 @@ def export_torch_export(
             program = None
     is_dynamic = program is not None
     if program is None:
-        try:
-            program = _export_program(adapter, sample_image, None)
-        except Exception as e:
-            raise RuntimeError(
-                f"torch.export could not export {type(model).__name__}: {_explain(e)}"
-            ) from e
+        program = _export_fixed_size(adapter, sample_image, type(model).__name__)
     ops = rotated_det_ops_in_exported_program(program)
     if require_rotated_ops and not ops:
         raise RuntimeError("the exported program calls no torch.ops.rotated_det op")
