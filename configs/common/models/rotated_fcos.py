@@ -7,35 +7,29 @@ regressed (radians, scaled per level) and learnt through the rotated IoU loss (1
 decoded box, focal loss (0.25, 2), le90 targets.
 """
 
+import copy
+
 from rotated_det.config import LazyCall as L
 from rotated_det.modeling import (
-    FPN,
-    BasicStem,
     DistanceAnglePointCoder,
-    LastLevelP6P7,
     PointGenerator,
     RegressionAngleCoder,
-    ResNet,
     RotatedCenterSamplingAssigner,
     RotatedFCOS,
     RotatedFCOSHead,
 )
 
+from .rotated_retinanet import model as retinanet_model
+
 STRIDES = [8, 16, 32, 64, 128]
+# RetinaNet's R-50-FPN, with P6 computed from P5 (MMRotate's FCOS: extra convs "on_output")
+BACKBONE = copy.deepcopy(retinanet_model.backbone)
+BACKBONE.top_block.in_channels = 256
+BACKBONE.top_block.in_feature = "p5"
 ANGLE_VERSION = "le90"
 
 model = L(RotatedFCOS)(
-    backbone=L(FPN)(
-        bottom_up=L(ResNet)(
-            stem=L(BasicStem)(in_channels=3, out_channels=64, norm="FrozenBN"),
-            stages=L(ResNet.make_default_stages)(depth=50, stride_in_1x1=True, norm="FrozenBN"),
-            out_features=["res3", "res4", "res5"],
-            freeze_at=2,
-        ),
-        in_features=["res3", "res4", "res5"],
-        out_channels=256,
-        top_block=L(LastLevelP6P7)(in_channels=256, out_channels=256, in_feature="p5"),
-    ),
+    backbone=BACKBONE,
     head=L(RotatedFCOSHead)(
         in_channels=256,
         num_classes="${..num_classes}",
