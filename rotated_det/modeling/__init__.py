@@ -15,7 +15,7 @@ from .backbone import (
     TimmBackbone,
     build_resnet_backbone,
 )
-from .box_coders import DistanceAnglePointCoder
+from .box_coders import DistanceAnglePointCoder, GlidingVertexCoder
 from .box_regression import Box2BoxTransform, Box2BoxTransformRotated, MidpointOffsetCoder
 from .config_checks import ModelConfigError, check_model_config
 from .dense_heads import RotatedFCOSHead
@@ -23,8 +23,10 @@ from .losses import gwd_loss, kld_loss, sigmoid_focal_loss, smooth_l1_loss
 from .matcher import Matcher
 from .meta_arch import (
     GeneralizedRCNN,
+    GlidingVertex,
     H2RBoxV2,
     OrientedRCNN,
+    RoITransformer,
     RotatedFCOS,
     RotatedRetinaNet,
     RotatedRetinaNetHead,
@@ -32,8 +34,15 @@ from .meta_arch import (
 )
 from .point_generator import PointGenerator
 from .poolers import ROIPooler
-from .proposal_generator import RRPN, OrientedRPN, StandardRPNHead
-from .roi_heads import FastRCNNConvFCHead, RotatedFastRCNNOutputLayers, RROIHeads
+from .proposal_generator import RPN, RRPN, OrientedRPN, StandardRPNHead
+from .roi_heads import (
+    FastRCNNConvFCHead,
+    GlidingVertexOutputLayers,
+    RoITransformerROIHeads,
+    RotatedFastRCNNOutputLayers,
+    RotatedRoIPredictor,
+    RROIHeads,
+)
 from .sampling import subsample_labels
 
 __all__ = [
@@ -57,6 +66,9 @@ __all__ = [
     "FPN",
     "FastRCNNConvFCHead",
     "GeneralizedRCNN",
+    "GlidingVertex",
+    "GlidingVertexCoder",
+    "GlidingVertexOutputLayers",
     "H2RBoxV2",
     "LastLevelMaxPool",
     "LastLevelP6P7",
@@ -65,12 +77,16 @@ __all__ = [
     "ModelConfigError",
     "OrientedRCNN",
     "OrientedRPN",
+    "RPN",
+    "RoITransformer",
+    "RoITransformerROIHeads",
     "ROIPooler",
     "RROIHeads",
     "RRPN",
     "ResNet",
     "RotatedAnchorGenerator",
     "RotatedFastRCNNOutputLayers",
+    "RotatedRoIPredictor",
     "RotatedRetinaNet",
     "RotatedRetinaNetHead",
     "StandardRPNHead",

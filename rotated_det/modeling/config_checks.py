@@ -17,6 +17,10 @@ class ModelConfigError(ValueError):
     """A model definition that cannot work (keys that disagree are named in the message)."""
 
 
+# Weights of the box coders that do not take 5 (rotated deltas): horizontal deltas take 4.
+_CODER_WEIGHTS = {"MidpointOffsetCoder": 6, "Box2BoxTransform": 4, "GlidingVertexCoder": 4}
+
+
 def _weights(coder):
     w = select(coder, "weights", throw_on_missing=False)
     return None if w is None else tuple(float(x) for x in w)
@@ -39,7 +43,7 @@ def check_model_config(
           ``num_classes`` and ``head.num_classes`` (RetinaNet) agree with each other and with
           ``len(thing_classes)`` when given (the dataset metadata);
         - rotated box coders have 5 weights (``*.box2box_transform.weights``), the
-          midpoint-offset coder 6.
+          midpoint-offset coder 6, the horizontal and gliding-vertex coders 4.
 
     Args:
         model: lazy config node or instantiated model.
@@ -79,7 +83,7 @@ def check_model_config(
         if weights is None:
             continue
         name = _target_name(node)
-        expected = 6 if "MidpointOffset" in name else 5
+        expected = _CODER_WEIGHTS.get(name.rsplit(".", 1)[-1], 5)
         if len(weights) != expected:
             key = ".".join((prefix,) + path + ("weights",))
             hint = (

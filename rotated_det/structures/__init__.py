@@ -14,6 +14,7 @@ from .instances import Instances
 from .rotated_box_conversions import (
     ANGLE_VERSIONS,
     canonical_rbox,
+    hbox_to_rbox,
     normalize_rbox_angles,
     points_to_rbox,
     poly_to_rbox,
@@ -38,6 +39,7 @@ __all__ = [
     "RotatedBoxes",
     "canonical_rbox",
     "cos_sin_degrees",
+    "hbox_to_rbox",
     "matched_pairwise_iou",
     "normalize_rbox_angles",
     "pairwise_intersection",

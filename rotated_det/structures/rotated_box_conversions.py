@@ -108,6 +108,7 @@ __all__ = [
     "rbox_to_poly",
     "rbox_to_hbox",
     "rbox_tensor_to_hbox",
+    "hbox_to_rbox",
     "normalize_rbox_angles",
     "canonical_rbox",
     "rbox_corner_distance",
@@ -302,6 +303,25 @@ def rbox_tensor_to_hbox(boxes: torch.Tensor) -> torch.Tensor:
     half_w = 0.5 * (c * w + s * h)
     half_h = 0.5 * (s * w + c * h)
     return torch.stack([cx - half_w, cy - half_h, cx + half_w, cy + half_h], dim=-1)
+
+
+def hbox_to_rbox(boxes: ArrayT) -> ArrayT:
+    """
+    Horizontal boxes as rotated boxes of angle 0 (the same rectangles): the inverse of
+    :func:`rbox_to_hbox` for them (up to float rounding of the centre and sides).
+
+    Args:
+        boxes: [..., 4] (x0, y0, x1, y1) in pixels, tensor or numpy array.
+    Returns:
+        [..., 5] (cx, cy, w, h, 0), same kind and dtype. Not angle-normalised: a box taller than
+        wide keeps ``h > w`` and angle 0 (``normalize_rbox_angles`` gives the "le90" form).
+    """
+    t = _to_tensor(boxes, 4, "hbox_to_rbox")
+    x0, y0, x1, y1 = t.unbind(-1)
+    out = torch.stack(
+        [0.5 * (x0 + x1), 0.5 * (y0 + y1), x1 - x0, y1 - y0, torch.zeros_like(x0)], dim=-1
+    )
+    return _back(out, boxes)
 
 
 def _reduce(

@@ -44,7 +44,11 @@ def resnet18_model(
     if "proposal_generator" in model:
         model.proposal_generator.head.in_channels = fpn_channels
     if "roi_heads" in model:
-        model.roi_heads.box_head.input_shape.channels = fpn_channels
-        model.roi_heads.box_head.fc_dims = [fc_dim, fc_dim]
-        model.roi_heads.box_predictor.input_shape.channels = fc_dim
+        # RoI Transformer's RRoI learner is a first stage of its own
+        for stage in (model.roi_heads, model.roi_heads.get("rroi_learner")):
+            if stage is None:
+                continue
+            stage.box_head.input_shape.channels = fpn_channels
+            stage.box_head.fc_dims = [fc_dim, fc_dim]
+            stage.box_predictor.input_shape.channels = fc_dim
     return model

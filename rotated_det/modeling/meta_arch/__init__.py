@@ -1,15 +1,19 @@
 from .fcos import RotatedFCOS
+from .gliding_vertex import GlidingVertex
 from .h2rbox_v2 import H2RBoxV2
 from .oriented_rcnn import OrientedRCNN
 from .preprocessing import DetectorBase, detector_postprocess, preprocess_image
 from .rcnn import GeneralizedRCNN
 from .retinanet import RotatedRetinaNet, RotatedRetinaNetHead
+from .roi_transformer import RoITransformer
 
 __all__ = [
     "DetectorBase",
     "GeneralizedRCNN",
+    "GlidingVertex",
     "H2RBoxV2",
     "OrientedRCNN",
+    "RoITransformer",
     "RotatedFCOS",
     "RotatedRetinaNet",
     "RotatedRetinaNetHead",

@@ -9,7 +9,11 @@ from rotated_det.structures import Instances, RotatedBoxes
 
 from ..shape_utils import min_size
 
-__all__ = ["find_top_rrpn_proposals", "add_ground_truth_to_proposals"]
+__all__ = ["find_top_rrpn_proposals", "add_ground_truth_to_proposals", "GT_PROPOSAL_LOGIT"]
+
+# Objectness logit of the ground-truth boxes appended to proposals: probability 1 - 1e-10, above
+# any real proposal; a cascade stage recognises the appended rows by it.
+GT_PROPOSAL_LOGIT = 23.0259
 
 
 def find_top_rrpn_proposals(
@@ -96,8 +100,7 @@ def add_ground_truth_to_proposals(
     out = []
     for gt, props in zip(gt_boxes, proposals):
         device = props.objectness_logits.device
-        # logit of probability 1 - 1e-10: above any real proposal.
-        logit = torch.full((len(gt),), 23.0259, device=device)
+        logit = torch.full((len(gt),), GT_PROPOSAL_LOGIT, device=device)
         gt_props = Instances(props.image_size)
         gt_props.proposal_boxes = gt.to(device)
         gt_props.objectness_logits = logit

@@ -7,7 +7,7 @@ from torch.nn import functional as F
 from rotated_det.structures import ImageList, Instances
 
 from ..anchor_generator import DefaultAnchorGenerator, RotatedAnchorGenerator
-from ..box_regression import Box2BoxTransformRotated, MidpointOffsetCoder
+from ..box_regression import Box2BoxTransform, Box2BoxTransformRotated, MidpointOffsetCoder
 from ..losses.box_regression_loss import box_regression_loss, check_box_reg_loss_type
 from ..matcher import Matcher
 from ..sampling import subsample_labels
@@ -56,7 +56,7 @@ class RRPN(nn.Module):
         head: StandardRPNHead,
         anchor_generator: RotatedAnchorGenerator | DefaultAnchorGenerator,
         anchor_matcher: Matcher,
-        box2box_transform: Box2BoxTransformRotated | MidpointOffsetCoder,
+        box2box_transform: Box2BoxTransformRotated | MidpointOffsetCoder | Box2BoxTransform,
         batch_size_per_image: int = 256,
         positive_fraction: float = 0.5,
         pre_nms_topk: int | tuple[int, int] = (2000, 1000),

@@ -11,7 +11,7 @@ from rotated_det.structures import Instances, RotatedBoxes
 from ..box_regression import Box2BoxTransformRotated
 from ..losses.box_regression_loss import box_regression_loss, check_box_reg_loss_type
 
-__all__ = ["RotatedFastRCNNOutputLayers", "fast_rcnn_inference_rotated"]
+__all__ = ["RotatedFastRCNNOutputLayers", "RotatedRoIPredictor", "fast_rcnn_inference_rotated"]
 
 
 def fast_rcnn_inference_rotated(
@@ -74,15 +74,15 @@ def _split_per_image(x: torch.Tensor, proposals: list[Instances]) -> list[torch.
     return list(x.split([p.proposal_boxes.tensor.shape[0] for p in proposals]))
 
 
-class RotatedFastRCNNOutputLayers(nn.Module):
-    """Classification and rotated box regression from per-RoI features.
+class RotatedRoIPredictor(nn.Module):
+    """Classification and rotated box regression from per-RoI features, without inference
+    settings: the predictor of a stage whose boxes become the next stage's RoIs (RoI
+    Transformer's RRoI learner). RotatedFastRCNNOutputLayers adds the detection settings.
 
     Args:
         input_shape: the box head's output shape (channels, or channels x h x w).
         box2box_transform: Box2BoxTransformRotated (weights typically (10, 10, 5, 5, 1)).
         num_classes: K foreground classes (the background is class K).
-        test_score_thresh, test_nms_thresh, test_topk_per_image: inference, see
-            ``fast_rcnn_inference_rotated``.
         cls_agnostic_bbox_reg: one box for all classes instead of one per class.
         box_reg_loss_type: "smooth_l1", "l1", "kld" or "gwd".
         smooth_l1_beta: beta of the smooth L1 loss (0: L1).
@@ -98,9 +98,6 @@ class RotatedFastRCNNOutputLayers(nn.Module):
         *,
         box2box_transform: Box2BoxTransformRotated,
         num_classes: int,
-        test_score_thresh: float = 0.05,
-        test_nms_thresh: float = 0.5,
-        test_topk_per_image: int = 100,
         cls_agnostic_bbox_reg: bool = False,
         box_reg_loss_type: str = "smooth_l1",
         smooth_l1_beta: float = 0.0,
@@ -111,17 +108,15 @@ class RotatedFastRCNNOutputLayers(nn.Module):
             input_shape = ShapeSpec(channels=input_shape)
         if input_shape.channels is None:
             raise ValueError(
-                "RotatedFastRCNNOutputLayers: input_shape must give the box head's output "
+                f"{type(self).__name__}: input_shape must give the box head's output "
                 f"channels, got {input_shape}"
             )
         if num_classes < 1:
-            raise ValueError(
-                f"RotatedFastRCNNOutputLayers: num_classes must be >= 1, got {num_classes}"
-            )
+            raise ValueError(f"{type(self).__name__}: num_classes must be >= 1, got {num_classes}")
         box_dim = len(box2box_transform.weights)
         if box_dim != 5:
             raise ValueError(
-                f"RotatedFastRCNNOutputLayers needs a rotated box coder with 5 weights, got "
+                f"{type(self).__name__} needs a rotated box coder with 5 weights, got "
                 f"{box_dim}: {box2box_transform.weights}"
             )
         in_dim = input_shape.channels * (input_shape.height or 1) * (input_shape.width or 1)
@@ -134,9 +129,6 @@ class RotatedFastRCNNOutputLayers(nn.Module):
         nn.init.zeros_(self.cls_score.bias)
         nn.init.zeros_(self.bbox_pred.bias)
         self.box2box_transform = box2box_transform
-        self.test_score_thresh = test_score_thresh
-        self.test_nms_thresh = test_nms_thresh
-        self.test_topk_per_image = test_topk_per_image
         self.box_reg_loss_type = check_box_reg_loss_type(box_reg_loss_type, type(self).__name__)
         self.smooth_l1_beta = smooth_l1_beta
         if isinstance(loss_weight, (int, float)):
@@ -199,6 +191,44 @@ class RotatedFastRCNNOutputLayers(nn.Module):
         autocast: half-precision scores would tie and could not be converted to numpy)."""
         scores, _ = predictions
         return _split_per_image(F.softmax(scores.float(), dim=-1), proposals)
+
+
+class RotatedFastRCNNOutputLayers(RotatedRoIPredictor):
+    """Classification and rotated box regression from per-RoI features, and detections.
+
+    Args:
+        input_shape, box2box_transform, num_classes, cls_agnostic_bbox_reg, box_reg_loss_type,
+            smooth_l1_beta, loss_weight: see RotatedRoIPredictor.
+        test_score_thresh, test_nms_thresh, test_topk_per_image: inference, see
+            ``fast_rcnn_inference_rotated``.
+    """
+
+    def __init__(
+        self,
+        input_shape: ShapeSpec | int,
+        *,
+        box2box_transform: Box2BoxTransformRotated,
+        num_classes: int,
+        test_score_thresh: float = 0.05,
+        test_nms_thresh: float = 0.5,
+        test_topk_per_image: int = 100,
+        cls_agnostic_bbox_reg: bool = False,
+        box_reg_loss_type: str = "smooth_l1",
+        smooth_l1_beta: float = 0.0,
+        loss_weight: float | dict[str, float] = 1.0,
+    ) -> None:
+        super().__init__(
+            input_shape,
+            box2box_transform=box2box_transform,
+            num_classes=num_classes,
+            cls_agnostic_bbox_reg=cls_agnostic_bbox_reg,
+            box_reg_loss_type=box_reg_loss_type,
+            smooth_l1_beta=smooth_l1_beta,
+            loss_weight=loss_weight,
+        )
+        self.test_score_thresh = test_score_thresh
+        self.test_nms_thresh = test_nms_thresh
+        self.test_topk_per_image = test_topk_per_image
 
     def inference(self, predictions, proposals: list[Instances]):
         """Detections per image (see ``fast_rcnn_inference_rotated``)."""

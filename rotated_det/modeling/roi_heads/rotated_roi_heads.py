@@ -1,17 +1,33 @@
 """RROIHeads: the second stage of rotated two-stage detectors."""
 
+from typing import Any, Protocol
+
 import torch
 from torch import nn
 
-from rotated_det.structures import ImageList, Instances, RotatedBoxes
+from rotated_det.structures import ImageList, Instances, RotatedBoxes, hbox_to_rbox, rbox_to_hbox
 
 from ..matcher import Matcher
 from ..poolers import ROIPooler
 from ..proposal_generator.proposal_utils import add_ground_truth_to_proposals
 from ..sampling import subsample_labels
-from .rotated_fast_rcnn import RotatedFastRCNNOutputLayers
 
-__all__ = ["RROIHeads"]
+__all__ = ["RROIHeads", "RoIBoxPredictor"]
+
+
+class RoIBoxPredictor(Protocol):
+    """What RROIHeads calls on its box predictor (RotatedFastRCNNOutputLayers,
+    GlidingVertexOutputLayers)."""
+
+    num_classes: int
+
+    def __call__(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]: ...
+
+    def losses(self, predictions: Any, proposals: list[Instances]) -> dict[str, torch.Tensor]: ...
+
+    def inference(
+        self, predictions: Any, proposals: list[Instances]
+    ) -> tuple[list[Instances], list[torch.Tensor]]: ...
 
 
 class RROIHeads(nn.Module):
@@ -22,11 +38,18 @@ class RROIHeads(nn.Module):
         box_in_features: feature maps used by the pooler (e.g. ["p2", "p3", "p4", "p5"]).
         box_pooler: ROIPooler with pooler_type "ROIAlignRotated".
         box_head: per-RoI feature extractor (e.g. FastRCNNConvFCHead).
-        box_predictor: RotatedFastRCNNOutputLayers.
+        box_predictor: RotatedFastRCNNOutputLayers (or any module with its ``losses`` and
+            ``inference``: GlidingVertexOutputLayers; a RotatedRoIPredictor, without
+            ``inference``, in a cascade stage that another head drives).
         proposal_matcher: Matcher labelling proposals by rotated IoU with the ground truth.
         batch_size_per_image: RoIs sampled per image in training.
         positive_fraction: maximum foreground share of the sampled RoIs.
         proposal_append_gt: add the ground-truth boxes to the proposals in training.
+        match_bounding_boxes: match proposals to the axis-aligned bounding boxes of the ground
+            truth by horizontal IoU (and append those bounding boxes, as angle-0 boxes, with
+            ``proposal_append_gt``), for heads that start from horizontal proposals (Gliding
+            Vertex, RoI Transformer's RRoI learner; MMRotate's ``BboxOverlaps2D`` after
+            ``obb2xyxy``). The regression targets stay the rotated ground truth.
     """
 
     def __init__(
@@ -36,11 +59,12 @@ class RROIHeads(nn.Module):
         box_in_features: list[str],
         box_pooler: ROIPooler,
         box_head: nn.Module,
-        box_predictor: RotatedFastRCNNOutputLayers,
+        box_predictor: RoIBoxPredictor,
         proposal_matcher: Matcher,
         batch_size_per_image: int = 512,
         positive_fraction: float = 0.25,
         proposal_append_gt: bool = True,
+        match_bounding_boxes: bool = False,
     ) -> None:
         super().__init__()
         if getattr(box_pooler, "box_dim", 5) != 5:
@@ -59,6 +83,7 @@ class RROIHeads(nn.Module):
         self.batch_size_per_image = batch_size_per_image
         self.positive_fraction = positive_fraction
         self.proposal_append_gt = proposal_append_gt
+        self.match_bounding_boxes = match_bounding_boxes
 
     @torch.no_grad()
     def label_and_sample_proposals(
@@ -70,12 +95,22 @@ class RROIHeads(nn.Module):
         background) and ``gt_boxes`` (RotatedBoxes; zeros for background).
         """
         if self.proposal_append_gt:
-            proposals = add_ground_truth_to_proposals([t.gt_boxes for t in targets], proposals)
+            gt_proposals = [t.gt_boxes for t in targets]
+            if self.match_bounding_boxes:
+                gt_proposals = [
+                    RotatedBoxes(hbox_to_rbox(rbox_to_hbox(b.tensor))) for b in gt_proposals
+                ]
+            proposals = add_ground_truth_to_proposals(gt_proposals, proposals)
         sampled = []
         for props, tgt in zip(proposals, targets):
             boxes = props.proposal_boxes.tensor
             gt_boxes = tgt.gt_boxes.tensor.to(boxes.device)
-            matched_idxs, match_labels = self.proposal_matcher.match_boxes(gt_boxes, boxes)
+            if self.match_bounding_boxes:
+                matched_idxs, match_labels = self.proposal_matcher.match_boxes(
+                    rbox_to_hbox(gt_boxes), rbox_to_hbox(boxes)
+                )
+            else:
+                matched_idxs, match_labels = self.proposal_matcher.match_boxes(gt_boxes, boxes)
             if gt_boxes.shape[0] > 0:
                 gt_classes = tgt.gt_classes.to(boxes.device)[matched_idxs]
                 gt_classes = torch.where(
