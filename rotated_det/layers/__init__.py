@@ -1,8 +1,11 @@
 """Compiled rotated-geometry ops (loaded from rotated_det/_C.so on import) and small nn layers."""
 
+from .active_rotating_filter import ORConv2d
+from .align_conv import AlignConv, align_conv_offsets
 from .batch_norm import FrozenBatchNorm2d, get_norm
 from .diff_iou_rotated import diff_enclosing_area_rotated, diff_iou_rotated
 from .nms import batched_nms_rotated, nms_rotated
+from .orientation_pooling import RotationInvariantPooling
 from .roi_align_rotated import ROIAlignRotated, roi_align_rotated
 from .rotated_boxes import box_iou_rotated, pairwise_iou_rotated
 from .shape_spec import ShapeSpec
@@ -10,6 +13,10 @@ from .weighted_box_fusion import weighted_box_fusion_rotated
 from .wrappers import Conv2d, cat, nonzero_tuple, shapes_to_tensor
 
 __all__ = [
+    "AlignConv",
+    "ORConv2d",
+    "RotationInvariantPooling",
+    "align_conv_offsets",
     "ROIAlignRotated",
     "batched_nms_rotated",
     "box_iou_rotated",
