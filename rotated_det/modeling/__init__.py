@@ -18,7 +18,7 @@ from .backbone import (
 from .box_coders import DistanceAnglePointCoder, GlidingVertexCoder
 from .box_regression import Box2BoxTransform, Box2BoxTransformRotated, MidpointOffsetCoder
 from .config_checks import ModelConfigError, check_model_config
-from .dense_heads import RotatedFCOSHead
+from .dense_heads import RotatedFCOSHead, S2ANetHead
 from .losses import gwd_loss, kld_loss, sigmoid_focal_loss, smooth_l1_loss
 from .matcher import Matcher
 from .meta_arch import (
@@ -30,6 +30,7 @@ from .meta_arch import (
     RotatedFCOS,
     RotatedRetinaNet,
     RotatedRetinaNetHead,
+    S2ANet,
     detector_postprocess,
 )
 from .point_generator import PointGenerator
@@ -89,6 +90,8 @@ __all__ = [
     "RotatedRoIPredictor",
     "RotatedRetinaNet",
     "RotatedRetinaNetHead",
+    "S2ANet",
+    "S2ANetHead",
     "StandardRPNHead",
     "TimmBackbone",
     "build_resnet_backbone",

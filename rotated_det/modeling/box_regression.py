@@ -120,6 +120,13 @@ class Box2BoxTransformRotated:
             Example: source ``(0, 0, 10, 10, 80)``, target ``(0, 0, 10, 10, -10)`` (a square,
             le90): without the swap ``da = -90`` degrees, with it the target is read as
             ``(0, 0, 10, 10, 80)`` and ``da = 0``.
+        proj_xy: express the centre offset in the source box's own axes (MMRotate's
+            ``proj_xy``): ``dx`` along its width direction ``(cos a, -sin a)``, ``dy`` along its
+            height direction ``(sin a, cos a)``, instead of along the image axes. The same for
+            angle-0 sources; for rotated sources (S2A-Net's refined anchors) a target offset along
+            the box's length always appears in ``dx``. Example: source ``(0, 0, 20, 10, 90)``,
+            target centre ``(0, -20)`` (20 px up, along the source's width axis): ``dx = 1``,
+            ``dy = 0`` (without it ``dx = 0``, ``dy = -2``).
     """
 
     def __init__(
@@ -128,6 +135,7 @@ class Box2BoxTransformRotated:
         scale_clamp: float = DEFAULT_SCALE_CLAMP,
         angle_version: str | None = None,
         edge_swap: bool = False,
+        proj_xy: bool = False,
     ):
         self.weights = _check_weights(weights, 5, "Box2BoxTransformRotated", "(wx, wy, ww, wh, wa)")
         self.scale_clamp = scale_clamp
@@ -142,6 +150,7 @@ class Box2BoxTransformRotated:
             )
         self.angle_version = angle_version
         self.edge_swap = edge_swap
+        self.proj_xy = proj_xy
 
     def get_deltas(self, src_boxes: torch.Tensor, target_boxes: torch.Tensor) -> torch.Tensor:
         """``src_boxes``, ``target_boxes``: ``[N, 5]``. Returns ``[N, 5]`` deltas."""
@@ -158,10 +167,15 @@ class Box2BoxTransformRotated:
             swap = da_swapped.abs() < da.abs()
             tw, th = torch.where(swap, th, tw), torch.where(swap, tw, th)
             da = torch.where(swap, da_swapped, da)
+        ox, oy = tx - sx, ty - sy
+        if self.proj_xy:
+            rad = torch.deg2rad(sa)
+            cos, sin = torch.cos(rad), torch.sin(rad)
+            ox, oy = ox * cos - oy * sin, ox * sin + oy * cos
         return torch.stack(
             [
-                wx * (tx - sx) / sw,
-                wy * (ty - sy) / sh,
+                wx * ox / sw,
+                wy * oy / sh,
                 ww * torch.log(tw / sw),
                 wh * torch.log(th / sh),
                 wa * torch.deg2rad(da),
@@ -186,8 +200,13 @@ class Box2BoxTransformRotated:
         da = deltas[:, 4::5] / wa
         angle = torch.rad2deg(da) + a
         angle = torch.remainder(angle + 180.0, 360.0) - 180.0
+        ox, oy = dx * w, dy * h
+        if self.proj_xy:
+            rad = torch.deg2rad(a)
+            cos, sin = torch.cos(rad), torch.sin(rad)
+            ox, oy = ox * cos + oy * sin, oy * cos - ox * sin
         out = torch.stack(
-            [dx * w + x, dy * h + y, torch.exp(dw) * w, torch.exp(dh) * h, angle], dim=2
+            [ox + x, oy + y, torch.exp(dw) * w, torch.exp(dh) * h, angle], dim=2
         ).reshape(deltas.shape)
         if self.angle_version is not None:
             out = normalize_rbox_angles(out.reshape(-1, 5), self.angle_version).reshape(

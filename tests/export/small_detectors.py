@@ -34,6 +34,10 @@ _FCOS = [o for o in _ONE_STAGE if "top_block.in_channels" not in o] + [
     "model.backbone.top_block.in_channels=64",
     "model.test_score_thresh=0.003",
 ]
+# S2A-Net's classifiers start at the 0.01 prior, below the 0.05 default
+_S2ANET = _ONE_STAGE + ["model.test_score_thresh=0.005"]
+# R3Det detects with its refinement head, which also starts at the 0.01 prior
+_R3DET = _ONE_STAGE + ["model.test_score_thresh=0.005"]
 
 SMALL_DETECTORS = {
     "rotated_retinanet": _ONE_STAGE,
@@ -43,6 +47,8 @@ SMALL_DETECTORS = {
     "rotated_fcos": _FCOS,
     "rotated_fcos_psc": _FCOS,
     "h2rbox_v2": _FCOS,
+    "r3det": _R3DET,
+    "s2anet": _S2ANET,
     "rotated_faster_rcnn": _TWO_STAGE,
     "oriented_rcnn": _TWO_STAGE,
 }

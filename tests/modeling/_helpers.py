@@ -23,6 +23,7 @@ ONE_STAGE = (
     "rotated_fcos",
     "rotated_fcos_psc",
     "h2rbox_v2",
+    "s2anet",
 )
 DETECTORS = TWO_STAGE + ONE_STAGE
 # Detectors that train from horizontal boxes (the model converts rotated labels itself): the

@@ -5,6 +5,7 @@ from .oriented_rcnn import OrientedRCNN
 from .preprocessing import DetectorBase, detector_postprocess, preprocess_image
 from .rcnn import GeneralizedRCNN
 from .retinanet import RotatedRetinaNet, RotatedRetinaNetHead
+from .s2anet import S2ANet
 from .roi_transformer import RoITransformer
 
 __all__ = [
@@ -17,6 +18,7 @@ __all__ = [
     "RotatedFCOS",
     "RotatedRetinaNet",
     "RotatedRetinaNetHead",
+    "S2ANet",
     "detector_postprocess",
     "preprocess_image",
 ]
