@@ -2,13 +2,20 @@
 
 from .anchor_generator import DefaultAnchorGenerator, RotatedAnchorGenerator
 from .angle_coders import AngleCoder, CSLCoder, PSCCoder, RegressionAngleCoder
-from .assigners import RotatedATSSAssigner, RotatedCenterSamplingAssigner
+from .assigners import (
+    DynamicSoftLabelAssigner,
+    RotatedATSSAssigner,
+    RotatedCenterSamplingAssigner,
+)
 from .backbone import (
+    CSPNEXT_SIZES,
     FPN,
     Backbone,
     BasicBlock,
     BasicStem,
     BottleneckBlock,
+    CSPNeXt,
+    CSPNeXtPAFPN,
     LastLevelMaxPool,
     LastLevelP6P7,
     ResNet,
@@ -18,8 +25,8 @@ from .backbone import (
 from .box_coders import DistanceAnglePointCoder, GlidingVertexCoder
 from .box_regression import Box2BoxTransform, Box2BoxTransformRotated, MidpointOffsetCoder
 from .config_checks import ModelConfigError, check_model_config
-from .dense_heads import RotatedFCOSHead, S2ANetHead
-from .losses import gwd_loss, kld_loss, sigmoid_focal_loss, smooth_l1_loss
+from .dense_heads import RotatedFCOSHead, RotatedRTMDetHead, S2ANetHead
+from .losses import gwd_loss, kld_loss, quality_focal_loss, sigmoid_focal_loss, smooth_l1_loss
 from .matcher import Matcher
 from .meta_arch import (
     GeneralizedRCNN,
@@ -30,6 +37,7 @@ from .meta_arch import (
     RotatedFCOS,
     RotatedRetinaNet,
     RotatedRetinaNetHead,
+    RotatedRTMDet,
     S2ANet,
     detector_postprocess,
 )
@@ -48,6 +56,13 @@ from .sampling import subsample_labels
 
 __all__ = [
     "AngleCoder",
+    "CSPNEXT_SIZES",
+    "CSPNeXt",
+    "CSPNeXtPAFPN",
+    "DynamicSoftLabelAssigner",
+    "RotatedRTMDet",
+    "RotatedRTMDetHead",
+    "quality_focal_loss",
     "RotatedATSSAssigner",
     "RotatedCenterSamplingAssigner",
     "RotatedFCOS",

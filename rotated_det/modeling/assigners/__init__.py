@@ -6,9 +6,11 @@ from .center_sampling import (
     RotatedCenterSamplingAssigner,
     per_point_strides_and_ranges,
 )
+from .dynamic_soft_label import DynamicSoftLabelAssigner
 
 __all__ = [
     "FCOS_REGRESS_RANGES",
+    "DynamicSoftLabelAssigner",
     "RotatedATSSAssigner",
     "RotatedCenterSamplingAssigner",
     "per_point_strides_and_ranges",

@@ -2,6 +2,7 @@
 
 from .fcos_head import RotatedFCOSHead
 from .retinanet_head import RotatedRetinaNetHead
+from .rtmdet_head import RotatedRTMDetHead
 from .s2anet_head import S2ANetHead
 
-__all__ = ["RotatedFCOSHead", "RotatedRetinaNetHead", "S2ANetHead"]
+__all__ = ["RotatedFCOSHead", "RotatedRetinaNetHead", "RotatedRTMDetHead", "S2ANetHead"]

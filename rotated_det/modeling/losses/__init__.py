@@ -2,6 +2,7 @@ from .box_regression_loss import BOX_REG_LOSS_TYPES, box_regression_loss
 from .focal_loss import sigmoid_focal_loss
 from .gaussian_loss import gwd_loss, kld_loss, rbox_to_gaussian
 from .kfiou_loss import KFIOU_FUNS, kfiou, kfiou_loss
+from .quality_focal_loss import quality_focal_loss
 from .rotated_iou_loss import ROTATED_IOU_LOSS_MODES, rotated_iou_loss
 from .smooth_l1_loss import smooth_l1_loss
 
@@ -14,6 +15,7 @@ __all__ = [
     "kfiou",
     "kfiou_loss",
     "kld_loss",
+    "quality_focal_loss",
     "rbox_to_gaussian",
     "rotated_iou_loss",
     "sigmoid_focal_loss",

@@ -5,6 +5,7 @@ from .oriented_rcnn import OrientedRCNN
 from .preprocessing import DetectorBase, detector_postprocess, preprocess_image
 from .rcnn import GeneralizedRCNN
 from .retinanet import RotatedRetinaNet, RotatedRetinaNetHead
+from .rtmdet import RotatedRTMDet
 from .s2anet import S2ANet
 from .roi_transformer import RoITransformer
 
@@ -18,6 +19,7 @@ __all__ = [
     "RotatedFCOS",
     "RotatedRetinaNet",
     "RotatedRetinaNetHead",
+    "RotatedRTMDet",
     "S2ANet",
     "detector_postprocess",
     "preprocess_image",
