@@ -6,7 +6,7 @@
 # the command line also moves the lr drops; every value stays overridable, e.g.
 # `lr_multiplier.warmup_iters=1000`.
 from rotated_det.config import LazyCall as L
-from rotated_det.solver import cosine_with_warmup, multistep_with_warmup
+from rotated_det.solver import cosine_with_warmup, flat_cosine_with_warmup, multistep_with_warmup
 
 FOLLOW_TRAIN = "${train.max_iter}"
 
@@ -43,4 +43,17 @@ def cosine(max_iter=FOLLOW_TRAIN, warmup_iters=500, warmup_factor=0.001, end_val
         warmup_iters=warmup_iters,
         warmup_factor=warmup_factor,
         end_value=end_value,
+    )
+
+
+def flat_cosine(max_iter=FOLLOW_TRAIN, flat_fraction=0.5, end_value=0.05, warmup_iters=1000,
+                warmup_factor=1e-5):  # fmt: skip
+    """RTMDet's schedule: linear warm-up from `warmup_factor` over `warmup_iters`, lr x1 until
+    `flat_fraction` of training, then cosine decay to `end_value` times the base lr."""
+    return L(flat_cosine_with_warmup)(
+        max_iter=max_iter,
+        flat_fraction=flat_fraction,
+        end_value=end_value,
+        warmup_iters=warmup_iters,
+        warmup_factor=warmup_factor,
     )

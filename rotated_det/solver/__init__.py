@@ -2,7 +2,7 @@
 
 from .build import NORM_MODULE_TYPES, get_default_optimizer_params, maybe_add_gradient_clipping
 from .lr_scheduler import LRMultiplier, WarmupParamScheduler
-from .schedules import cosine_with_warmup, multistep_with_warmup
+from .schedules import cosine_with_warmup, flat_cosine_with_warmup, multistep_with_warmup
 
 __all__ = [
     "NORM_MODULE_TYPES",
@@ -12,4 +12,5 @@ __all__ = [
     "WarmupParamScheduler",
     "multistep_with_warmup",
     "cosine_with_warmup",
+    "flat_cosine_with_warmup",
 ]

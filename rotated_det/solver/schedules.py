@@ -3,11 +3,16 @@
 import logging
 from collections.abc import Sequence
 
-from fvcore.common.param_scheduler import CosineParamScheduler, MultiStepParamScheduler
+from fvcore.common.param_scheduler import (
+    CompositeParamScheduler,
+    ConstantParamScheduler,
+    CosineParamScheduler,
+    MultiStepParamScheduler,
+)
 
 from .lr_scheduler import WarmupParamScheduler
 
-__all__ = ["multistep_with_warmup", "cosine_with_warmup"]
+__all__ = ["multistep_with_warmup", "cosine_with_warmup", "flat_cosine_with_warmup"]
 
 
 def multistep_with_warmup(
@@ -72,6 +77,40 @@ def cosine_with_warmup(
     max_iter = int(max_iter)
     return WarmupParamScheduler(
         CosineParamScheduler(1.0, end_value),
+        warmup_factor=warmup_factor,
+        warmup_length=min(warmup_iters, max_iter - 1) / max_iter,
+        warmup_method=warmup_method,
+    )
+
+
+def flat_cosine_with_warmup(
+    max_iter: int,
+    flat_fraction: float = 0.5,
+    end_value: float = 0.05,
+    warmup_iters: int = 1000,
+    warmup_factor: float = 1e-5,
+    warmup_method: str = "linear",
+) -> WarmupParamScheduler:
+    """LR multiplier: warm-up, 1 until ``flat_fraction`` of training, then cosine decay from 1 to
+    ``end_value`` over the rest (RTMDet's schedule: flat for the first half of the epochs, cosine
+    to 0.05 over the second; warm-up from 1e-5 over 1000 iterations).
+
+    Args:
+        max_iter: training length in iterations.
+        flat_fraction: the part of training at lr x1, in (0, 1).
+        end_value: multiplier at the end of training.
+        warmup_iters: clamped to ``max_iter - 1``.
+    """
+    max_iter = int(max_iter)
+    if not 0.0 < flat_fraction < 1.0:
+        raise ValueError(f"flat_fraction must be inside (0, 1), got {flat_fraction}")
+    main = CompositeParamScheduler(
+        [ConstantParamScheduler(1.0), CosineParamScheduler(1.0, end_value)],
+        interval_scaling=["rescaled", "rescaled"],
+        lengths=[flat_fraction, 1.0 - flat_fraction],
+    )
+    return WarmupParamScheduler(
+        main,
         warmup_factor=warmup_factor,
         warmup_length=min(warmup_iters, max_iter - 1) / max_iter,
         warmup_method=warmup_method,
