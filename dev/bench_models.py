@@ -17,10 +17,15 @@ and pass ``--d2-path /tmp/d2`` (default: $DETECTRON2_PATH or /tmp/d2). Without i
 prints that the reference is unavailable and times this package only.
 
 Usage: python dev/bench_models.py [--iters 5] [--warmup 2] [--threads 1] [--only NAME ...]
+
+``--latency-1024``: instead, the forward latency (eval, batch 1, one 1024 x 1024 image, random
+weights) of the real-time models, Rotated RTMDet tiny and s, next to Rotated RetinaNet R-50-FPN
+measured in the same run (``--only`` picks others; ``rotated_rtmdet_s`` is the s size).
 """
 
 import argparse
 import contextlib
+import importlib.util
 import os
 import statistics
 import sys
@@ -88,7 +93,18 @@ def to_inputs(scenes, instances_cls, boxes_cls):
     return out
 
 
+# Sizes of a model definition benchmarked besides its default: name -> (config, size)
+SIZED_MODELS = {"rotated_rtmdet_s": ("rotated_rtmdet", "s")}
+LATENCY_MODELS = ["rotated_retinanet", "rotated_rtmdet", "rotated_rtmdet_s"]
+
+
 def build_ours(name):
+    if name in SIZED_MODELS:
+        config, size = SIZED_MODELS[name]
+        path = os.path.join(ROOT, "configs", "common", "models", f"{config}.py")
+        cfg = load_config_function(path, f"{config}_model")(size, num_classes=NUM_CLASSES)
+        torch.manual_seed(0)
+        return instantiate(cfg)
     cfg = LazyConfig.load(os.path.join(ROOT, "configs", "common", "models", f"{name}.py")).model
     if name in TWO_STAGE:
         cfg.roi_heads.num_classes = NUM_CLASSES
@@ -199,6 +215,42 @@ def share_weights(d2_model, ours):
         raise RuntimeError(f"weight sharing failed: missing {missing}, unexpected {unexpected}")
 
 
+def load_config_function(path, name):
+    """A function defined in a config file (e.g. ``rotated_rtmdet_model``)."""
+    spec = importlib.util.spec_from_file_location(os.path.basename(path)[:-3], path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return getattr(module, name)
+
+
+def latency_1024(names, iters, warmup):
+    """Median forward seconds of one 1024 x 1024 image per model, the models interleaved so
+    that all see the same machine load."""
+    img, _, _ = make_scenes(num_images=1, size=1024, num_objects=60)[0]
+    inputs = [{"image": torch.from_numpy(np.ascontiguousarray(img.transpose(2, 0, 1)))}]
+    models = {}
+    for name in names:
+        model = build_ours(name)
+        calibrate_frozen_bn(model, inputs)
+        models[name] = model.eval()
+    times = {name: [] for name in names}
+    with torch.no_grad():
+        for it in range(warmup + iters):
+            for name, model in models.items():
+                t = time.perf_counter()
+                model(inputs)
+                dt = time.perf_counter() - t
+                print(f"  {name}: iteration {it + 1}/{warmup + iters}: {dt:.3f} s", flush=True)
+                if it >= warmup:
+                    times[name].append(dt)
+    base = statistics.median(times[names[0]])
+    print(f"\n{'model':30s} {'params (M)':>11s} {'forward s':>10s} {'vs ' + names[0]:>24s}")
+    for name, model in models.items():
+        params = sum(p.numel() for p in model.parameters()) / 1e6
+        t = statistics.median(times[name])
+        print(f"{name:30s} {params:11.2f} {t:10.3f} {base / t:23.2f}x")
+
+
 def time_train(model, inputs, context=contextlib.nullcontext):
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=1e-5, momentum=0.9)
@@ -228,11 +280,26 @@ def main():
     parser.add_argument("--iters", type=int, default=5, help="timed iterations (median reported)")
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
-    parser.add_argument("--only", nargs="*", default=list(DETECTORS), choices=DETECTORS)
+    parser.add_argument(
+        "--only", nargs="*", default=None, choices=list(DETECTORS) + list(SIZED_MODELS)
+    )
+    parser.add_argument(
+        "--latency-1024",
+        action="store_true",
+        help=f"forward latency at 1024 x 1024, batch 1 (default: {', '.join(LATENCY_MODELS)})",
+    )
     parser.add_argument("--d2-path", default=os.environ.get("DETECTRON2_PATH", "/tmp/d2"))
     args = parser.parse_args()
     if args.threads > 0:
         torch.set_num_threads(args.threads)
+    if args.latency_1024:
+        print(
+            f"torch {torch.__version__}, {torch.get_num_threads()} threads, eval forward of one "
+            f"1024x1024 image, random weights; median of {args.iters} after {args.warmup} warm-up"
+        )
+        latency_1024(args.only or LATENCY_MODELS, args.iters, args.warmup)
+        return
+    args.only = args.only or list(DETECTORS)
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch 2 of 512x512, "
         f"20 objects / image, R-50-FPN, CPU; median of {args.iters} after {args.warmup} warm-up"

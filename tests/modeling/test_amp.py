@@ -24,7 +24,7 @@ from rotated_det.structures import RotatedBoxes
 
 from ._helpers import build_small_model, make_batch, single_thread
 
-DETECTORS = ["rotated_faster_rcnn", "oriented_rcnn", "rotated_retinanet"]
+DETECTORS = ["rotated_faster_rcnn", "oriented_rcnn", "rotated_retinanet", "rotated_rtmdet"]
 
 
 def _losses(model, batch, dtype):
@@ -37,7 +37,12 @@ def _losses(model, batch, dtype):
 # 1x1 P6, and oneDNN's bfloat16 weight gradient for that shape returns garbage in the taps that
 # fall on the padding (torch 2.13 / oneDNN 3.12 on AVX-512: values up to 1e19 or inf where 0 is
 # right; float32 and float16 are correct). Images above 64 px never give a 1x1 P6.
-SIZES = {"rotated_faster_rcnn": 64, "oriented_rcnn": 64, "rotated_retinanet": 96}
+SIZES = {
+    "rotated_faster_rcnn": 64,
+    "oriented_rcnn": 64,
+    "rotated_retinanet": 96,
+    "rotated_rtmdet": 96,
+}
 
 
 @pytest.mark.slow
@@ -71,8 +76,8 @@ def test_inference_under_autocast_returns_float32_detections(name):
     turned into numpy arrays, which the evaluators do."""
     with single_thread():
         model = build_small_model(name).eval()
-        if name == "rotated_retinanet":
-            model.test_score_thresh = 0.0  # an untrained RetinaNet scores below 0.05 everywhere
+        if name in ("rotated_retinanet", "rotated_rtmdet"):
+            model.test_score_thresh = 0.0  # untrained, they score below 0.05 everywhere
         with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
             outputs = model(make_batch(64, with_gt=False))
     for out in outputs:

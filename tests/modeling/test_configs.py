@@ -12,10 +12,22 @@ from rotated_det.modeling import GeneralizedRCNN, OrientedRCNN, RotatedRetinaNet
 from ._helpers import DETECTORS, REPO
 
 # The configs of this area (other quickstart files belong to the quickstart script).
-CONFIGS = sorted(glob.glob(os.path.join(REPO, "configs", "*-Rotated", "*_R_50_FPN_1x.py"))) + [
-    os.path.join(REPO, "configs", "quickstart", f"{model}_R_18_FPN.py")
-    for model in ("rotated_faster_rcnn", "rotated_retinanet", "oriented_rcnn")
-]
+CONFIGS = (
+    sorted(glob.glob(os.path.join(REPO, "configs", "*-Rotated", "*_R_50_FPN_1x.py")))
+    + [
+        os.path.join(REPO, "configs", folder, f"rotated_rtmdet_{size}_3x.py")
+        for folder in ("DOTA-Rotated", "HRSC-Rotated")
+        for size in ("tiny", "s", "m", "l")
+    ]
+    + [
+        os.path.join(REPO, "configs", "quickstart", f"{model}_R_18_FPN.py")
+        for model in ("rotated_faster_rcnn", "rotated_retinanet", "oriented_rcnn")
+    ]
+)
+
+
+# Detectors whose dataset configs are not *_R_50_FPN_1x.py (their own backbone and schedule).
+DATASET_CONFIG_NAMES = {"rotated_rtmdet": "rotated_rtmdet_tiny_3x.py"}
 
 
 def test_all_dataset_configs_exist():
@@ -25,7 +37,8 @@ def test_all_dataset_configs_exist():
     names = {os.path.relpath(p, os.path.join(REPO, "configs")) for p in CONFIGS}
     for model in DETECTORS:
         for folder in ("DOTA-Rotated", "HRSC-Rotated"):
-            assert os.path.join(folder, f"{model}_R_50_FPN_1x.py") in names, (folder, model)
+            name = DATASET_CONFIG_NAMES.get(model, f"{model}_R_50_FPN_1x.py")
+            assert os.path.join(folder, name) in names, (folder, model)
 
 
 @pytest.mark.parametrize("path", CONFIGS, ids=lambda p: os.path.relpath(p, REPO))
@@ -34,6 +47,16 @@ def test_config_matches_dataset_metadata(path):
     dataset = cfg.dataloader.train.dataset.names
     thing_classes = MetadataCatalog.get(dataset).thing_classes
     check_model_config(cfg.model, thing_classes=thing_classes)
+    if "rotated_rtmdet" in path:
+        # MMRotate's RTMDet 3x: batch 8, AdamW lr 0.004 / 16, lr x1 for half the epochs then
+        # cosine to x0.05, 36 epochs (of the 3 x repeated HRSC)
+        assert cfg.dataloader.train.total_batch_size == 8
+        assert cfg.optimizer.lr == 0.004 / 16 and cfg.optimizer.weight_decay == 0.05
+        assert cfg.lr_multiplier.flat_fraction == 0.5 and cfg.lr_multiplier.end_value == 0.05
+        assert cfg.lr_multiplier.max_iter == cfg.train.max_iter
+        # checkpoints: every epoch (DOTA), every 12 epochs of the repeated HRSC
+        assert cfg.train.max_iter == (9 if "HRSC" in path else 36) * cfg.train.checkpointer.period
+        return
     assert cfg.dataloader.train.total_batch_size == 2
     if "quickstart" not in path:
         # MMRotate's H2RBox-v2 configs train with AdamW (lr 5e-5) instead of SGD
