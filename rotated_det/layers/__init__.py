@@ -8,6 +8,7 @@ from .nms import batched_nms_rotated, nms_rotated
 from .orientation_pooling import RotationInvariantPooling
 from .roi_align_rotated import ROIAlignRotated, roi_align_rotated
 from .rotated_boxes import box_iou_rotated, pairwise_iou_rotated
+from .rotated_feature_align import rotated_feature_align
 from .shape_spec import ShapeSpec
 from .weighted_box_fusion import weighted_box_fusion_rotated
 from .wrappers import Conv2d, cat, nonzero_tuple, shapes_to_tensor
@@ -25,6 +26,7 @@ __all__ = [
     "nms_rotated",
     "pairwise_iou_rotated",
     "roi_align_rotated",
+    "rotated_feature_align",
     "weighted_box_fusion_rotated",
     "Conv2d",
     "FrozenBatchNorm2d",
