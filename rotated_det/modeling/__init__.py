@@ -25,7 +25,7 @@ from .backbone import (
 from .box_coders import DistanceAnglePointCoder, GlidingVertexCoder
 from .box_regression import Box2BoxTransform, Box2BoxTransformRotated, MidpointOffsetCoder
 from .config_checks import ModelConfigError, check_model_config
-from .dense_heads import RotatedFCOSHead, RotatedRTMDetHead, S2ANetHead
+from .dense_heads import FeatureRefineModule, RotatedFCOSHead, RotatedRTMDetHead, S2ANetHead
 from .losses import gwd_loss, kld_loss, quality_focal_loss, sigmoid_focal_loss, smooth_l1_loss
 from .matcher import Matcher
 from .meta_arch import (
@@ -33,6 +33,7 @@ from .meta_arch import (
     GlidingVertex,
     H2RBoxV2,
     OrientedRCNN,
+    R3Det,
     RoITransformer,
     RotatedFCOS,
     RotatedRetinaNet,
@@ -81,6 +82,7 @@ __all__ = [
     "DefaultAnchorGenerator",
     "FPN",
     "FastRCNNConvFCHead",
+    "FeatureRefineModule",
     "GeneralizedRCNN",
     "GlidingVertex",
     "GlidingVertexCoder",
@@ -93,6 +95,7 @@ __all__ = [
     "ModelConfigError",
     "OrientedRCNN",
     "OrientedRPN",
+    "R3Det",
     "RPN",
     "RoITransformer",
     "RoITransformerROIHeads",

@@ -1,8 +1,15 @@
 """Heads of the dense (one-stage) detectors."""
 
 from .fcos_head import RotatedFCOSHead
+from .feature_refine import FeatureRefineModule
 from .retinanet_head import RotatedRetinaNetHead
 from .rtmdet_head import RotatedRTMDetHead
 from .s2anet_head import S2ANetHead
 
-__all__ = ["RotatedFCOSHead", "RotatedRetinaNetHead", "RotatedRTMDetHead", "S2ANetHead"]
+__all__ = [
+    "FeatureRefineModule",
+    "RotatedFCOSHead",
+    "RotatedRetinaNetHead",
+    "RotatedRTMDetHead",
+    "S2ANetHead",
+]
