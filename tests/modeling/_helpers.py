@@ -14,7 +14,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)
 MODEL_CONFIGS = os.path.join(REPO, "configs", "common", "models")
 
 # The model definitions of configs/common/models, by kind (one list for every detector test).
-TWO_STAGE = ("rotated_faster_rcnn", "oriented_rcnn")
+TWO_STAGE = ("rotated_faster_rcnn", "oriented_rcnn", "roi_transformer", "gliding_vertex")
 ONE_STAGE = (
     "rotated_retinanet",
     "rotated_atss",
@@ -23,8 +23,9 @@ ONE_STAGE = (
     "rotated_fcos",
     "rotated_fcos_psc",
     "h2rbox_v2",
-    "s2anet",
     "rotated_rtmdet",
+    "r3det",
+    "s2anet",
 )
 DETECTORS = TWO_STAGE + ONE_STAGE
 # Detectors that train from horizontal boxes (the model converts rotated labels itself): the
@@ -117,6 +118,8 @@ def small_model_cfg(name: str, num_classes: int = 3):
     else:
         cfg.roi_heads.num_classes = num_classes
         cfg.roi_heads.batch_size_per_image = 128
+        if "rroi_learner" in cfg.roi_heads:  # RoI Transformer's first stage
+            cfg.roi_heads.rroi_learner.batch_size_per_image = 128
         cfg.proposal_generator.post_nms_topk = (300, 300)
     return cfg
 
