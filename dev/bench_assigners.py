@@ -13,7 +13,13 @@ in [8, 256] px and any angle (DOTA-like; crowded scenes of small vehicles have ~
    MMRotate's rotated ATSS), against the loop ``reference_atss`` (per gt: per-level topk, IoU of
    the candidates with the same compiled op, threshold, centre-inside test).
 
-Both pairs of results are compared (they must agree). Times are the best of --repeat runs (the
+3. DynamicSoftLabelAssigner (Rotated RTMDet: topk 13, IoU weight 3, centre radius 3) on the
+   points, with predictions drawn near the gts (each point predicts its nearest gt jittered,
+   logits of 15 classes), against the literal ``_reference`` of
+   tests/modeling/test_dynamic_soft_label_assigner.py (the class cost as a [V, G, K] tensor, a
+   loop per gt for the dynamic k and per point for conflicts), in float64 as the test runs it.
+
+All pairs of results are compared (they must agree). Times are the best of --repeat runs (the
 baselines: of half as many), with --threads torch threads (1 by default). With --device cuda our
 assigners run on the GPU and the baselines stay on the CPU.
 
@@ -36,6 +42,7 @@ import torch  # noqa: E402
 
 from rotated_det.modeling.assigners import (  # noqa: E402
     FCOS_REGRESS_RANGES,
+    DynamicSoftLabelAssigner,
     RotatedATSSAssigner,
     RotatedCenterSamplingAssigner,
     per_point_strides_and_ranges,
@@ -44,9 +51,9 @@ from rotated_det.modeling.assigners import (  # noqa: E402
 STRIDES = [8, 16, 32, 64, 128]
 
 
-def load_references():
+def load_references(test_file: str = "test_assigners.py"):
     """The loop references kept in the tests (imported as a module, not copied)."""
-    path = REPO / "tests" / "modeling" / "test_assigners.py"
+    path = REPO / "tests" / "modeling" / test_file
     spec = importlib.util.spec_from_file_location("_assigner_references", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
@@ -111,6 +118,31 @@ def bench(num_gt: int, args, ref) -> None:
             lambda: ref.reference_atss(anchors.cpu(), counts, gts.cpu())[0],
         ),
     ]
+    # RTMDet's assigner: predictions near the gts, as a half-trained detector makes them
+    gen = torch.Generator().manual_seed(1)
+    pts64, strides64, gts64 = pts.cpu().double(), strides.cpu().double(), gts.cpu().double()
+    nearest = torch.cdist(pts64, gts64[:, :2]).argmin(1)
+    jitter = torch.randn(len(pts64), 5, generator=gen, dtype=torch.float64)
+    preds = gts64[nearest] + jitter * torch.tensor([4.0, 4.0, 6.0, 6.0, 20.0], dtype=torch.float64)
+    preds[:, 2:4] = preds[:, 2:4].abs() + 1
+    logits = torch.randn(len(pts64), 15, generator=gen, dtype=torch.float64) * 2
+    classes = torch.randint(0, 15, (num_gt,), generator=gen)
+    dsl = DynamicSoftLabelAssigner(topk=13, iou_weight=3.0, soft_center_radius=3.0)
+    dev = args.device
+    rows.append(
+        (
+            "dyn_soft_lbl",
+            lambda: dsl(
+                pts64.to(dev),
+                strides64.to(dev),
+                logits.to(dev),
+                preds.to(dev),
+                gts64.to(dev),
+                classes.to(dev),
+            )[0],
+            lambda: args.dsl_ref._reference(pts64, strides64, logits, preds, gts64, classes)[0],
+        )
+    )
     for name, ours_fn, loop_fn in rows:
         t_ours, ours = timed(ours_fn, args.repeat, args.device)
         t_loop, base = timed(loop_fn, max(1, args.repeat // 2), "cpu")
@@ -131,6 +163,7 @@ def main() -> None:
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     ref = load_references()
+    args.dsl_ref = load_references("test_dynamic_soft_label_assigner.py")
     load = os.getloadavg()
     print(
         f"torch {torch.__version__}, {args.threads} thread(s), device {args.device}, "

@@ -35,7 +35,7 @@ def _reference(points, strides, logits, boxes, gts, classes, topk=13, iou_w=3.0,
     for g in range(gts.shape[0]):
         top = sorted(ious[:, g].tolist(), reverse=True)[: min(topk, len(valid))]
         dyn = max(int(sum(top)), 1)
-        order = sorted(range(len(valid)), key=lambda v: (cost[v, g].item(), v))
+        order = torch.sort(cost[:, g], stable=True).indices  # cheapest first, ties by index
         match[order[:dyn], g] = True
     for v in range(len(valid)):
         if match[v].sum() == 0:

@@ -180,16 +180,24 @@ class DynamicSoftLabelAssigner:
         Returns:
             ``[V]`` int64 gt of each point (meaningful where matched) and ``[V]`` bool matched.
         """
-        num_points = cost.shape[0]
+        num_points, num_gt = cost.shape
         k = min(self.topk, num_points)
-        top_ious = torch.sort(ious, dim=0, descending=True, stable=True).values[:k]
-        dynamic_k = top_ious.sum(dim=0).int().clamp(min=1)  # [G]
-        order = torch.sort(cost, dim=0, stable=True).indices  # [V, G] cheapest first
-        rank = torch.empty_like(order)
-        rank.scatter_(
-            0, order, torch.arange(num_points, device=cost.device)[:, None].expand_as(order)
+        # per gt along rows: contiguous, where sorting down the columns of [V, G] is slow
+        cost_t, ious_t = cost.t().contiguous(), ious.t().contiguous()
+        dynamic_k = ious_t.topk(k, dim=1).values.sum(dim=1).int().clamp(min=1)  # [G], <= k
+        # each gt's k cheapest points (k >= its dynamic k), with every tie of the k-th cost
+        kth = cost_t.topk(k, dim=1, largest=False).values[:, -1]
+        gt_idx, point_idx = (cost_t <= kth[:, None]).nonzero(as_tuple=True)  # by gt, then point
+        order = torch.argsort(cost_t[gt_idx, point_idx], stable=True)
+        order = order[torch.argsort(gt_idx[order], stable=True)]  # by gt, cost, point index
+        gt_idx, point_idx = gt_idx[order], point_idx[order]
+        counts = torch.bincount(gt_idx, minlength=num_gt)
+        rank = (
+            torch.arange(gt_idx.shape[0], device=cost.device) - (counts.cumsum(0) - counts)[gt_idx]
         )
-        chosen = rank < dynamic_k[None, :]  # [V, G]
+        keep = rank < dynamic_k[gt_idx]
+        chosen = torch.zeros_like(cost, dtype=torch.bool)
+        chosen[point_idx[keep], gt_idx[keep]] = True
         matched = chosen.any(dim=1)
         cheapest_all = cost.argmin(dim=1)  # among all gts (MMDetection's conflict rule)
         only = chosen.int().argmax(dim=1)  # the first chosen gt
