@@ -24,7 +24,7 @@ from rotated_det.structures import RotatedBoxes
 
 from ._helpers import build_small_model, make_batch, single_thread
 
-DETECTORS = ["rotated_faster_rcnn", "oriented_rcnn", "rotated_retinanet", "rotated_rtmdet"]
+DETECTORS = ["rotated_faster_rcnn", "oriented_rcnn", "rotated_retinanet", "rotated_rtmdet", "r3det"]
 
 
 def _losses(model, batch, dtype):
@@ -42,6 +42,7 @@ SIZES = {
     "oriented_rcnn": 64,
     "rotated_retinanet": 96,
     "rotated_rtmdet": 96,
+    "r3det": 96,  # RetinaNet's P3-P7
 }
 
 
@@ -76,7 +77,7 @@ def test_inference_under_autocast_returns_float32_detections(name):
     turned into numpy arrays, which the evaluators do."""
     with single_thread():
         model = build_small_model(name).eval()
-        if name in ("rotated_retinanet", "rotated_rtmdet"):
+        if name in ("rotated_retinanet", "rotated_rtmdet", "r3det"):
             model.test_score_thresh = 0.0  # untrained, they score below 0.05 everywhere
         with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
             outputs = model(make_batch(64, with_gt=False))
