@@ -21,7 +21,10 @@ ops are swapped at call time, without touching the model's code.
   it returns every index in input order, so that the detector outputs its pre-NMS candidates
   (after the score threshold, per-level top-k, decoding and clipping); the NMS is finished
   outside the graph by :mod:`rotated_det.export.onnx_postprocess`. Otherwise the compiled op
-  runs.
+  runs;
+
+- torchvision's ``deform_conv2d`` (S2A-Net's alignment convolution) -> :func:`deform_conv2d_grid`
+  (``grid_sample`` and a matrix product: ONNX has ``DeformConv`` only from opset 19).
 
 Any other ``rotated_det`` op (e.g. ``box_iou_rotated`` at inference) raises, naming it.
 
@@ -43,6 +46,7 @@ import torchvision
 from torch import nn
 from torch.overrides import TorchFunctionMode
 
+from rotated_det.layers.deform_conv_grid import deform_conv2d_grid
 from rotated_det.structures import rbox_to_hbox
 
 from .roi_align_rotated_grid import DEFAULT_MAX_ADAPTIVE_SAMPLES, roi_align_rotated_grid
@@ -207,6 +211,8 @@ class StandardOpsMode(TorchFunctionMode):
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         name = _op_name(func)
+        if name == "torchvision::deform_conv2d":
+            return deform_conv2d_grid(*args, **kwargs)
         if not name.startswith("rotated_det::"):
             return func(*args, **kwargs)
         op = name.split("::", 1)[1]

@@ -7,7 +7,6 @@ import math
 import pytest
 import torch
 from torch.nn import functional as F
-from torchvision.ops import deform_conv2d
 
 from rotated_det.layers import AlignConv, align_conv_offsets
 
@@ -78,11 +77,15 @@ def test_offsets_of_the_worked_example():
     assert dx.item() == pytest.approx(-1.0, abs=1e-6)
 
 
+IMPLEMENTATIONS = ["deform_conv2d", "grid_sample"]
+
+
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
 @pytest.mark.parametrize("stride", [8.0, 16.0])
-def test_kernel_sized_axis_aligned_anchors_equal_a_plain_conv(stride):
+def test_kernel_sized_axis_aligned_anchors_equal_a_plain_conv(stride, implementation):
     torch.manual_seed(0)
     x = torch.randn(2, 5, 7, 9)
-    conv = AlignConv(5, 4, 3)
+    conv = AlignConv(5, 4, 3, implementation=implementation)
     anchors = grid_anchors(2, 7, 9, stride, 3 * stride, 3 * stride, 0.0).float()
     torch.testing.assert_close(
         align_conv_offsets(anchors, 7, 9, stride, 3), torch.zeros(2, 18, 7, 9)
@@ -91,22 +94,24 @@ def test_kernel_sized_axis_aligned_anchors_equal_a_plain_conv(stride):
     torch.testing.assert_close(conv(x, anchors, stride), expected, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
 @pytest.mark.parametrize("angle, turns", [(90.0, 1), (180.0, 2), (-90.0, -1), (270.0, -1)])
-def test_turned_anchors_equal_the_turned_kernel(angle, turns):
+def test_turned_anchors_equal_the_turned_kernel(angle, turns, implementation):
     """An anchor turned by 90 degrees CCW reads the taps of the kernel turned CCW
     (torch.rot90 with k > 0 turns CCW as the image is shown, y down)."""
     torch.manual_seed(1)
     x = torch.randn(1, 3, 6, 6)
-    conv = AlignConv(3, 2, 3)
+    conv = AlignConv(3, 2, 3, implementation=implementation)
     anchors = grid_anchors(1, 6, 6, 8.0, 24.0, 24.0, angle).float()
     expected = F.conv2d(x, torch.rot90(conv.weight, turns, dims=(2, 3)), padding=1)
     torch.testing.assert_close(conv(x, anchors, 8.0), expected, rtol=1e-5, atol=1e-5)
 
 
-def test_arbitrary_anchors_match_bilinear_reference():
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+def test_arbitrary_anchors_match_bilinear_reference(implementation):
     torch.manual_seed(2)
     x = torch.randn(2, 3, 5, 6, dtype=torch.float64)
-    conv = AlignConv(3, 2, 3).double()
+    conv = AlignConv(3, 2, 3, implementation=implementation).double()
     g = torch.Generator().manual_seed(3)
     anchors = torch.cat(
         [
@@ -121,16 +126,17 @@ def test_arbitrary_anchors_match_bilinear_reference():
     torch.testing.assert_close(got, expected, rtol=1e-9, atol=1e-9)
 
 
-def test_gradients_reach_features_and_weight():
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS)
+def test_gradients_reach_features_and_weight(implementation):
     torch.manual_seed(4)
     x = torch.randn(1, 2, 4, 5, dtype=torch.float64, requires_grad=True)
-    conv = AlignConv(2, 3, 3).double()
+    conv = AlignConv(2, 3, 3, implementation=implementation).double()
     anchors = grid_anchors(1, 4, 5, 8.0, 30.0, 13.0, 33.0)
     anchors[..., :2] += 2.7  # off-grid samples: bilinear weights strictly between 0 and 1
     weight = conv.weight
-    offsets = align_conv_offsets(anchors, 4, 5, 8.0, 3)
     assert torch.autograd.gradcheck(
-        lambda inp, w: deform_conv2d(inp, offsets, w, padding=1), (x, weight)
+        lambda inp, w: torch.func.functional_call(conv, {"weight": w}, (inp, anchors, 8.0)),
+        (x, weight),
     )
     conv(x, anchors, 8.0).sum().backward()
     assert x.grad is not None and weight.grad is not None and weight.grad.abs().sum() > 0
@@ -143,3 +149,16 @@ def test_bad_arguments_name_themselves():
         conv(x, torch.zeros(1, 16, 4), 8.0)
     with pytest.raises(ValueError, match="kernel_size must be odd"):
         AlignConv(2, 2, kernel_size=2)
+    with pytest.raises(ValueError, match="implementation must be one of"):
+        AlignConv(2, 2, implementation="cuda")
+
+
+def test_auto_uses_grid_sample_on_the_cpu(monkeypatch):
+    calls = []
+    import rotated_det.layers.align_conv as module
+
+    monkeypatch.setattr(
+        module, "deform_conv2d_grid", lambda *a: calls.append(1) or torch.zeros(1, 2, 3, 3)
+    )
+    AlignConv(2, 2)(torch.zeros(1, 2, 3, 3), torch.ones(1, 9, 5), 8.0)
+    assert calls == [1]
