@@ -215,3 +215,19 @@ def test_trace_and_export_keep_the_input_size():
         expected = model(f, b)
         torch.testing.assert_close(traced(f, b), expected, rtol=1e-6, atol=1e-5)
         torch.testing.assert_close(program(f, b), expected, rtol=1e-6, atol=1e-5)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
+def test_cuda_matches_cpu():
+    """grid_sample's CUDA kernel against its CPU kernel, forward and feature gradient."""
+    feats, boxes = _random_case(dtype=torch.float32, seed=9)
+    grad = torch.randn_like(feats)
+    results = []
+    for device in ("cpu", "cuda"):
+        f = feats.to(device).requires_grad_(True)
+        out = rotated_feature_align(f, boxes.to(device), 1 / 8)
+        (out * grad.to(device)).sum().backward()
+        results.append((out.detach().cpu(), f.grad.cpu()))
+    torch.testing.assert_close(results[1][0], results[0][0], rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(results[1][1], results[0][1], rtol=1e-5, atol=1e-5)
