@@ -6,6 +6,8 @@ from .build import (
     build_detection_train_loader,
     get_detection_dataset_dicts,
 )
+from .cached_mixup import CachedMixUp
+from .cached_mosaic import CachedMosaic
 from .catalog import DatasetCatalog, Metadata, MetadataCatalog
 from .common import DatasetFromList, MapDataset
 from .dataset_mapper import DatasetMapper
@@ -42,6 +44,8 @@ __all__ = [
     "TrainBatchStream",
     "TrainDataLoader",
     "DatasetMapper",
+    "CachedMosaic",
+    "CachedMixUp",
     "DatasetCatalog",
     "Metadata",
     "MetadataCatalog",
