@@ -7,7 +7,13 @@ import torch
 
 from rotated_det.config import LazyConfig, instantiate
 from rotated_det.data import MetadataCatalog
-from rotated_det.modeling import GeneralizedRCNN, RotatedFCOS, RotatedRetinaNet, check_model_config
+from rotated_det.modeling import (
+    GeneralizedRCNN,
+    RotatedFCOS,
+    RotatedRetinaNet,
+    S2ANet,
+    check_model_config,
+)
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 CONFIGS = {
@@ -19,6 +25,7 @@ CONFIGS = {
     "synthetic_fcos.py": 6,
     "synthetic_fcos_psc.py": 6,
     "synthetic_h2rbox_v2.py": 6,
+    "synthetic_s2anet.py": 6,
 }
 
 
@@ -34,7 +41,7 @@ def test_config_builds_and_matches_dataset(name):
     assert short.lr_multiplier.max_iter == 50
     assert cfg.dataloader.evaluator.merge_patches is True
     model = instantiate(cfg.model)
-    assert isinstance(model, (GeneralizedRCNN, RotatedRetinaNet, RotatedFCOS))
+    assert isinstance(model, (GeneralizedRCNN, RotatedRetinaNet, RotatedFCOS, S2ANet))
     assert sum(p.numel() for p in model.backbone.bottom_up.parameters()) < 12e6  # ResNet-18
     if isinstance(model, GeneralizedRCNN):
         # the RPN head predicts one objectness per configured anchor (sizes x ratios x angles)
