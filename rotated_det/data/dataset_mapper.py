@@ -10,6 +10,9 @@ import numpy as np
 import torch
 
 from rotated_det.data import detection_utils as utils
+from rotated_det.data.cached_mixup import CachedMixUp
+from rotated_det.data.cached_mosaic import CachedMosaic
+from rotated_det.data.image_mixing import LabeledImage
 from rotated_det.data.transforms import AugInput, Augmentation, AugmentationList
 from rotated_det.structures import normalize_rbox_angles
 
@@ -37,6 +40,14 @@ class DatasetMapper:
     (``moved_out``) and not in that share: a 320 px crop of 512 px patches drops about half of the
     boxes by design.
 
+    Training images can also be mixed with other images (RTMDet's strong augmentation):
+    ``mosaic`` (a :class:`~rotated_det.data.CachedMosaic`) combines the image as read with three
+    recent ones before the augmentations, ``mixup`` (a :class:`~rotated_det.data.CachedMixUp`)
+    blends the augmented and filtered image with a recent one. Objects their window rule leaves
+    out count as ``moved_out``. Both keep caches of recent images, per process;
+    :attr:`history_length` tells the training loader how many preceding images determine them,
+    so that it can rebuild them exactly on resume.
+
     :meth:`check_dataset` runs the same filter over a whole dataset before training
     (:func:`~rotated_det.data.build_detection_train_loader` calls it): a dataset whose boxes would
     all be dropped is an error, one with more than ``max_drop_fraction`` dropped a warning.
@@ -56,6 +67,8 @@ class DatasetMapper:
         with_difficult: bool = False,
         log_period: int = 500,
         max_drop_fraction: float = 0.05,
+        mosaic: CachedMosaic | None = None,
+        mixup: CachedMixUp | None = None,
     ):
         """
         Args:
@@ -76,6 +89,9 @@ class DatasetMapper:
                 100).
             max_drop_fraction: warn when more than this share of the boxes (outside or
                 degenerate; dropping difficult boxes is asked for, not counted) is dropped.
+            mosaic: combine each training image with three recent ones before the
+                augmentations (training only).
+            mixup: blend each augmented training image with a recent one (training only).
         """
         if not 0.0 <= max_drop_fraction <= 1.0:
             raise ValueError(f"max_drop_fraction must lie in [0, 1], got {max_drop_fraction}")
@@ -92,13 +108,31 @@ class DatasetMapper:
         self.with_difficult = with_difficult
         self.log_period = log_period
         self.max_drop_fraction = max_drop_fraction
+        self.mosaic = mosaic
+        self.mixup = mixup
         self.stats = _zero_stats()
+
+    @property
+    def history_length(self) -> int:
+        """How many preceding images (mapped by this object, in order) determine its state: the
+        sizes of the mosaic and mixup caches added (the mixup cache holds images mixed with the
+        mosaic cache of their time); 0 without them."""
+        return sum(m.max_cached_images for m in (self.mosaic, self.mixup) if m is not None)
+
+    def reset_history(self) -> None:
+        """Empty the mosaic and mixup caches."""
+        for m in (self.mosaic, self.mixup):
+            if m is not None:
+                m.reset()
 
     def __repr__(self) -> str:
         return (
             f"DatasetMapper(is_train={self.is_train}, augmentations={self.augmentations}, "
             f"image_format={self.image_format!r}, min_box_size={self.min_box_size}, "
-            f"min_visible_fraction={self.min_visible_fraction})"
+            f"min_visible_fraction={self.min_visible_fraction}"
+            + (f", mosaic={self.mosaic}" if self.mosaic is not None else "")
+            + (f", mixup={self.mixup}" if self.mixup is not None else "")
+            + ")"
         )
 
     def __call__(self, dataset_dict: dict) -> dict:
@@ -116,13 +150,20 @@ class DatasetMapper:
                 keep = diff == 0
                 self.stats["difficult"] += int((~keep).sum())
                 boxes, classes, diff = boxes[keep], classes[keep], diff[keep]
-        aug_input = AugInput(image, boxes=boxes)
+        if self.mosaic is not None and boxes is not None:
+            if image.ndim == 2:
+                image = image[:, :, None]
+            mosaic, n_out = self.mosaic(LabeledImage(image, boxes, classes, diff))
+            image, boxes = mosaic.image, mosaic.boxes
+            classes, diff = mosaic.classes, mosaic.difficult
+            self.stats["moved_out"] += n_out
+        in_h, in_w = image.shape[:2]  # the size entering the augmentations
+        aug_input = AugInput(image, boxes=boxes, classes=classes)
         self.augmentations(aug_input)
         image = aug_input.image
         if image.ndim == 2:
             image = image[:, :, None]
         h, w = image.shape[:2]
-        dataset_dict["image"] = torch.as_tensor(np.ascontiguousarray(image.transpose(2, 0, 1)))
         dataset_dict.setdefault("height", orig_h)
         dataset_dict.setdefault("width", orig_w)
         if boxes is not None and aug_input.boxes is not None:
@@ -135,10 +176,19 @@ class DatasetMapper:
             # counted apart from boxes that were already outside the image as loaded.
             outside = np.nonzero(reason == 1)[0]
             if len(outside):
-                _, as_loaded, _ = self._filter(original[outside], (orig_h, orig_w))
+                _, as_loaded, _ = self._filter(original[outside], (in_h, in_w))
                 moved_out = int((as_loaded == 0).sum())
                 self.stats["outside"] -= moved_out
                 self.stats["moved_out"] += moved_out
+            if self.mixup is not None:
+                mixed, n_out = self.mixup(LabeledImage(image, boxes, classes, diff))
+                self.stats["moved_out"] += n_out
+                # the objects mixed in were counted when their own image was mapped: their
+                # degenerate pieces are dropped here without being counted again
+                image = mixed.image
+                boxes, reason, _ = self._filter(mixed.boxes, (h, w))
+                keep = reason == 0
+                classes, diff = mixed.classes[keep], mixed.difficult[keep]
             if self.angle_version is not None:
                 boxes = np.asarray(normalize_rbox_angles(boxes, self.angle_version))
             else:
@@ -147,6 +197,7 @@ class DatasetMapper:
             dataset_dict["instances"] = utils.arrays_to_instances(
                 (h, w), boxes, classes, diff if self.with_difficult else None
             )
+        dataset_dict["image"] = torch.as_tensor(np.ascontiguousarray(image.transpose(2, 0, 1)))
         self.stats["images"] += 1
         n = self.stats["images"]
         if self.log_period and (n % self.log_period == 0 or n == min(_FIRST_LOG, self.log_period)):

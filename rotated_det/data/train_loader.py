@@ -20,6 +20,12 @@ that was never interrupted. Three things make that work:
    returns the workers' batches round robin, so after ``B`` batches the next one comes from
    worker ``B % W``; on resume the workers take their roles rotated by that much.
 
+4. **Mappers with a memory.** A mapper that caches recent images (mosaic, mixup: see
+   ``DatasetMapper.history_length``) is emptied (``reset_history()``) whenever a worker starts,
+   and the ``history_length`` positions of that worker before its first one are mapped again
+   (results thrown away), so its caches hold what an uninterrupted run would hold. (Exact as long
+   as no item was waiting in an aspect-ratio bucket at the save: mosaic outputs share one shape.)
+
 Resume is exact with the same ``num_workers``, batch size, dataset and mapper. With another
 ``num_workers`` the loader continues after the furthest position any worker had reached (a warning
 says that the order differs); a state saved by another rank keeps only the positions.
@@ -33,6 +39,7 @@ import itertools
 import logging
 import random
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 import torch
@@ -121,6 +128,8 @@ class TrainBatchStream(data.IterableDataset):
     def _batches(self, w: int, num: int, state: dict) -> Iterator[tuple[list, dict]]:
         buckets: list[list[tuple[int, int, dict]]] = [[], []]
         nxt = int(state["next"])
+        first = min([nxt] + [int(p) for p, _ in state["pending"]])
+        self._rebuild_history(w, num, first)
         # Items that were waiting in the buckets when the state was saved come first: mapped
         # again with the same random numbers, they land in the same buckets in the same order.
         waiting = ((int(p), int(i), False) for p, i in state["pending"])
@@ -136,6 +145,29 @@ class TrainBatchStream(data.IterableDataset):
                 bucket.clear()
                 pending = sorted([p, i] for b in buckets for p, i, _ in b)
                 yield batch, {"worker": w, "next": nxt, "pending": pending}
+
+    def _rebuild_history(self, w: int, num: int, first: int) -> None:
+        """Empty a caching mapper and map again the last ``history_length`` positions of worker
+        ``w`` before position ``first`` (see the module docstring, point 4)."""
+        length = int(getattr(self.mapper, "history_length", 0) or 0)
+        if length <= 0 or not hasattr(self.mapper, "reset_history"):
+            return
+        self.mapper.reset_history()
+        chunks_back = (length + self.batch_size - 1) // self.batch_size + 1
+        start = max(0, first - chunks_back * num * self.batch_size)
+        before: list[tuple[int, int]] = []
+        for pos, idx in self._owned(w, num, start):
+            if pos >= first:
+                break
+            before.append((pos, idx))
+        stats = copy.deepcopy(getattr(self.mapper, "stats", None))
+        fallbacks = self.num_fallbacks
+        for pos, idx in before[-length:]:
+            self._map(pos, idx)
+        if stats is not None:  # the replay is not new data: leave the counters as they were
+            mapper: Any = self.mapper
+            mapper.stats = stats
+        self.num_fallbacks = fallbacks
 
     def _bucket(self, d: dict) -> int:
         if not self.aspect_ratio_grouping:
@@ -241,6 +273,7 @@ class TrainDataLoader:
         self._worker_states = [_fresh_state() for _ in range(self._num_streams)]
         self._batches_taken = 0
         self._active: object | None = None
+        self._restart_workers = False
 
     @property
     def dataset(self) -> TrainBatchStream:
@@ -251,13 +284,31 @@ class TrainDataLoader:
         """Batches handed out so far (since the start of training, resumes included)."""
         return self._batches_taken
 
+    @property
+    def mapper(self) -> Callable:
+        """The mapper of the stream (dataset dict -> model input)."""
+        return self.stream.mapper
+
+    def set_mapper(self, mapper: Callable) -> None:
+        """Map the items after the batches taken so far with ``mapper`` (e.g. the weak pipeline
+        of the last epochs, :class:`rotated_det.engine.hooks.PipelineSwitchHook`). An iterator
+        in use continues with it: its workers are restarted at the next batch, and batches they
+        had prepared with the old mapper are dropped (they were never taken, so the positions
+        stay exact)."""
+        self.stream.mapper = mapper
+        self._restart_workers = True
+
+    def _start_workers(self):
+        self._restart_workers = False
+        self.stream.worker_states = copy.deepcopy(self._worker_states)
+        self.stream.first_worker = self._batches_taken % self._num_streams
+        return iter(self._loader)
+
     def __iter__(self) -> Iterator:
         token = object()
         self._active = token
-        self.stream.worker_states = copy.deepcopy(self._worker_states)
-        self.stream.first_worker = self._batches_taken % self._num_streams
         # workers start (and copy the stream's state) here
-        return self._take(iter(self._loader), token)
+        return self._take(self._start_workers(), token)
 
     def _take(self, it, token: object) -> Iterator:
         while True:
@@ -266,6 +317,9 @@ class TrainDataLoader:
                     "This train loader iterator was superseded by a newer iter(loader) or by "
                     "load_state_dict(); iterate the new one"
                 )
+            if self._restart_workers:
+                del it  # shuts the old workers down
+                it = self._start_workers()
             batch, state = next(it)
             w = state.pop("worker")
             self._worker_states[w] = state

@@ -49,13 +49,22 @@ class Augmentation:
 
 
 class AugInput:
-    """Image (``H x W x C`` uint8/float numpy) and optional rotated boxes ``[N, 5]``."""
+    """Image (``H x W x C`` uint8/float numpy), optional rotated boxes ``[N, 5]`` and their
+    optional category ids ``[N]`` (read by augmentations that depend on the classes present, e.g.
+    ``RandomRotation(rect_classes=...)``; transforms move boxes, never classes)."""
 
-    def __init__(self, image: np.ndarray, *, boxes: np.ndarray | None = None):
+    def __init__(
+        self,
+        image: np.ndarray,
+        *,
+        boxes: np.ndarray | None = None,
+        classes: np.ndarray | None = None,
+    ):
         if not isinstance(image, np.ndarray) or image.ndim not in (2, 3):
             raise ValueError(f"AugInput needs an HxW or HxWxC numpy image, got {type(image)}")
         self.image = image
         self.boxes = boxes
+        self.classes = classes
 
     def transform(self, tfm: Transform) -> None:
         self.image = tfm.apply_image(self.image)

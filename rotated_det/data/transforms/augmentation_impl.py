@@ -9,7 +9,7 @@ import cv2
 import numpy as np
 from fvcore.transforms.transform import NoOpTransform, Transform
 
-from .augmentation import Augmentation
+from .augmentation import AugInput, Augmentation
 from .transform import (
     ColorTransform,
     CropTransform,
@@ -147,7 +147,16 @@ class RandomRotation(Augmentation):
     image; with ``expand=False`` it keeps the input size and the corners are cut. Boxes are
     rotated exactly; those leaving the image are clipped or dropped later by the mapper
     (``DatasetMapper(min_visible_fraction=...)``).
+
+    ``rect_classes`` (MMRotate's ``rect_obj_labels``): category ids of objects whose labels are
+    axis-aligned by convention because their shape has no orientation (DOTA's storage tank and
+    roundabout: round). An image that holds any of them is rotated by an angle drawn from
+    ``(90, 180, -90, -180)`` instead (when it is rotated at all, still with probability
+    ``prob``), so that their boxes stay axis-aligned. The classes are read from the
+    :class:`AugInput` (``classes``), which the dataset mapper fills.
     """
+
+    RECT_ANGLES = (90.0, 180.0, -90.0, -180.0)
 
     def __init__(
         self,
@@ -158,6 +167,7 @@ class RandomRotation(Augmentation):
         prob: float = 1.0,
         interp: int = cv2.INTER_LINEAR,
         border_value: float = 0,
+        rect_classes: Sequence[int] = (),
     ):
         if sample_style not in ("range", "choice"):
             raise ValueError(f"sample_style must be 'range' or 'choice', got {sample_style!r}")
@@ -170,8 +180,24 @@ class RandomRotation(Augmentation):
         self.prob = prob
         self.interp = interp
         self.border_value = border_value
+        self.rect_classes = tuple(int(c) for c in rect_classes)
 
-    def get_transform(self, image: np.ndarray) -> Transform:
+    def __call__(self, aug_input: AugInput) -> Transform:
+        holds_rect = False
+        if self.rect_classes:
+            if aug_input.classes is None:
+                raise ValueError(
+                    "RandomRotation(rect_classes=...) needs the category ids of the boxes: pass "
+                    "AugInput(image, boxes=..., classes=...) (DatasetMapper does)"
+                )
+            holds_rect = bool(np.isin(np.asarray(aug_input.classes), self.rect_classes).any())
+        tfm = self.get_transform(aug_input.image, quarter_turns_only=holds_rect)
+        aug_input.transform(tfm)
+        return tfm
+
+    def get_transform(self, image: np.ndarray, quarter_turns_only: bool = False) -> Transform:
+        """The rotation of ``image``; by a multiple of 90 degrees only if ``quarter_turns_only``
+        (the draw of whether to rotate comes first, with the same random numbers either way)."""
         h, w = image.shape[:2]
         if self._rand_range() >= self.prob:
             return NoOpTransform()
@@ -179,6 +205,8 @@ class RandomRotation(Augmentation):
             a = float(np.random.uniform(self.angle[0], self.angle[1]))
         else:
             a = float(np.random.choice(self.angle))
+        if quarter_turns_only:
+            a = float(np.random.choice(self.RECT_ANGLES))
         if a % 360 == 0:
             return NoOpTransform()
         return RotationTransform(
