@@ -50,6 +50,10 @@ train = dict(
     # parameter-name prefixes to freeze, e.g. ["backbone.bottom_up.res2"] (see also the ResNet's
     # freeze_at, which also fixes the BatchNorm statistics of the frozen stages)
     freeze=[],
+    # the last `last_iters` iterations map their images with `mapper` (RTMDet: no mosaic/mixup at
+    # the end; rotated_det/engine/hooks.py PipelineSwitchHook), e.g.
+    # dict(last_iters=5000, mapper=L(DatasetMapper)(...)); None: no switch
+    pipeline_switch=None,
     # optional: best_checkpointer=dict(val_metric="dota/mAP", mode="max"),
     # optional: precise_bn=dict(enabled=True, num_iter=200),
 )

@@ -214,8 +214,12 @@ class DefaultTrainer(TrainerBase):
       (:func:`~rotated_det.engine.defaults.convert_sync_bn`).
     * ``train.freeze``: parameter-name prefixes to freeze
       (:func:`~rotated_det.engine.defaults.freeze_parameters`).
+    * ``train.pipeline_switch``: ``last_iters``, ``mapper``: the last ``last_iters`` iterations
+      map their images with ``mapper`` (a LazyCall), e.g. without mosaic and mixup
+      (:class:`~rotated_det.engine.hooks.PipelineSwitchHook`).
 
-    Hooks: IterationTimer, LRScheduler, [ModelEMAHook], [PreciseBN], PeriodicCheckpointer
+    Hooks: IterationTimer, LRScheduler, [PipelineSwitchHook], [ModelEMAHook], [PreciseBN],
+    PeriodicCheckpointer
     (main process), EvalHook, [BestCheckpointer], PeriodicWriter (console, metrics.json,
     TensorBoard).
 
@@ -322,6 +326,32 @@ class DefaultTrainer(TrainerBase):
         return instantiate(cfg.dataloader.train)
 
     @classmethod
+    def build_pipeline_switch(cls, cfg: DictConfig, max_iter: int):
+        """A :class:`~rotated_det.engine.hooks.PipelineSwitchHook` at iteration
+        ``max_iter - train.pipeline_switch.last_iters`` with ``train.pipeline_switch.mapper``, or
+        None when the config has no ``train.pipeline_switch`` (or it is null).
+
+        Raises:
+            ValueError: naming the key, when ``last_iters`` or ``mapper`` is missing or invalid.
+        """
+        spec = select(cfg, "train.pipeline_switch", None)
+        if spec is None:
+            return None
+        last = spec.get("last_iters", None)
+        if last is None or int(last) != last or not 0 <= int(last) <= max_iter:
+            raise ValueError(
+                "train.pipeline_switch.last_iters must be an integer in [0, train.max_iter="
+                f"{max_iter}], got {last!r}"
+            )
+        if spec.get("mapper", None) is None:
+            raise ValueError(
+                "train.pipeline_switch.mapper must be the mapper of the last iterations (a "
+                "LazyCall, e.g. L(DatasetMapper)(...)); set train.pipeline_switch=None to train "
+                "without a switch"
+            )
+        return hooks.PipelineSwitchHook(max_iter - int(last), instantiate(spec.mapper))
+
+    @classmethod
     def build_lr_scheduler(cls, cfg: DictConfig, optimizer: torch.optim.Optimizer):
         multiplier = select(cfg, "lr_multiplier", None)
         if multiplier is None:
@@ -346,6 +376,9 @@ class DefaultTrainer(TrainerBase):
         cfg = self.cfg
         eval_period = int(select(cfg, "train.eval_period", 0) or 0)
         ret: list = [hooks.IterationTimer(), hooks.LRScheduler(scheduler=self.scheduler)]
+        switch = self.build_pipeline_switch(cfg, self.max_iter)
+        if switch is not None:
+            ret.append(switch)
         if self.model_ema is not None:  # before the hooks that save or evaluate
             ret.append(hooks.ModelEMAHook(self.model_ema))
         if select(cfg, "train.precise_bn.enabled", False):

@@ -28,6 +28,7 @@ __all__ = [
     "BestCheckpointer",
     "LRScheduler",
     "ModelEMAHook",
+    "PipelineSwitchHook",
     "EvalHook",
     "PreciseBN",
     "TorchProfiler",
@@ -360,6 +361,52 @@ class ModelEMAHook(HookBase):
 
     def after_step(self) -> None:
         self.model_ema.update()
+
+
+class PipelineSwitchHook(HookBase):
+    """
+    From iteration ``switch_iter`` on, map the training images with ``mapper`` instead of the
+    loader's own (MMDetection's ``PipelineSwitchHook``: RTMDet trains its last epochs without
+    mosaic and mixup, on images closer to the test images). The loader must have
+    ``set_mapper`` (:class:`~rotated_det.data.TrainDataLoader`): its workers restart with the new
+    mapper before the batch of ``switch_iter``, at the same data positions.
+
+    The switch follows from the iteration alone, so it needs no saved state: a run resumed at or
+    past ``switch_iter`` switches before its first batch.
+
+    Args:
+        switch_iter: the first iteration trained on ``mapper``'s images.
+        mapper: dataset dict -> model input, e.g. a ``DatasetMapper`` without mosaic/mixup.
+        data_loader: the loader to switch; default the trainer's ``data_loader``.
+    """
+
+    def __init__(self, switch_iter: int, mapper: Callable, data_loader: Any = None):
+        if int(switch_iter) != switch_iter or switch_iter < 0:
+            raise ValueError(f"switch_iter must be an integer >= 0, got {switch_iter!r}")
+        self.switch_iter = int(switch_iter)
+        self.mapper = mapper
+        self.data_loader = data_loader
+        self.switched = False
+
+    def before_step(self) -> None:
+        if self.switched or self.trainer.iter < self.switch_iter:
+            return
+        loader = self.data_loader
+        if loader is None:
+            loader = getattr(self.trainer, "data_loader", None)
+        if not callable(getattr(loader, "set_mapper", None)):
+            raise TypeError(
+                f"PipelineSwitchHook needs a train loader with set_mapper() (TrainDataLoader, "
+                f"built by build_detection_train_loader), got {type(loader).__name__}"
+            )
+        loader.set_mapper(self.mapper)
+        self.switched = True
+        logger.info(
+            "Pipeline switch at iteration %d (from %d on): training images are now mapped by %r.",
+            self.trainer.iter,
+            self.switch_iter,
+            self.mapper,
+        )
 
 
 def _flatten_results(results: Mapping, prefix: str = "") -> dict[str, Any]:
