@@ -166,3 +166,20 @@ def test_set_mapper_switches_an_iterator_in_use(scenes):
     assert all(tuple(x["image"].shape[1:]) == (48, 48) for b in after for x in b)
     assert all(len(x["instances"]) == 2 for b in after for x in b)
     assert loader.batches_taken == 10 and loader.mapper is weak
+
+
+def test_resize_scale_fits_the_scaled_target_keeping_the_aspect_ratio():
+    aug = T.ResizeScale(0.5, 2.0, target_height=100, target_width=100)
+    img = np.zeros((60, 120, 3), np.uint8)
+    sizes = []
+    for seed in range(50):
+        np.random.seed(seed)
+        s = np.random.uniform(0.5, 2.0)
+        np.random.seed(seed)
+        out, tfm = T.apply_augmentations([aug], img)
+        # the longer side (120) becomes 100 s: the shorter one follows at ratio 1/2
+        assert out.shape[:2] == (int(60 * 100 * s / 120 + 0.5), int(100 * s + 0.5))
+        sizes.append(out.shape[1])
+    assert min(sizes) < 60 and max(sizes) > 180
+    with pytest.raises(ValueError, match="min_scale"):
+        T.ResizeScale(2.0, 1.0, 10, 10)

@@ -11,6 +11,7 @@ from .augmentation_impl import (
     RandomRotation,
     RandomSaturation,
     Resize,
+    ResizeScale,
     ResizeShortestEdge,
 )
 from .transform import (
@@ -43,6 +44,7 @@ __all__ = [
     "RandomRotation",
     "RandomSaturation",
     "Resize",
+    "ResizeScale",
     "ResizeShortestEdge",
     "ColorTransform",
     "CropTransform",

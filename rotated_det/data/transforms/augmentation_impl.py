@@ -23,6 +23,7 @@ from .transform import (
 
 __all__ = [
     "ResizeShortestEdge",
+    "ResizeScale",
     "Resize",
     "RandomFlip",
     "RandomRot90",
@@ -92,6 +93,43 @@ class ResizeShortestEdge(Augmentation):
         if size == 0:
             return NoOpTransform()
         nh, nw = self.get_output_shape(h, w, size, self.max_size)
+        return ResizeTransform(h, w, nh, nw, self.interp)
+
+
+class ResizeScale(Augmentation):
+    """Large-scale jitter (Detectron2's ``ResizeScale``; MMDetection's ``RandomResize`` with
+    ``keep_ratio``): draw ``s`` uniformly in ``[min_scale, max_scale]`` and scale the image,
+    keeping its aspect ratio, to the largest size that fits ``s * (target_height, target_width)``.
+    Rounded to whole pixels, so the x and y factors may differ by a fraction of a pixel."""
+
+    def __init__(
+        self,
+        min_scale: float,
+        max_scale: float,
+        target_height: int,
+        target_width: int,
+        interp: int = cv2.INTER_LINEAR,
+    ):
+        if not 0 < min_scale <= max_scale:
+            raise ValueError(
+                f"ResizeScale needs 0 < min_scale <= max_scale, got {min_scale}, {max_scale}"
+            )
+        if target_height <= 0 or target_width <= 0:
+            raise ValueError(
+                f"ResizeScale: target_height/target_width must be > 0, got "
+                f"{target_height}, {target_width}"
+            )
+        self.min_scale = min_scale
+        self.max_scale = max_scale
+        self.target_height = target_height
+        self.target_width = target_width
+        self.interp = interp
+
+    def get_transform(self, image: np.ndarray) -> Transform:
+        h, w = image.shape[:2]
+        s = float(np.random.uniform(self.min_scale, self.max_scale))
+        scale = min(s * self.target_height / h, s * self.target_width / w)
+        nh, nw = max(1, int(h * scale + 0.5)), max(1, int(w * scale + 0.5))
         return ResizeTransform(h, w, nh, nw, self.interp)
 
 
