@@ -67,24 +67,42 @@ def onnx_test_detector(name: str, image: torch.Tensor, target: int = 100) -> tor
         holder.test_topk_candidates = 10**6
     pre = PreNMSDetector(model, proposal_nms="horizontal")
     pre_holder = pre.adapter.model.get_submodule(holder_name)
+    tried = []
+    # Random weights can leave no stable threshold near `target` (e.g. Gliding Vertex: proposals
+    # that come and go under the perturbation with scores above every threshold that keeps
+    # `target` candidates): fewer candidates are tried then.
+    for goal in (target, target // 2, target // 4):
+        thr = _stable_threshold(pre, pre_holder, image, goal, tried)
+        if thr is not None:
+            holder.test_score_thresh = thr
+            return model
+    raise RuntimeError(f"{name}: no stable score threshold near {target} candidates: {tried}")
+
+
+def _stable_threshold(
+    pre: PreNMSDetector, holder: torch.nn.Module, image: torch.Tensor, target: int, tried: list
+) -> float | None:
+    """A threshold leaving about ``target`` candidates (at least one) that stay the same under
+    the perturbation, or None (the attempts are appended to ``tried``)."""
     # bisection on the threshold (whatever score it applies to) for about `target` candidates
     lo, hi = 0.0, 1.0
     for _ in range(30):
         mid = (lo + hi) / 2
-        n = _count(pre, pre_holder, image, mid)
+        n = _count(pre, holder, image, mid)
         if target <= n <= 1.5 * target:
             break
         lo, hi = (mid, hi) if n > target else (lo, mid)
     perturbed = image * (1 + PERTURBATION)
-    tried = []
     for k in range(8):
         thr = mid * (1 + 0.01 * k)
-        pre_holder.test_score_thresh = thr
+        if thr >= 1.0:  # probabilities near 1 (saturated random weights): steps toward 1
+            thr = mid + (1.0 - mid) * 0.1 * k
+        holder.test_score_thresh = thr
+        candidates = _candidates(pre, image)
         diff = match_detections(
-            _candidates(pre, perturbed), _candidates(pre, image), box_rtol=1e-2, score_atol=1e-2
+            _candidates(pre, perturbed), candidates, box_rtol=1e-2, score_atol=1e-2
         )
-        if diff is None:
-            holder.test_score_thresh = thr
-            return model
-        tried.append(f"{thr:.6g}: {diff}")
-    raise RuntimeError(f"{name}: no stable score threshold near {target} candidates: {tried}")
+        if diff is None and len(candidates[1]) > 0:
+            return thr
+        tried.append(f"{thr:.6g}: {diff or 'no candidate'}")
+    return None

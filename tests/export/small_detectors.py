@@ -45,6 +45,12 @@ _RTMDET = [
     "model.test_score_thresh=0.005",
 ]
 
+# RoI Transformer's RRoI learner has a box head and predictor of its own
+_ROI_TRANSFORMER = _TWO_STAGE + [
+    "model.roi_heads.rroi_learner.box_head.fc_dims=[256,256]",
+    "model.roi_heads.rroi_learner.box_predictor.input_shape.channels=256",
+]
+
 SMALL_DETECTORS = {
     "rotated_retinanet": _ONE_STAGE,
     "rotated_atss": _ONE_STAGE,
@@ -58,6 +64,8 @@ SMALL_DETECTORS = {
     "rotated_rtmdet": _RTMDET,
     "rotated_faster_rcnn": _TWO_STAGE,
     "oriented_rcnn": _TWO_STAGE,
+    "roi_transformer": _ROI_TRANSFORMER,
+    "gliding_vertex": _TWO_STAGE,
 }
 
 

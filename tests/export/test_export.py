@@ -109,6 +109,8 @@ def test_torch_export_tiny_dynamic_and_static_fallback():
 MIN_DYNAMIC_SIZE = {name: 129 for name in SMALL_DETECTORS} | {
     "rotated_faster_rcnn": 65,
     "oriented_rcnn": 65,
+    "roi_transformer": 65,
+    "gliding_vertex": 65,
     "rotated_rtmdet": 33,  # P3-P5: the coarsest stride is 32
 }
 
@@ -126,7 +128,8 @@ def test_every_detector_traces_and_exports_for_any_resolution(name):
 
     traced = export_torchscript_tracing(model, sample)
     assert "rotated_det::batched_nms_rotated" in traced.ops
-    if name in ("rotated_faster_rcnn", "oriented_rcnn"):  # two-stage detectors pool rotated RoIs
+    if name in ("rotated_faster_rcnn", "oriented_rcnn", "roi_transformer", "gliding_vertex"):
+        # two-stage detectors pool rotated RoIs
         assert "rotated_det::roi_align_rotated_forward" in traced.ops
     assert traced.dynamic_resolution, [c.message for c in traced.resolution_checks]
     assert compare_detections(tuple(traced.module(sample)), expected["sample"]) is None

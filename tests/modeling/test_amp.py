@@ -24,7 +24,15 @@ from rotated_det.structures import RotatedBoxes
 
 from ._helpers import build_small_model, make_batch, single_thread
 
-DETECTORS = ["rotated_faster_rcnn", "oriented_rcnn", "rotated_retinanet", "rotated_rtmdet", "r3det"]
+DETECTORS = [
+    "rotated_faster_rcnn",
+    "oriented_rcnn",
+    "roi_transformer",
+    "gliding_vertex",
+    "rotated_retinanet",
+    "rotated_rtmdet",
+    "r3det",
+]
 
 
 def _losses(model, batch, dtype):
@@ -40,6 +48,8 @@ def _losses(model, batch, dtype):
 SIZES = {
     "rotated_faster_rcnn": 64,
     "oriented_rcnn": 64,
+    "roi_transformer": 64,
+    "gliding_vertex": 64,
     "rotated_retinanet": 96,
     "rotated_rtmdet": 96,
     "r3det": 96,  # RetinaNet's P3-P7

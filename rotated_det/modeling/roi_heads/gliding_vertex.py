@@ -132,7 +132,7 @@ class GlidingVertexOutputLayers(nn.Module):
         proposal_boxes = torch.cat([p.proposal_boxes.tensor for p in proposals])[fg]
         gt_boxes = torch.cat([p.gt_boxes.tensor for p in proposals])[fg]
         target = self.box2box_transform.get_deltas(rbox_to_hbox(proposal_boxes), gt_boxes)
-        pred = values[fg]
+        pred = values[fg].float()  # float32 losses also under autocast
         for name, cols in (
             ("loss_box_reg", slice(0, 4)),
             ("loss_glide", slice(4, 8)),
@@ -140,7 +140,7 @@ class GlidingVertexOutputLayers(nn.Module):
         ):
             loss = smooth_l1_loss(
                 pred[:, cols],
-                target[:, cols].to(pred.dtype),
+                target[:, cols],
                 self.smooth_l1_beta[name],
                 reduction="sum",
             )
