@@ -24,6 +24,8 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 # name -> (config, detector as shown in the table)
 ZOO: dict[str, tuple[str, str]] = {
     "faster_rcnn": ("configs/quickstart/synthetic_quickstart.py", "Rotated Faster R-CNN"),
+    "roi_transformer": ("configs/quickstart/synthetic_roi_transformer.py", "RoI Transformer"),
+    "gliding_vertex": ("configs/quickstart/synthetic_gliding_vertex.py", "Gliding Vertex"),
     "atss": ("configs/quickstart/synthetic_atss.py", "Rotated ATSS"),
     "retinanet_csl": ("configs/quickstart/synthetic_retinanet_csl.py", "Rotated RetinaNet + CSL"),
     "retinanet_psc": ("configs/quickstart/synthetic_retinanet_psc.py", "Rotated RetinaNet + PSC"),
