@@ -3,10 +3,12 @@
 # batch 8, AdamW lr 0.004 / 16 = 2.5e-4, weight decay 0.05 (none on norms and biases), linear
 # warm-up from 1e-5 over 1000 iterations, lr x1 for 18 epochs then cosine to x0.05; flips
 # (horizontal, vertical, both: 3 x 0.25) and, with probability 1/2, a rotation by an angle drawn
-# from [-180, 180) (MMRotate's RandomRotate; it turns the square-ish classes, storage tank and
-# roundabout, by multiples of 90 degrees only, which is not done here).
+# from [-180, 180) (MMRotate's RandomRotate), by multiples of 90 degrees only for images holding
+# one of the round classes, storage tank or roundabout (whose labels are axis-aligned by
+# convention: MMRotate's rect_obj_labels=[9, 11]).
 import rotated_det.data.transforms as T
 from rotated_det.config import LazyCall as L
+from rotated_det.data import DOTA_V1_CLASSES
 
 from ..common.data.dota import dataloader
 from ..common.optim import AdamW as optimizer
@@ -17,9 +19,10 @@ from ._base_1x import DOTA_V1_TRAINVAL_PATCHES, NUM_CLASSES
 IMS_PER_BATCH = 8
 EPOCHS = 36
 ITERS_PER_EPOCH = DOTA_V1_TRAINVAL_PATCHES // IMS_PER_BATCH
+ROUND_CLASSES = [DOTA_V1_CLASSES.index(c) for c in ("storage-tank", "roundabout")]
 
 dataloader.train.mapper.augmentations.append(
-    L(T.RandomRotation)(angle=(-180.0, 180.0), expand=False, prob=0.5)
+    L(T.RandomRotation)(angle=(-180.0, 180.0), expand=False, prob=0.5, rect_classes=ROUND_CLASSES)
 )
 dataloader.train.total_batch_size = IMS_PER_BATCH
 optimizer.lr = 0.004 / 16
