@@ -162,3 +162,25 @@ def test_auto_uses_grid_sample_on_the_cpu(monkeypatch):
     )
     AlignConv(2, 2)(torch.zeros(1, 2, 3, 3), torch.ones(1, 9, 5), 8.0)
     assert calls == [1]
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
+def test_cuda_kernel_equals_cpu_formulation():
+    """'auto' runs torchvision's CUDA kernel on a GPU and the grid_sample formulation on the
+    CPU: same outputs and gradients within float32 rounding."""
+    torch.manual_seed(5)
+    conv = AlignConv(8, 6)
+    x = torch.randn(2, 8, 12, 10, requires_grad=True)
+    anchors = grid_anchors(2, 12, 10, 8.0, 40.0, 14.0, 25.0).float()
+    anchors[..., :2] += torch.randn(2, 120, 2) * 5
+    out = conv(x, anchors, 8.0)
+    out.square().sum().backward()
+    conv_gpu = AlignConv(8, 6).cuda()
+    conv_gpu.weight.data.copy_(conv.weight.data)
+    x_gpu = x.detach().cuda().requires_grad_(True)
+    out_gpu = conv_gpu(x_gpu, anchors.cuda(), 8.0)
+    out_gpu.square().sum().backward()
+    torch.testing.assert_close(out_gpu.cpu(), out, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(x_gpu.grad.cpu(), x.grad, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(conv_gpu.weight.grad.cpu(), conv.weight.grad, rtol=1e-4, atol=1e-3)
