@@ -110,13 +110,29 @@ def objects_in_window(
     b = np.asarray(boxes, dtype=np.float64).reshape(-1, 5)
     if len(b) == 0:
         return np.zeros(0, np.int64), b
-    found = assign_objects_to_windows(
-        rbox_to_poly(b), np.asarray([window], dtype=np.float64), iof_thr, image_size=image_size
-    )
-    order = np.argsort(found.obj_idx, kind="stable")
-    idx = found.obj_idx[order].astype(np.int64)
-    cut = found.clipped[order]
-    out = b[idx].copy()
-    if cut.any():
-        out[cut] = poly_to_rbox(found.polys[order][cut])
-    return idx, out
+    polys = rbox_to_poly(b).reshape(-1, 8)
+    h, w = image_size
+    x0, y0 = max(window[0], 0.0), max(window[1], 0.0)
+    x1, y1 = min(window[2], w), min(window[3], h)
+    xs, ys = polys[:, 0::2], polys[:, 1::2]
+    lo_x, hi_x, lo_y, hi_y = xs.min(1), xs.max(1), ys.min(1), ys.max(1)
+    # Objects wholly inside keep their box (the split tool's first test, done here so that only
+    # the objects that cross the border go through its clipping and minimum-area rectangles).
+    inside = (lo_x >= x0) & (hi_x <= x1) & (lo_y >= y0) & (hi_y <= y1)
+    crossing = ~inside & (lo_x < x1) & (hi_x > x0) & (lo_y < y1) & (hi_y > y0)
+    keep = np.zeros(len(b), dtype=bool)
+    keep[inside] = True
+    out = b.copy()
+    cross_idx = np.nonzero(crossing)[0]
+    if len(cross_idx):
+        found = assign_objects_to_windows(
+            polys[cross_idx], np.asarray([window], dtype=np.float64), iof_thr, image_size
+        )
+        kept = cross_idx[found.obj_idx]
+        keep[kept] = True
+        cut = found.clipped
+        out[kept[~cut]] = b[kept[~cut]]
+        if cut.any():
+            out[kept[cut]] = poly_to_rbox(found.polys[cut])
+    idx = np.nonzero(keep)[0].astype(np.int64)
+    return idx, out[idx]

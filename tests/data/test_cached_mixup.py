@@ -85,3 +85,17 @@ def test_cache_probability_and_draws():
         CachedMixUp(ratio_range=(2.0, 1.0))
     with pytest.raises(ValueError, match="flip_prob"):
         CachedMixUp(flip_prob=-0.1)
+
+
+def test_blend_of_other_dtypes_matches_the_uint8_rule():
+    mix = CachedMixUp(image_size=(4, 4))
+    rng = np.random.default_rng(0)
+    a8, b8 = (rng.integers(0, 256, (4, 4, 3), dtype=np.uint8) for _ in range(2))
+    ref = np.rint((a8.astype(float) + b8) / 2)  # half to even
+    for dtype in (np.uint8, np.uint16, np.float32):
+        a = LabeledImage(a8.astype(dtype), np.zeros((0, 5)), [], [])
+        b = LabeledImage(b8.astype(dtype), [[2, 2, 2, 2, 0]], [0], [0])
+        out, _ = mix.blend(a, b, (4, 4), False, (0, 0))
+        assert out.image.dtype == dtype
+        expected = ref if dtype != np.float32 else (a8.astype(float) + b8) / 2
+        np.testing.assert_array_equal(out.image, expected.astype(dtype))
