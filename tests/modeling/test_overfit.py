@@ -13,6 +13,7 @@ smallest best IoU of the six objects:
 - rotated_faster_rcnn: loss ratio 0.077-0.142, min IoU 0.855-0.945
 - oriented_rcnn: loss ratio 0.039-0.063, min IoU 0.891-0.932
 - rotated_retinanet: loss ratio 0.010-0.014, min IoU 0.943-0.974
+- s2anet: loss ratio 0.013-0.065, min IoU 0.896-0.940
 - r3det: loss ratio 0.0003-0.011, min IoU 0.952-0.962 (with the "oc" coder's edge swap off,
   as MMRotate, seed 0 gave 0.25: refined boxes cross the oc angle boundary, see r3det.py)
 
