@@ -6,13 +6,10 @@ layers, classification and one class-agnostic horizontal-to-rotated regression: 
 edge swap, weights (10, 10, 5, 5) for the box and 1 / (2 pi) for the angle in radians, i.e.
 MMRotate's target stds (0.1, 0.1, 0.2, 0.2, 1) with the angle normalised by 2 pi); then the rotated
 stage of the Rotated Faster R-CNN definition (ROIAlignRotated 7x7, sampling ratio 2) with weights
-(20, 20, 10, 10, 2) (stds (0.05, 0.05, 0.1, 0.1, 0.5)). Both stages: IoU 0.5 for foreground
+(20, 20, 10, 10, 2) (stds (0.05, 0.05, 0.1, 0.1, 0.5)) and the centre offset measured along the
+RoI's axes (``proj_xy``, MMRotate's DeltaXYWHAOBBoxCoder). Both stages: IoU 0.5 for foreground
 (the learner on the ground truth's bounding boxes), 512 RoIs per image, 25% foreground, smooth L1
 beta 1, loss weights (1, 1); detections: score > 0.05, rotated NMS 0.1, 2000 per image.
-
-MMRotate's rotated-stage coder measures the centre offset along the RoI's axes (``proj_xy``);
-Box2BoxTransformRotated measures it along the image axes, as for the other two-stage detectors
-here.
 """
 
 import copy
@@ -72,4 +69,5 @@ model.roi_heads.rroi_learner = L(RROIHeads)(
 )
 model.roi_heads.stage_loss_weights = (1.0, 1.0)
 model.roi_heads.box_predictor.box2box_transform.weights = (20.0, 20.0, 10.0, 10.0, 2.0)
+model.roi_heads.box_predictor.box2box_transform.proj_xy = True
 model.roi_heads.box_predictor.smooth_l1_beta = 1.0
