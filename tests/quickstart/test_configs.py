@@ -26,6 +26,8 @@ CONFIGS = {
     "synthetic_fcos_psc.py": 6,
     "synthetic_h2rbox_v2.py": 6,
     "synthetic_s2anet.py": 6,
+    "synthetic_roi_transformer.py": 6,
+    "synthetic_gliding_vertex.py": 6,
 }
 
 
@@ -44,10 +46,15 @@ def test_config_builds_and_matches_dataset(name):
     assert isinstance(model, (GeneralizedRCNN, RotatedRetinaNet, RotatedFCOS, S2ANet))
     assert sum(p.numel() for p in model.backbone.bottom_up.parameters()) < 12e6  # ResNet-18
     if isinstance(model, GeneralizedRCNN):
-        # the RPN head predicts one objectness per configured anchor (sizes x ratios x angles)
+        # the RPN head predicts one objectness per configured anchor (sizes x ratios x angles;
+        # horizontal anchors have no angles)
         ag = cfg.model.proposal_generator.anchor_generator
         assert model.proposal_generator.anchor_generator.num_cell_anchors[0] == (
-            len(ag.aspect_ratios) * len(ag.angles)
+            len(ag.aspect_ratios) * len(ag.get("angles", [0.0]))
+        )
+        assert (
+            model.proposal_generator.rpn_head.objectness_logits.out_channels
+            == (model.proposal_generator.anchor_generator.num_cell_anchors[0])
         )
     model.eval()
     with torch.no_grad():
