@@ -12,6 +12,8 @@ smallest best IoU of the six objects:
 
 - rotated_faster_rcnn: loss ratio 0.077-0.142, min IoU 0.855-0.945
 - oriented_rcnn: loss ratio 0.039-0.063, min IoU 0.891-0.932
+- roi_transformer: loss ratio 0.031-0.048, min IoU 0.888-0.932
+- gliding_vertex: loss ratio 0.014-0.022, min IoU 0.894-0.915
 - rotated_retinanet: loss ratio 0.010-0.014, min IoU 0.943-0.974
 - s2anet: loss ratio 0.013-0.065, min IoU 0.896-0.940
 - r3det: loss ratio 0.0003-0.011, min IoU 0.952-0.962 (with the "oc" coder's edge swap off,
