@@ -32,8 +32,8 @@ ZOO: dict[str, tuple[str, str]] = {
     "fcos": ("configs/quickstart/synthetic_fcos.py", "Rotated FCOS"),
     "fcos_psc": ("configs/quickstart/synthetic_fcos_psc.py", "Rotated FCOS + PSC"),
     "h2rbox_v2": ("configs/quickstart/synthetic_h2rbox_v2.py", "H2RBox-v2 (horizontal labels)"),
-    "s2anet": ("configs/quickstart/synthetic_s2anet.py", "S2A-Net"),
     "r3det": ("configs/quickstart/synthetic_r3det.py", "R3Det"),
+    "s2anet": ("configs/quickstart/synthetic_s2anet.py", "S2A-Net"),
     "rtmdet_tiny": ("configs/quickstart/synthetic_rtmdet_tiny.py", "Rotated RTMDet-tiny (CSPNeXt)"),
     "lsknet": (
         "projects/LSKNet/configs/synthetic_lsknet_t.py",
