@@ -1,20 +1,72 @@
-"""Steps shared by the dense (one-stage) detectors: flattening head outputs and turning scored
-candidates into detections."""
+"""Steps shared by the dense (one-stage) detectors: flattening head outputs, labelling anchors
+from a matcher's result, the normalised focal loss, and turning scored candidates into
+detections."""
 
 import torch
+from torch.nn import functional as F
 
 from rotated_det.layers import batched_nms_rotated
 from rotated_det.structures import Instances, RotatedBoxes
 
+from ..losses.focal_loss import sigmoid_focal_loss
 from ..shape_utils import min_size
 
-__all__ = ["flatten_levels", "top_candidates", "nms_detections"]
+__all__ = [
+    "flatten_levels",
+    "labels_from_matches",
+    "moving_loss_normalizer",
+    "focal_loss_sum",
+    "top_candidates",
+    "nms_detections",
+]
 
 
 def flatten_levels(x: torch.Tensor, k: int) -> torch.Tensor:
     """``[N, A * k, H, W]`` -> ``[N, H * W * A, k]`` (the anchor / point order)."""
     n, _, h, w = x.shape
     return x.view(n, -1, k, h, w).permute(0, 3, 4, 1, 2).reshape(n, -1, k)
+
+
+def labels_from_matches(
+    gt: Instances,
+    matched_idxs: torch.Tensor,
+    match_labels: torch.Tensor,
+    num_classes: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One image's matcher result -> the class label of each of its P anchors (boxes, points)
+    ``[P]`` (``num_classes``: background, -1: ignored) and the ground-truth box each one is
+    matched to ``[P, 5]`` (zeros for an image without objects).
+
+    Args:
+        gt: the image's ground truth (``gt_boxes``, ``gt_classes``).
+        matched_idxs: ``[P]`` index of the best ground-truth box of each anchor.
+        match_labels: ``[P]`` 1 foreground, 0 background, -1 ignored (:class:`Matcher`'s).
+    """
+    gt_boxes = gt.gt_boxes.tensor
+    if gt_boxes.shape[0] == 0:
+        labels = torch.full_like(matched_idxs, num_classes)
+        return labels, gt_boxes.new_zeros((matched_idxs.shape[0], 5))
+    labels = gt.gt_classes[matched_idxs].clone()
+    labels[match_labels == 0] = num_classes
+    labels[match_labels == -1] = -1
+    return labels, gt_boxes[matched_idxs]
+
+
+def moving_loss_normalizer(previous: float, num_foreground: int, momentum: float) -> float:
+    """Detectron2's RetinaNet loss normaliser: the exponential moving average (``momentum``) of
+    the batch's foreground count (at least 1), which steadies the loss scale across batches."""
+    return momentum * previous + (1 - momentum) * max(num_foreground, 1)
+
+
+def focal_loss_sum(
+    logits: torch.Tensor, labels: torch.Tensor, alpha: float, gamma: float
+) -> torch.Tensor:
+    """Summed sigmoid focal loss of ``logits`` ``[..., K]`` against ``labels`` ``[...]`` (class
+    index; K: background, whose target is all zeros; -1: ignored, left out)."""
+    valid = labels >= 0
+    num_classes = logits.shape[-1]
+    onehot = F.one_hot(labels[valid], num_classes=num_classes + 1)[:, :-1]
+    return sigmoid_focal_loss(logits[valid], onehot.to(logits.dtype), alpha, gamma, reduction="sum")
 
 
 def top_candidates(

@@ -12,16 +12,19 @@ Detections come from the last stage.
 
 import torch
 from torch import nn
-from torch.nn import functional as F
 
 from rotated_det.structures import Instances
 
 from ..dense_heads.feature_refine import FeatureRefineModule
 from ..dense_heads.retinanet_head import RotatedRetinaNetHead
 from ..losses.box_regression_loss import box_regression_loss
-from ..losses.focal_loss import sigmoid_focal_loss
 from ..matcher import Matcher
-from .dense_detection import flatten_levels
+from .dense_detection import (
+    flatten_levels,
+    focal_loss_sum,
+    labels_from_matches,
+    moving_loss_normalizer,
+)
 from .preprocessing import gt_instances, postprocess_batch
 from .retinanet import RotatedRetinaNet
 
@@ -183,15 +186,8 @@ class R3Det(RotatedRetinaNet):
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """One image's class label of each box (K background, -1 ignored) ``[P]`` and its matched
         ground-truth box ``[P, 5]``; ``boxes`` ``[P, 5]``."""
-        gt_boxes = gt.gt_boxes.tensor
-        matched_idxs, match_labels = matcher.match_boxes(gt_boxes, boxes)
-        if gt_boxes.shape[0] == 0:
-            labels = torch.full_like(matched_idxs, self.num_classes)
-            return labels, boxes.new_zeros((boxes.shape[0], 5))
-        labels = gt.gt_classes[matched_idxs].clone()
-        labels[match_labels == 0] = self.num_classes
-        labels[match_labels == -1] = -1
-        return labels, gt_boxes[matched_idxs]
+        matched_idxs, match_labels = matcher.match_boxes(gt.gt_boxes.tensor, boxes)
+        return labels_from_matches(gt, matched_idxs, match_labels, self.num_classes)
 
     def refine_losses(
         self,
@@ -211,19 +207,15 @@ class R3Det(RotatedRetinaNet):
         ]
         labels = torch.stack([x[0] for x in labelled])  # [N, L]
         matched = torch.stack([x[1] for x in labelled])  # [N, L, 5]
-        valid = labels >= 0
-        pos = valid & (labels != self.num_classes)
-        m = self.loss_normalizer_momentum
-        normalizer = m * self.refine_loss_normalizers[stage] + (1 - m) * max(pos.sum().item(), 1)
+        pos = (labels >= 0) & (labels != self.num_classes)
+        normalizer = moving_loss_normalizer(
+            self.refine_loss_normalizers[stage],
+            int(pos.sum().item()),
+            self.loss_normalizer_momentum,
+        )
         self.refine_loss_normalizers[stage] = normalizer
-        logits = torch.cat(pred_logits, dim=1)
-        onehot = F.one_hot(labels[valid], num_classes=self.num_classes + 1)[:, :-1]
-        loss_cls = sigmoid_focal_loss(
-            logits[valid],
-            onehot.to(logits.dtype),
-            self.focal_loss_alpha,
-            self.focal_loss_gamma,
-            reduction="sum",
+        loss_cls = focal_loss_sum(
+            torch.cat(pred_logits, dim=1), labels, self.focal_loss_alpha, self.focal_loss_gamma
         )
         img, loc = pos.nonzero(as_tuple=True)
         loss_box = box_regression_loss(

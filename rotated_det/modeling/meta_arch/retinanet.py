@@ -7,7 +7,6 @@ Variants built from the same class by configuration:
 """
 
 import torch
-from torch.nn import functional as F
 
 from rotated_det.structures import Instances, normalize_rbox_angles
 
@@ -18,10 +17,16 @@ from ..backbone.backbone import Backbone
 from ..box_regression import Box2BoxTransformRotated
 from ..dense_heads.retinanet_head import RotatedRetinaNetHead
 from ..losses.box_regression_loss import box_regression_loss, check_box_reg_loss_type
-from ..losses.focal_loss import sigmoid_focal_loss
 from ..losses.smooth_l1_loss import smooth_l1_loss
 from ..matcher import Matcher
-from .dense_detection import flatten_levels, nms_detections, top_candidates
+from .dense_detection import (
+    flatten_levels,
+    focal_loss_sum,
+    labels_from_matches,
+    moving_loss_normalizer,
+    nms_detections,
+    top_candidates,
+)
 from .preprocessing import DetectorBase, gt_instances, postprocess_batch
 
 __all__ = ["RotatedRetinaNetHead", "RotatedRetinaNet"]
@@ -172,14 +177,7 @@ class RotatedRetinaNet(DetectorBase):
                 matched_idxs = matched_idxs.clamp(min=0)
             else:
                 matched_idxs, match_labels = self.anchor_matcher.match_boxes(gt, all_anchors)
-            if gt.shape[0] > 0:
-                labels = inst.gt_classes[matched_idxs].clone()
-                labels[match_labels == 0] = self.num_classes
-                labels[match_labels == -1] = -1
-                boxes = gt[matched_idxs]
-            else:
-                labels = torch.full_like(matched_idxs, self.num_classes)
-                boxes = all_anchors.new_zeros((all_anchors.shape[0], 5))
+            labels, boxes = labels_from_matches(inst, matched_idxs, match_labels, self.num_classes)
             labels_out.append(labels)
             boxes_out.append(boxes)
         return labels_out, boxes_out
@@ -188,19 +186,12 @@ class RotatedRetinaNet(DetectorBase):
         """Focal loss over non-ignored anchors, box regression (and the angle coder's loss) over
         foreground anchors, each divided by the moving average of the foreground count."""
         labels = torch.stack(gt_labels)  # [N, A]
-        valid = labels >= 0
-        pos = valid & (labels != self.num_classes)
-        num_pos = pos.sum().item()
-        m = self.loss_normalizer_momentum
-        self.loss_normalizer = m * self.loss_normalizer + (1 - m) * max(num_pos, 1)
-        logits = torch.cat(pred_logits, dim=1)
-        onehot = F.one_hot(labels[valid], num_classes=self.num_classes + 1)[:, :-1]
-        loss_cls = sigmoid_focal_loss(
-            logits[valid],
-            onehot.to(logits.dtype),
-            self.focal_loss_alpha,
-            self.focal_loss_gamma,
-            reduction="sum",
+        pos = (labels >= 0) & (labels != self.num_classes)
+        self.loss_normalizer = moving_loss_normalizer(
+            self.loss_normalizer, int(pos.sum().item()), self.loss_normalizer_momentum
+        )
+        loss_cls = focal_loss_sum(
+            torch.cat(pred_logits, dim=1), labels, self.focal_loss_alpha, self.focal_loss_gamma
         )
         deltas = torch.cat(pred_deltas, dim=1)
         img, anc = pos.nonzero(as_tuple=True)

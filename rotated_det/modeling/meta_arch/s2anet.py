@@ -13,7 +13,6 @@ Two stages, each trained like Rotated RetinaNet (IoU matching, focal loss, smoot
 """
 
 import torch
-from torch.nn import functional as F
 
 from rotated_det.structures import Instances
 
@@ -22,9 +21,15 @@ from ..backbone.backbone import Backbone
 from ..box_regression import Box2BoxTransformRotated
 from ..dense_heads.s2anet_head import S2ANetHead
 from ..losses.box_regression_loss import box_regression_loss, check_box_reg_loss_type
-from ..losses.focal_loss import sigmoid_focal_loss
 from ..matcher import Matcher
-from .dense_detection import flatten_levels, nms_detections, top_candidates
+from .dense_detection import (
+    flatten_levels,
+    focal_loss_sum,
+    labels_from_matches,
+    moving_loss_normalizer,
+    nms_detections,
+    top_candidates,
+)
 from .preprocessing import DetectorBase, gt_instances, postprocess_batch
 
 __all__ = ["S2ANet"]
@@ -189,16 +194,8 @@ class S2ANet(DetectorBase):
         ground-truth box ``[N, A, 5]``; ``anchors`` ``[N, A, 5]`` (each image its own)."""
         labels_out, boxes_out = [], []
         for anc, inst in zip(anchors, gt_instances):
-            gt = inst.gt_boxes.tensor
-            matched_idxs, match_labels = matcher.match_boxes(gt, anc)
-            if gt.shape[0] > 0:
-                labels = inst.gt_classes[matched_idxs].clone()
-                labels[match_labels == 0] = self.num_classes
-                labels[match_labels == -1] = -1
-                boxes = gt[matched_idxs]
-            else:
-                labels = torch.full_like(matched_idxs, self.num_classes)
-                boxes = anc.new_zeros((anc.shape[0], 5))
+            matched_idxs, match_labels = matcher.match_boxes(inst.gt_boxes.tensor, anc)
+            labels, boxes = labels_from_matches(inst, matched_idxs, match_labels, self.num_classes)
             labels_out.append(labels)
             boxes_out.append(boxes)
         return torch.stack(labels_out), torch.stack(boxes_out)
@@ -221,20 +218,13 @@ class S2ANet(DetectorBase):
             pred_logits, pred_deltas: per level ``[N, L, K]`` and ``[N, L, 5]``.
         """
         labels, matched = self.label_anchors(matcher, anchors.detach(), gt_instances)
-        valid = labels >= 0
-        pos = valid & (labels != self.num_classes)
-        num_pos = pos.sum().item()
-        m = self.loss_normalizer_momentum
-        normalizer = m * self.loss_normalizers[stage] + (1 - m) * max(num_pos, 1)
+        pos = (labels >= 0) & (labels != self.num_classes)
+        normalizer = moving_loss_normalizer(
+            self.loss_normalizers[stage], int(pos.sum().item()), self.loss_normalizer_momentum
+        )
         self.loss_normalizers[stage] = normalizer
-        logits = torch.cat(pred_logits, dim=1)
-        onehot = F.one_hot(labels[valid], num_classes=self.num_classes + 1)[:, :-1]
-        loss_cls = sigmoid_focal_loss(
-            logits[valid],
-            onehot.to(logits.dtype),
-            self.focal_loss_alpha,
-            self.focal_loss_gamma,
-            reduction="sum",
+        loss_cls = focal_loss_sum(
+            torch.cat(pred_logits, dim=1), labels, self.focal_loss_alpha, self.focal_loss_gamma
         )
         img, anc = pos.nonzero(as_tuple=True)
         loss_box = box_regression_loss(
