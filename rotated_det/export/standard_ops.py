@@ -24,7 +24,10 @@ ops are swapped at call time, without touching the model's code.
   runs;
 
 - torchvision's ``deform_conv2d`` (S2A-Net's alignment convolution) -> :func:`deform_conv2d_grid`
-  (``grid_sample`` and a matrix product: ONNX has ``DeformConv`` only from opset 19).
+  (``grid_sample`` and a matrix product: ONNX has ``DeformConv`` only from opset 19);
+
+- ``torch.hypot(a, b)`` (``poly_to_rbox``, e.g. in Gliding Vertex's decoding) -> ``sqrt(a * a +
+  b * b)``: ONNX has no ``hypot``.
 
 Any other ``rotated_det`` op (e.g. ``box_iou_rotated`` at inference) raises, naming it.
 
@@ -210,6 +213,9 @@ class StandardOpsMode(TorchFunctionMode):
 
     def __torch_function__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
+        if func in (torch.hypot, torch.Tensor.hypot):
+            a, b = args
+            return torch.sqrt(a * a + b * b)
         name = _op_name(func)
         if name == "torchvision::deform_conv2d":
             return deform_conv2d_grid(*args, **kwargs)

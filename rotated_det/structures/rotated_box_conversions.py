@@ -464,10 +464,9 @@ def _rect_from_frame(
     dx, dy, nn, s_min, s_max, q_min, q_max = frame
     ok = nn > 0  # False only when all points coincide (or NaN)
     # hypot rather than sqrt: sqrt's vectorised kernel spawns threads at 2048 elements, whose
-    # barriers cost far more than they save on a busy CPU. Graphs take sqrt: ONNX has no hypot
-    # (the ONNX export of Gliding Vertex decodes boxes with poly_to_rbox).
-    length = torch.sqrt(nn) if _building_graph() else torch.hypot(dx, dy)
-    norm = torch.where(ok, length, torch.ones_like(nn))
+    # barriers cost far more than they save on a busy CPU (ONNX has no hypot: StandardOpsMode
+    # writes it as a square root for export)
+    norm = torch.where(ok, torch.hypot(dx, dy), torch.ones_like(nn))
     ux = torch.where(ok, dx / norm, torch.ones_like(dx))
     uy = torch.where(ok, dy / norm, torch.zeros_like(dy))
     sc = (s_max + s_min) / (2 * norm)

@@ -133,6 +133,22 @@ def random_boxes(n, rng, extent=200.0, smin=2.0, smax=60.0):
     ).astype(np.float32)
 
 
+def test_standard_ops_mode_writes_hypot_as_square_root():
+    """ONNX has no hypot (poly_to_rbox uses it, e.g. in Gliding Vertex's decoding): under
+    StandardOpsMode the exported graph computes sqrt(a^2 + b^2) instead, with the same values."""
+
+    class Hypot(torch.nn.Module):
+        def forward(self, a, b):
+            return torch.hypot(a, b)
+
+    a, b = torch.tensor([3.0, -5.0, 0.0]), torch.tensor([4.0, 12.0, 0.0])
+    with StandardOpsMode():
+        program = torch.export.export(Hypot(), (a, b))
+    targets = [str(n.target) for n in program.graph.nodes if n.op == "call_function"]
+    assert not any("hypot" in t for t in targets) and any("sqrt" in t for t in targets), targets
+    assert torch.equal(program.module()(a, b), torch.tensor([5.0, 13.0, 0.0]))
+
+
 def test_numpy_iou_equals_compiled_op():
     rng = np.random.default_rng(0)
     a, b = random_boxes(3000, rng, 60), random_boxes(3000, rng, 60)
