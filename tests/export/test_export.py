@@ -115,8 +115,19 @@ MIN_DYNAMIC_SIZE = {name: 129 for name in SMALL_DETECTORS} | {
 }
 
 
+# Exporting is slow (40-70 s per detector on a loaded 2-core machine). Detectors whose inference
+# graph others already exercise are exported only with ROTATED_DET_EXPORT_ALL=1: ATSS (RetinaNet's
+# inference), FCOS + PSC and H2RBox-v2 (FCOS's points with RetinaNet + PSC's angle decoding).
+COVERED_BY_OTHERS = ("rotated_atss", "rotated_fcos_psc", "h2rbox_v2")
+EXPORT_DETECTORS = sorted(
+    name
+    for name in SMALL_DETECTORS
+    if os.environ.get("ROTATED_DET_EXPORT_ALL") or name not in COVERED_BY_OTHERS
+)
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("name", sorted(SMALL_DETECTORS))
+@pytest.mark.parametrize("name", EXPORT_DETECTORS)
 def test_every_detector_traces_and_exports_for_any_resolution(name):
     """TorchScript trace and dynamic torch.export of each detector at 160 x 192 reproduce the
     eager model at 160 x 192 and at 224 x 136 (taller: a size frozen into the graph would clip
