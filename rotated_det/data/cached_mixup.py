@@ -80,12 +80,6 @@ class CachedMixUp:
             f"prob={self.prob}, pad_value={self.pad_value}, iof_thr={self.iof_thr})"
         )
 
-    def __getstate__(self) -> dict:
-        # A copy sent to a data loader worker starts with an empty cache.
-        state = self.__dict__.copy()
-        state["cache"] = ImageCache(self.max_cached_images)
-        return state
-
     def __call__(self, sample: LabeledImage) -> tuple[LabeledImage, int]:
         """Returns ``(blend or the input itself, number of objects of the drawn image left out
         by the window rule)``."""

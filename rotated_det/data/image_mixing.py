@@ -69,6 +69,10 @@ class ImageCache:
         self.max_size = int(max_size)
         self._items: deque[LabeledImage] = deque(maxlen=self.max_size)
 
+    def __getstate__(self) -> dict:
+        # A copy sent to a data loader worker (pickled) starts empty.
+        return {"max_size": self.max_size, "_items": deque(maxlen=self.max_size)}
+
     def push(self, item: LabeledImage) -> None:
         self._items.append(item)
 
