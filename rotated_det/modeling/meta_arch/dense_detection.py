@@ -12,6 +12,7 @@ from ..losses.focal_loss import sigmoid_focal_loss
 from ..shape_utils import min_size
 
 __all__ = [
+    "check_point_detector_parts",
     "flatten_levels",
     "labels_from_matches",
     "moving_loss_normalizer",
@@ -25,6 +26,39 @@ def flatten_levels(x: torch.Tensor, k: int) -> torch.Tensor:
     """``[N, A * k, H, W]`` -> ``[N, H * W * A, k]`` (the anchor / point order)."""
     n, _, h, w = x.shape
     return x.view(n, -1, k, h, w).permute(0, 3, 4, 1, 2).reshape(n, -1, k)
+
+
+def check_point_detector_parts(
+    detector: str, head, num_classes: int, angle_coder, point_generator, box_coder
+) -> None:
+    """The agreements a point-based (anchor-free) detector needs between its parts, each refused
+    with a ValueError naming ``detector`` and both keys: the head's class count and angle-code
+    size, the point generator's and the head's strides, the box and angle coders' angle
+    versions."""
+    pairs = [
+        ("num_classes", num_classes, "head.num_classes", head.num_classes),
+        (
+            "head.angle_encode_size",
+            head.angle_encode_size,
+            "angle_coder.encode_size",
+            angle_coder.encode_size,
+        ),
+        (
+            "point_generator.strides",
+            list(point_generator.strides),
+            "head.strides",
+            list(head.strides),
+        ),
+        (
+            "box_coder.angle_version",
+            box_coder.angle_version,
+            "angle_coder.angle_version",
+            angle_coder.angle_version,
+        ),
+    ]
+    for key, value, other_key, other in pairs:
+        if value != other:
+            raise ValueError(f"{detector}: {key}={value!r} must equal {other_key}={other!r}")
 
 
 def labels_from_matches(

@@ -23,7 +23,12 @@ from ..losses.distance_iou_loss import distance_iou_loss
 from ..losses.focal_loss import sigmoid_focal_loss
 from ..losses.rotated_iou_loss import rotated_iou_loss
 from ..point_generator import PointGenerator
-from .dense_detection import flatten_levels, nms_detections, top_candidates
+from .dense_detection import (
+    check_point_detector_parts,
+    flatten_levels,
+    nms_detections,
+    top_candidates,
+)
 from .preprocessing import DetectorBase, gt_instances, postprocess_batch
 
 __all__ = ["RotatedFCOS"]
@@ -101,29 +106,13 @@ class RotatedFCOS(DetectorBase):
         super().__init__(
             backbone=backbone, pixel_mean=pixel_mean, pixel_std=pixel_std, input_format=input_format
         )
-        if head.num_classes != num_classes:
-            raise ValueError(
-                f"RotatedFCOS: num_classes={num_classes} but head.num_classes={head.num_classes}"
-            )
-        if head.angle_encode_size != angle_coder.encode_size:
-            raise ValueError(
-                f"RotatedFCOS: head.angle_encode_size={head.angle_encode_size} must equal "
-                f"angle_coder.encode_size={angle_coder.encode_size}"
-            )
-        if list(point_generator.strides) != list(head.strides):
-            raise ValueError(
-                f"RotatedFCOS: point_generator.strides={point_generator.strides} must equal "
-                f"head.strides={head.strides}"
-            )
+        check_point_detector_parts(
+            "RotatedFCOS", head, num_classes, angle_coder, point_generator, box_coder
+        )
         if len(regress_ranges) != len(head.strides):
             raise ValueError(
                 f"RotatedFCOS: {len(regress_ranges)} regress_ranges for {len(head.strides)} "
                 "levels (head.strides)"
-            )
-        if box_coder.angle_version != angle_coder.angle_version:
-            raise ValueError(
-                f"RotatedFCOS: box_coder.angle_version={box_coder.angle_version!r} must equal "
-                f"angle_coder.angle_version={angle_coder.angle_version!r}"
             )
         if box_loss_type not in ROTATED_BOX_LOSSES + DISTANCE_BOX_LOSSES:
             raise ValueError(

@@ -21,7 +21,12 @@ from ..dense_heads.rtmdet_head import RotatedRTMDetHead
 from ..losses.quality_focal_loss import quality_focal_loss
 from ..losses.rotated_iou_loss import ROTATED_IOU_LOSS_MODES, rotated_iou_loss
 from ..point_generator import PointGenerator
-from .dense_detection import flatten_levels, nms_detections, top_candidates
+from .dense_detection import (
+    check_point_detector_parts,
+    flatten_levels,
+    nms_detections,
+    top_candidates,
+)
 from .preprocessing import DetectorBase, gt_instances, postprocess_batch
 
 __all__ = ["RotatedRTMDet"]
@@ -80,25 +85,9 @@ class RotatedRTMDet(DetectorBase):
         super().__init__(
             backbone=backbone, pixel_mean=pixel_mean, pixel_std=pixel_std, input_format=input_format
         )
-        if head.num_classes != num_classes:
-            raise ValueError(
-                f"RotatedRTMDet: num_classes={num_classes} but head.num_classes={head.num_classes}"
-            )
-        if head.angle_encode_size != angle_coder.encode_size:
-            raise ValueError(
-                f"RotatedRTMDet: head.angle_encode_size={head.angle_encode_size} must equal "
-                f"angle_coder.encode_size={angle_coder.encode_size}"
-            )
-        if list(point_generator.strides) != list(head.strides):
-            raise ValueError(
-                f"RotatedRTMDet: point_generator.strides={point_generator.strides} must equal "
-                f"head.strides={head.strides}"
-            )
-        if box_coder.angle_version != angle_coder.angle_version:
-            raise ValueError(
-                f"RotatedRTMDet: box_coder.angle_version={box_coder.angle_version!r} must equal "
-                f"angle_coder.angle_version={angle_coder.angle_version!r}"
-            )
+        check_point_detector_parts(
+            "RotatedRTMDet", head, num_classes, angle_coder, point_generator, box_coder
+        )
         if box_loss_mode not in ROTATED_IOU_LOSS_MODES:
             raise ValueError(
                 f"RotatedRTMDet: box_loss_mode must be one of {ROTATED_IOU_LOSS_MODES}, got "
