@@ -184,7 +184,7 @@ TIMM_CONFIGS = [
     os.path.join(REPO, "configs", folder, f"oriented_rcnn_{net}_FPN_1x.py")
     for folder in ("DOTA-Rotated", "HRSC-Rotated")
     for net in ("convnext_tiny", "swin_tiny")
-]
+] + [os.path.join(REPO, "configs", "DOTA-Rotated", "roi_transformer_swin_tiny_FPN_1x.py")]
 
 
 @pytest.mark.parametrize("path", TIMM_CONFIGS, ids=lambda p: os.path.relpath(p, REPO))
