@@ -35,6 +35,10 @@ ZOO: dict[str, tuple[str, str]] = {
     "r3det": ("configs/quickstart/synthetic_r3det.py", "R3Det"),
     "s2anet": ("configs/quickstart/synthetic_s2anet.py", "S2A-Net"),
     "rtmdet_tiny": ("configs/quickstart/synthetic_rtmdet_tiny.py", "Rotated RTMDet-tiny (CSPNeXt)"),
+    "rtmdet_tiny_aug": (
+        "configs/quickstart/synthetic_rtmdet_tiny_aug.py",
+        "Rotated RTMDet-tiny, mosaic + mixup + rotation",
+    ),
     "lsknet": (
         "projects/LSKNet/configs/synthetic_lsknet_t.py",
         "Rotated Faster R-CNN, small LSKNet (projects/LSKNet)",
