@@ -84,6 +84,11 @@ setup(
         "timm>=1.0",  # backbones beyond ResNet (TimmBackbone); imported only when one is built
         "safetensors",  # .safetensors weight files (timm / Hugging Face checkpoints)
     ],
+    extras_require={
+        # projects/ReDet: C8-equivariant layers (the library ReDet itself uses; escnn needs a
+        # Fortran compiler for py3nj). pip install -e ".[redet]"
+        "redet": ["e2cnn>=0.2.3"],
+    },
     ext_modules=build_extensions(),
     cmdclass={"build_ext": BuildExtension.with_options(no_python_abi_suffix=True)},
 )
