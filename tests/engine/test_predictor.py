@@ -296,3 +296,128 @@ def test_demo_writes_drawings_json_and_dota_text(tmp_path):
         demo.main(
             ["--config-file", str(config), "--input", str(tmp_path / "*.tif"), "--output", str(out)]
         )
+
+
+# Batches: a list of images in one call
+
+
+def _sized_scene(height, width, box):
+    img = np.zeros((height, width, 3), np.uint8)
+    poly = corners(box) - 0.5
+    cv2.fillPoly(img, [np.round(poly * 16).astype(np.int32)], (0, 0, 255), shift=4)
+    return img
+
+
+def _record_batch_sizes(model):
+    sizes = []
+    model.register_forward_pre_hook(lambda m, args: sizes.append(len(args[0])))
+    return sizes
+
+
+def test_predictor_runs_a_list_in_batches_of_equal_sizes_in_the_lists_order(tmp_path):
+    """Images of one size share a model call (at most batch_size per call); each comes back in
+    its own pixels and in its place in the list, as it would alone."""
+    shapes = [(300, 500), (200, 240), (300, 500), (300, 500), (200, 240)]
+    boxes = [(60.0 + 30 * i, 100.0, 70.0, 24.0, 15.0 * i - 30) for i in range(len(shapes))]
+    images = [_sized_scene(h, w, b) for (h, w), b in zip(shapes, boxes)]
+    pred = DefaultPredictor(make_cfg(tmp_path), batch_size=2)
+    calls = _record_batch_sizes(pred.model)
+    outs = pred(images)
+    # 300x500 (3 images) -> calls of 2 and 1; 200x240 (2 images) -> one call of 2
+    assert calls == [2, 1, 2]
+    assert isinstance(outs, list) and len(outs) == len(images)
+    for out, (h, w), box in zip(outs, shapes, boxes):
+        assert isinstance(out, Instances) and out.image_size == (h, w)
+        assert len(out) == 1 and same_rect(out.pred_boxes.tensor[0].tolist(), box, tol=2.0)
+    singles = [pred(img) for img in images]
+    for out, single in zip(outs, singles):
+        torch.testing.assert_close(out.pred_boxes.tensor, single.pred_boxes.tensor)
+    # a tuple is a batch too, and a list of one image gives a list of one Instances
+    assert len(pred(tuple(images[:2]))) == 2
+    assert [len(o) for o in pred(images[:1])] == [1]
+
+
+def test_predictor_list_errors_name_the_image_and_come_before_the_model(tmp_path):
+    img, _ = scene()
+    pred = DefaultPredictor(make_cfg(tmp_path))
+    with pytest.raises(ValueError, match="empty list of images"):
+        pred([])
+    bad = img.astype(np.float32) / 255
+    with pytest.raises(ImageInputError) as e:
+        pred([img, img, bad])
+    assert "(image 2 of a list of 3) does not take float32 images" in str(e.value)
+    assert "(img * 255).round()" in str(e.value)  # how to convert
+    with pytest.raises(ImageInputError, match=r"image 1 of a list of 2\) takes an \(H, W, 3\)"):
+        pred([img, img[:, :, 0]])
+    assert pred.model.shapes == []  # nothing reached the model
+    for bad_size in (0, -1, 2.0, True):
+        with pytest.raises(ValueError, match="batch_size must be an int >= 1"):
+            DefaultPredictor(make_cfg(tmp_path), batch_size=bad_size)
+
+
+# Precision
+
+
+class AutocastProbe(nn.Module):
+    """Scores each image by a linear layer of its mean colour (a bfloat16 result under CPU
+    autocast) and returns them and a box in whatever dtype autocast gave; records whether
+    autocast was on."""
+
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(3, 1)
+        self.autocast_seen: list[bool] = []
+
+    def forward(self, batched_inputs):
+        self.autocast_seen.append(torch.is_autocast_enabled("cpu"))
+        outs = []
+        for d in batched_inputs:
+            mean = d["image"].mean(dim=(1, 2)) / 255
+            score = torch.sigmoid(self.linear(mean[None]))[:, 0]
+            inst = Instances((d["height"], d["width"]))
+            box = torch.cat([torch.tensor([10.0, 20.0, 8.0, 4.0]).to(score.dtype), score * 90])
+            inst.pred_boxes = RotatedBoxes(box[None])
+            inst.scores = score
+            inst.pred_classes = torch.zeros(1, dtype=torch.int64)
+            outs.append({"instances": inst})
+        return outs
+
+
+def _probe_cfg():
+    cfg = OmegaConf.create()
+    cfg.model = L(AutocastProbe)()
+    cfg.train = dict(init_checkpoint="", device="cpu")
+    return cfg
+
+
+def test_bfloat16_precision_runs_under_autocast_and_returns_float32():
+    img = np.random.default_rng(0).integers(0, 256, (40, 60, 3), dtype=np.uint8)
+    torch.manual_seed(0)
+    f32 = DefaultPredictor(_probe_cfg())
+    torch.manual_seed(0)
+    bf16 = DefaultPredictor(_probe_cfg(), precision="bfloat16")
+    ref = f32(img)
+    assert ref.scores.bfloat16().float() != ref.scores  # float32's score needs > 8 bits
+    for out in (bf16(img), *bf16([img, img])):
+        assert out.scores.dtype == out.pred_boxes.tensor.dtype == torch.float32
+        # the values are bfloat16's (8 significant bits), widened, not a float32 recomputation
+        for values in (out.scores, out.pred_boxes.tensor):
+            assert torch.equal(values.bfloat16().float(), values)
+        # within a few bfloat16 steps (inputs, weights and output each rounded)
+        assert float(out.scores[0]) == pytest.approx(float(ref.scores[0]), rel=4 * 2**-8)
+    assert f32.model.autocast_seen == [False]
+    assert bf16.model.autocast_seen == [True, True]
+    assert not torch.is_autocast_enabled("cpu")  # restored after each call
+    with bf16.autocast():
+        assert torch.get_autocast_dtype("cpu") == torch.bfloat16
+
+
+def test_precision_errors_name_the_option_and_the_device(tmp_path):
+    with pytest.raises(ValueError, match=r"precision must be one of \['bfloat16', 'float16'"):
+        DefaultPredictor(_probe_cfg(), precision="half")
+    with pytest.raises(ValueError, match="'float16' runs on CUDA only .* use precision='bfloat16'"):
+        DefaultPredictor(_probe_cfg(), precision="float16")
+    cfg = _probe_cfg()
+    cfg.train.device = "meta"
+    with pytest.raises(ValueError, match="supported on CPU and CUDA devices only, not on 'meta'"):
+        DefaultPredictor(cfg, precision="bfloat16")
