@@ -8,6 +8,7 @@ import torch
 from rotated_det.config import instantiate
 from rotated_det.modeling.meta_arch.dense_detection import (
     check_point_detector_parts,
+    detect_image,
     focal_loss_sum,
     labels_from_matches,
     moving_loss_normalizer,
@@ -53,3 +54,32 @@ def test_point_detector_parts_must_agree_naming_both_keys():
     model.point_generator.strides = [8, 16]
     with pytest.raises(ValueError, match=r"point_generator\.strides=\[8, 16\] must equal head"):
         check_point_detector_parts("RotatedFCOS", *parts, model.box_coder)
+
+
+def test_detect_image_by_hand():
+    """Two levels, two classes; the decoder places each candidate at x = 10 * location + 20 + 10 *
+    level and halves its score. Worked: level 0 keeps (loc 1, class 0, p=0.9) and (loc 0, class 1,
+    p=0.8); level 1 keeps (loc 0, class 0, p=0.7) only (the rest are below 0.5); the level-1 box
+    sits on the level-0 class-0 box, so class-wise NMS drops it (IoU 1 >= 0.5)."""
+
+    def logit(p: float) -> float:
+        return math.log(p / (1 - p))
+
+    level0 = torch.tensor([[logit(0.1), logit(0.8)], [logit(0.9), logit(0.2)]])
+    level1 = torch.tensor([[logit(0.7), logit(0.3)]])
+    calls = []
+
+    def decode_level(level, locations, classes, scores):
+        calls.append((level, locations.tolist(), classes.tolist()))
+        x = 10.0 * locations.float() + (30.0 if level else 20.0)
+        boxes = torch.stack([x, torch.full_like(x, 20), *[torch.full_like(x, 8)] * 2, x * 0], 1)
+        return boxes, scores / 2
+
+    result = detect_image([level0, level1], decode_level, (64, 64), 0.5, 10, 0.5, 100)
+    assert calls == [(0, [1, 0], [0, 1]), (1, [0], [0])]
+    assert result.scores.tolist() == pytest.approx([0.45, 0.4])
+    assert result.pred_classes.tolist() == [0, 1]
+    assert result.pred_boxes.tensor[:, 0].tolist() == [30.0, 20.0]
+    # topk=1 keeps only the best pair of each level: level 0's (1, 0) and level 1's (0, 0)
+    result = detect_image([level0, level1], decode_level, (64, 64), 0.5, 1, 0.5, 100)
+    assert result.scores.tolist() == pytest.approx([0.45])

@@ -2,6 +2,8 @@
 from a matcher's result, the normalised focal loss, and turning scored candidates into
 detections."""
 
+from collections.abc import Callable, Sequence
+
 import torch
 from torch.nn import functional as F
 
@@ -19,6 +21,12 @@ __all__ = [
     "focal_loss_sum",
     "top_candidates",
     "nms_detections",
+    "detect_image",
+]
+
+# decode_level(level, locations [k], classes [k], scores [k]) -> (boxes [k, 5], scores [k])
+LevelDecoder = Callable[
+    [int, torch.Tensor, torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]
 ]
 
 
@@ -148,3 +156,37 @@ def nms_detections(
     result.scores = all_scores[keep]
     result.pred_classes = all_classes[keep]
     return result
+
+
+def detect_image(
+    level_logits: Sequence[torch.Tensor],
+    decode_level: LevelDecoder,
+    image_size: tuple[int, int],
+    score_thresh: float,
+    topk: int,
+    nms_thresh: float,
+    max_detections: int,
+) -> Instances:
+    """One image's detections from a dense head's per-level class logits.
+
+    Per level: sigmoid probabilities (in float32, also under autocast), the ``topk`` best
+    (location, class) pairs above ``score_thresh`` (:func:`top_candidates`), then
+    ``decode_level(level, locations, classes, scores)`` returns their rotated boxes ``[k, 5]``
+    and final scores ``[k]`` (a detector that rescales scores, e.g. by centerness, does it
+    there); finally :func:`nms_detections` over all levels.
+
+    Args:
+        level_logits: per level ``[L_l, K]`` class logits of this image's L_l locations.
+        decode_level: the detector's decoding of one level's candidates (see above).
+        image_size: (h, w) the boxes are clipped to.
+    """
+    boxes, scores, classes = [], [], []
+    for level, logits in enumerate(level_logits):
+        level_scores, locations, level_classes = top_candidates(
+            logits.float().sigmoid(), score_thresh, topk
+        )
+        level_boxes, level_scores = decode_level(level, locations, level_classes, level_scores)
+        boxes.append(level_boxes)
+        scores.append(level_scores)
+        classes.append(level_classes)
+    return nms_detections(boxes, scores, classes, image_size, nms_thresh, max_detections)

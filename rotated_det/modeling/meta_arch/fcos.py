@@ -25,9 +25,8 @@ from ..losses.rotated_iou_loss import rotated_iou_loss
 from ..point_generator import PointGenerator
 from .dense_detection import (
     check_point_detector_parts,
+    detect_image,
     flatten_levels,
-    nms_detections,
-    top_candidates,
 )
 from .preprocessing import DetectorBase, gt_instances, postprocess_batch
 
@@ -284,28 +283,20 @@ class RotatedFCOS(DetectorBase):
         per-class rotated NMS and the top detections."""
         results = []
         for i, size in enumerate(image_sizes):
-            boxes_all, scores_all, classes_all = [], [], []
-            for pts, logit, dist, angle, ctr in zip(
-                points, pred_logits, pred_distances, pred_angles, pred_centerness
-            ):
-                probs = logit[i].float().sigmoid()
-                scores, idx, classes = top_candidates(
-                    probs, self.test_score_thresh, self.test_topk_candidates
-                )
-                scores = scores * ctr[i][idx].float().sigmoid()
-                boxes_all.append(
-                    self.decode_boxes(
-                        pts[idx], dist[i][idx].float(), angle[i][idx].float(), classes
-                    )
-                )
-                scores_all.append(scores)
-                classes_all.append(classes)
+
+            def decode_level(level, idx, classes, scores, i=i):
+                distances = pred_distances[level][i][idx].float()
+                angles = pred_angles[level][i][idx].float()
+                boxes = self.decode_boxes(points[level][idx], distances, angles, classes)
+                return boxes, scores * pred_centerness[level][i][idx].float().sigmoid()
+
             results.append(
-                nms_detections(
-                    boxes_all,
-                    scores_all,
-                    classes_all,
+                detect_image(
+                    [logits[i] for logits in pred_logits],
+                    decode_level,
                     size,
+                    self.test_score_thresh,
+                    self.test_topk_candidates,
                     self.test_nms_thresh,
                     self.max_detections_per_image,
                 )

@@ -20,12 +20,11 @@ from ..losses.box_regression_loss import box_regression_loss, check_box_reg_loss
 from ..losses.smooth_l1_loss import smooth_l1_loss
 from ..matcher import Matcher
 from .dense_detection import (
+    detect_image,
     flatten_levels,
     focal_loss_sum,
     labels_from_matches,
     moving_loss_normalizer,
-    nms_detections,
-    top_candidates,
 )
 from .preprocessing import DetectorBase, gt_instances, postprocess_batch
 
@@ -237,21 +236,18 @@ class RotatedRetinaNet(DetectorBase):
         score threshold, decoded, then per-class rotated NMS and the top detections."""
         results = []
         for i, size in enumerate(image_sizes):
-            boxes_all, scores_all, classes_all = [], [], []
-            for anc, logit, delta, angle in zip(anchors, pred_logits, pred_deltas, pred_angles):
-                probs = logit[i].float().sigmoid()  # float32 also under autocast
-                scores, idx, classes = top_candidates(
-                    probs, self.test_score_thresh, self.test_topk_candidates
-                )
-                boxes_all.append(self.decode_boxes(delta[i][idx], angle[i][idx], anc[idx]))
-                scores_all.append(scores)
-                classes_all.append(classes)
+
+            def decode_level(level, idx, classes, scores, i=i):
+                deltas, angles = pred_deltas[level][i][idx], pred_angles[level][i][idx]
+                return self.decode_boxes(deltas, angles, anchors[level][idx]), scores
+
             results.append(
-                nms_detections(
-                    boxes_all,
-                    scores_all,
-                    classes_all,
+                detect_image(
+                    [logits[i] for logits in pred_logits],
+                    decode_level,
                     size,
+                    self.test_score_thresh,
+                    self.test_topk_candidates,
                     self.test_nms_thresh,
                     self.max_detections_per_image,
                 )
