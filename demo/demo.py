@@ -1,13 +1,23 @@
 #!/usr/bin/env python
-"""Run a detector on images, draw the rotated detections and save them.
+"""Run a detector on images or a video, draw the rotated detections and save them.
 
     python demo/demo.py --config-file configs/DOTA-Rotated/rotated_retinanet_R_50_FPN_1x.py \
         --input tests/data/dota_samples/unlabeled/*.jpg --output output/demo \
-        [--confidence-threshold 0.3] [--huge] train.init_checkpoint=model_final.pth
+        [--confidence-threshold 0.3] [--huge] [--batch-size 4] [--precision bfloat16] \
+        train.init_checkpoint=model_final.pth
+    python demo/demo.py --config-file C --video-input clip.mp4 --output output/demo_video ...
+
+``--input`` takes image files, folders (their images, not recursive) and glob patterns;
+``--video-input`` one video file that OpenCV reads (cv2.VideoCapture). Images and frames go
+through DefaultPredictor (the config's test-time resize) ``--batch-size`` at a time (images of
+one size share a model call), in ``--precision`` (float32; bfloat16 on CPU or CUDA; float16 on
+CUDA). At the end a line gives the throughput: images (frames) per second end to end (reading,
+detection, drawing, writing) and for detection alone, and the total time.
 
 For each input image NAME.ext, writes to the output directory:
   NAME.png        the image with the detections drawn (class colours, names, scores);
-  NAME.json       the detections: the input's path (``file_name``), image size and, per
+  NAME.json       the detections: the input's path (``file_name``), image size, ``seconds``
+                  (detection time: the image's share of its batch's model call) and, per
                   detection, ``bbox`` [cx, cy, w, h, angle] (pixels, degrees counter-clockwise,
                   BoxMode.XYWHA_ABS), ``poly`` (4 corners), ``score``, ``category_id`` (0-based)
                   and ``category``;
@@ -16,10 +26,16 @@ For each input image NAME.ext, writes to the output directory:
 and, over all images, ``task1/Task1_<category>.txt`` (DOTA Task1 result files:
 ``NAME score x1 y1 ... y4``).
 
+For a video NAME.ext, writes to the output directory:
+  NAME.mp4        the video with the detections drawn (same frame rate and frame count; frame
+                  size times ``--vis-scale``; MPEG-4 Part 2, fourcc mp4v);
+  NAME.jsonl      one line per frame: ``frame`` (0-based), ``seconds`` and ``instances`` as in
+                  the images' JSON files.
+
 Nothing is overwritten or skipped silently:
-  - the output directory must not hold any input image (``--output`` equal to an input folder, or
-    a folder above one, is an error before anything is written); a subfolder of an input folder
-    is fine (folders given as ``--input`` are not searched recursively);
+  - the output directory must not hold any input image or the input video (``--output`` equal to
+    an input folder, or a folder above one, is an error before anything is written); a subfolder
+    of an input folder is fine (folders given as ``--input`` are not searched recursively);
   - NAME is the input's file name without extension; inputs that share it (``a.jpg`` and
     ``a.png``, or ``x/a.jpg`` and ``y/a.jpg``) are told apart by their extension (``a_jpg``,
     ``a_png``), then by a number (``a_jpg_2``); each rename is logged. Names are compared
@@ -29,8 +45,7 @@ Nothing is overwritten or skipped silently:
     subfolders are counted and reported in the log; the same image given twice is run once.
 
 ``--huge`` runs sliding-window inference (``--patch-size``, ``--overlap``, ``--scales``) for scenes
-larger than the model's input; otherwise each image goes through DefaultPredictor (the config's
-test-time resize).
+larger than the model's input, one image at a time with ``--batch-size`` windows per model call.
 """
 
 from __future__ import annotations
@@ -38,18 +53,21 @@ from __future__ import annotations
 import argparse
 import contextlib
 import glob
+import itertools
 import json
 import logging
+import math
 import os
 import sys
 import time
 
 import cv2
+import numpy as np
 import torch
 import tqdm
 
 from rotated_det.config import LazyConfig
-from rotated_det.engine.predictor import DefaultPredictor
+from rotated_det.engine.predictor import PRECISIONS, DefaultPredictor
 from rotated_det.engine.sliding_window import SlidingWindowInference
 from rotated_det.evaluation.dota_submission import Task1Writer
 from rotated_det.structures import rbox_to_poly
@@ -66,18 +84,29 @@ def get_parser() -> argparse.ArgumentParser:
         epilog=__doc__,
     )
     parser.add_argument("--config-file", required=True, metavar="FILE")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--input", nargs="+", help="image files, directories or glob patterns")
+    source.add_argument("--video-input", metavar="FILE", help="a video file (cv2.VideoCapture)")
     parser.add_argument(
-        "--input", nargs="+", required=True, help="image files, directories or glob patterns"
-    )
-    parser.add_argument(
-        "--output", required=True, help="output directory (must not hold any input image)"
+        "--output", required=True, help="output directory (must not hold any input)"
     )
     parser.add_argument("--confidence-threshold", type=float, default=0.5)
     parser.add_argument("--huge", action="store_true", help="sliding-window inference")
     parser.add_argument("--patch-size", type=int, default=1024)
     parser.add_argument("--overlap", type=int, default=200)
     parser.add_argument("--scales", type=float, nargs="+", default=[1.0])
-    parser.add_argument("--batch-size", type=int, default=2, help="windows per model call")
+    parser.add_argument(
+        "--batch-size",
+        type=int,
+        default=2,
+        help="images or video frames per model call (with --huge: windows per model call)",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=sorted(PRECISIONS),
+        default="float32",
+        help="autocast precision: bfloat16 on CPU or CUDA, float16 on CUDA only",
+    )
     parser.add_argument("--vis-scale", type=float, default=1.0, help="drawing upscale factor")
     parser.add_argument(
         "opts", nargs=argparse.REMAINDER, help="config overrides (key=value), e.g. weights"
@@ -131,10 +160,10 @@ def expand_inputs(patterns: list[str]) -> list[str]:
     return files
 
 
-def check_output_apart(output: str, files: list[str]) -> None:
-    """Raise if the output directory is, or is above, the folder of any input image, or of the
-    file a linked input points to (its drawings could overwrite the inputs, and a rerun would
-    take them as inputs)."""
+def check_output_apart(output: str, files: list[str], kind: str = "image") -> None:
+    """Raise if the output directory is, or is above, the folder of any input file (``kind``:
+    "image" or "video", for the message), or of the file a linked input points to (its outputs
+    could overwrite the inputs, and a rerun would take them as inputs)."""
     out = os.path.normcase(os.path.realpath(output))
     for f in files:
         listed_in = os.path.realpath(os.path.dirname(os.path.abspath(f)))
@@ -142,7 +171,7 @@ def check_output_apart(output: str, files: list[str]) -> None:
         dirs = (os.path.normcase(listed_in), os.path.normcase(stored_in))
         if any(os.path.commonpath([out, d]) == out for d in dirs):
             raise ValueError(
-                f"--output {output} holds the input image {f}: outputs could overwrite inputs. "
+                f"--output {output} holds the input {kind} {f}: outputs could overwrite inputs. "
                 f"Choose an output folder that holds no input, e.g. "
                 f"{os.path.join(os.path.dirname(f) or '.', 'demo_output')}"
             )
@@ -221,17 +250,74 @@ class _Metadata:
             self.thing_classes = names
 
 
+class Throughput:
+    """Counts items and times: end to end from construction, and detection alone."""
+
+    def __init__(self, unit: str):
+        self.unit = unit
+        self.count = 0
+        self.detect_seconds = 0.0
+        self.start = time.perf_counter()
+
+    def add(self, count: int, detect_seconds: float) -> None:
+        self.count += count
+        self.detect_seconds += detect_seconds
+
+    def line(self, batch_size: int, precision: str) -> str:
+        total = time.perf_counter() - self.start
+        rate = self.count / total if total > 0 else float("inf")
+        detect = self.count / self.detect_seconds if self.detect_seconds > 0 else float("inf")
+        return (
+            f"Throughput: {self.count} {self.unit} in {total:.2f} s total: {rate:.2f} "
+            f"{self.unit}/s end to end (read, detect, draw, write); detection alone "
+            f"{self.detect_seconds:.2f} s: {detect:.2f} {self.unit}/s (batch size {batch_size}, "
+            f"{precision})"
+        )
+
+
+def _detect(predictor, huge, images: list) -> tuple[list, float]:
+    """Detections (on the CPU) of each image and the seconds it took, all images together."""
+    start = time.perf_counter()
+    if huge is not None:
+        with torch.no_grad(), predictor.autocast():
+            outs = [huge(image) for image in images]
+    else:
+        outs = predictor(images)
+    outs = [inst.to("cpu") for inst in outs]  # waits for the device: part of the time
+    return outs, time.perf_counter() - start
+
+
+def _batches(items, size: int):
+    batch = []
+    for item in items:
+        batch.append(item)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
 def main(argv: list[str] | None = None) -> list[dict]:
+    """Run the demo; returns one summary dict per image (``file``, ``output``, ``detections``,
+    ``seconds``) or per video frame (``frame``, ``detections``, ``seconds``)."""
     args = get_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="[%(asctime)s %(name)s] %(message)s")
+    if args.batch_size < 1:
+        raise ValueError(f"--batch-size must be >= 1, got {args.batch_size}")
     cfg = LazyConfig.load(args.config_file)
     cfg = LazyConfig.apply_overrides(cfg, args.opts)
-    files = expand_inputs(args.input)
-    check_output_apart(args.output, files)
-    out_names = output_names(files)
-    predictor = DefaultPredictor(cfg)
+    if args.video_input is not None:
+        if not os.path.isfile(args.video_input):
+            raise FileNotFoundError(f"--video-input: {args.video_input} does not exist")
+        files = [args.video_input]
+    else:
+        files = expand_inputs(args.input)
+    check_output_apart(args.output, files, "image" if args.video_input is None else "video")
+    predictor = DefaultPredictor(
+        cfg, batch_size=1 if args.huge else args.batch_size, precision=args.precision
+    )
     names = class_names(cfg, _num_classes(predictor.model))
-    metadata = _Metadata(names)
     huge = None
     if args.huge:
         huge = SlidingWindowInference(
@@ -245,6 +331,15 @@ def main(argv: list[str] | None = None) -> list[dict]:
             model_input_format=predictor.input_format,
             show_progress=True,
         )
+    if args.video_input is not None:
+        return run_video(args, predictor, huge, names)
+    return run_images(args, files, predictor, huge, names)
+
+
+def run_images(args, files: list[str], predictor, huge, names: list[str] | None) -> list[dict]:
+    """Detect on image files ``--batch-size`` at a time; write the outputs of the module doc."""
+    out_names = output_names(files)
+    metadata = _Metadata(names)
     dota_dir = os.path.join(args.output, "dota")
     os.makedirs(dota_dir, exist_ok=True)
     summary = []
@@ -257,55 +352,126 @@ def main(argv: list[str] | None = None) -> list[dict]:
     else:
         task1_names = [n.replace(" ", "-") for n in names]
         task1 = Task1Writer(os.path.join(args.output, "task1"), task1_names, zip_path="")
-    with task1:
-        for path, name in zip(tqdm.tqdm(files, desc="demo", unit="image"), out_names):
-            image = cv2.imread(path, cv2.IMREAD_COLOR)
-            if image is None:
-                raise ValueError(f"{path}: cannot be read as an image")
-            start = time.perf_counter()
-            with torch.no_grad():
-                instances = huge(image) if huge is not None else predictor(image)
-            seconds = time.perf_counter() - start
-            instances = instances.to("cpu")
-            instances = instances[instances.scores >= args.confidence_threshold]
-            records = instances_to_records(instances, names)
+    throughput = Throughput("images")
+    progress = tqdm.tqdm(total=len(files), desc="demo", unit="image")
+    with task1, progress:
+        for batch in _batches(list(zip(files, out_names)), predictor.batch_size):
+            images = []
+            for path, _ in batch:
+                image = cv2.imread(path, cv2.IMREAD_COLOR)
+                if image is None:
+                    raise ValueError(f"{path}: cannot be read as an image")
+                images.append(image)
+            outputs, seconds = _detect(predictor, huge, images)
+            throughput.add(len(images), seconds)
+            for (path, name), image, instances in zip(batch, images, outputs):
+                share = seconds / len(images)
+                instances = instances[instances.scores >= args.confidence_threshold]
+                records = instances_to_records(instances, names)
+                vis = Visualizer(image[:, :, ::-1], metadata, scale=args.vis_scale)
+                out = vis.draw_instance_predictions(instances)
+                out.save(safe_path(args.output, name, ".png"))
+                with open(safe_path(args.output, name, ".json"), "w", encoding="utf-8") as f:
+                    json.dump(
+                        {
+                            "file_name": os.path.abspath(path),
+                            "height": int(image.shape[0]),
+                            "width": int(image.shape[1]),
+                            "seconds": round(share, 4),
+                            "instances": records,
+                        },
+                        f,
+                        indent=1,
+                    )
+                with open(safe_path(dota_dir, name, ".txt"), "w") as f:
+                    for r in records:
+                        coords = " ".join(f"{v:.2f}" for v in r["poly"])
+                        category = r["category"].replace(" ", "-")
+                        f.write(f"{coords} {category} {r['score']:.4f}\n")
+                if names is not None:
+                    task1.add(
+                        name, instances.pred_boxes.tensor, instances.scores, instances.pred_classes
+                    )
+                logger.info(
+                    "%s -> %s: %d detections (>= %.2f) in %.2fs, %d labels hidden for readability",
+                    path,
+                    name,
+                    len(records),
+                    args.confidence_threshold,
+                    share,
+                    out.num_labels_hidden,
+                )
+                summary.append(
+                    {"file": path, "output": name, "detections": len(records), "seconds": share}
+                )
+            progress.update(len(batch))
+    print(throughput.line(args.batch_size, args.precision), flush=True)
+    return summary
 
-            vis = Visualizer(image[:, :, ::-1], metadata, scale=args.vis_scale)
-            out = vis.draw_instance_predictions(instances)
-            out.save(safe_path(args.output, name, ".png"))
-            with open(safe_path(args.output, name, ".json"), "w", encoding="utf-8") as f:
-                json.dump(
-                    {
-                        "file_name": os.path.abspath(path),
-                        "height": int(image.shape[0]),
-                        "width": int(image.shape[1]),
-                        "seconds": round(seconds, 4),
-                        "instances": records,
-                    },
-                    f,
-                    indent=1,
-                )
-            with open(safe_path(dota_dir, name, ".txt"), "w") as f:
-                for r in records:
-                    coords = " ".join(f"{v:.2f}" for v in r["poly"])
-                    category = r["category"].replace(" ", "-")
-                    f.write(f"{coords} {category} {r['score']:.4f}\n")
-            if names is not None:
-                task1.add(
-                    name, instances.pred_boxes.tensor, instances.scores, instances.pred_classes
-                )
-            logger.info(
-                "%s -> %s: %d detections (>= %.2f) in %.2fs, %d labels hidden for readability",
-                path,
-                name,
-                len(records),
-                args.confidence_threshold,
-                seconds,
-                out.num_labels_hidden,
-            )
-            summary.append(
-                {"file": path, "output": name, "detections": len(records), "seconds": seconds}
-            )
+
+def run_video(args, predictor, huge, names: list[str] | None) -> list[dict]:
+    """Detect on every frame of ``--video-input``, ``--batch-size`` frames at a time; write the
+    drawn video and the per-frame detections (module doc)."""
+    path = args.video_input
+    capture = cv2.VideoCapture(path)
+    if not capture.isOpened():
+        raise ValueError(f"--video-input {path}: OpenCV (cv2.VideoCapture) cannot open it")
+    fps = capture.get(cv2.CAP_PROP_FPS)
+    if not fps or not math.isfinite(fps) or fps <= 0:
+        logger.warning("%s: the video gives no frame rate; the output is written at 30 fps", path)
+        fps = 30.0
+    count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
+    stem = os.path.splitext(os.path.basename(path))[0]
+    video_path = safe_path(args.output, stem, ".mp4")
+    metadata = _Metadata(names)
+    writer = None
+    summary = []
+    throughput = Throughput("frames")
+
+    def frames():
+        while True:
+            ok, frame = capture.read()
+            if not ok:
+                return
+            yield frame
+
+    stream = frames()
+    first = next(stream, None)
+    if first is None:
+        capture.release()
+        raise ValueError(f"--video-input {path}: no frame could be read")
+    os.makedirs(args.output, exist_ok=True)
+    progress = tqdm.tqdm(total=count if count > 0 else None, desc="demo", unit="frame")
+    try:
+        with open(safe_path(args.output, stem, ".jsonl"), "w", encoding="utf-8") as records_file:
+            for batch in _batches(itertools.chain([first], stream), args.batch_size):
+                outputs, seconds = _detect(predictor, huge, batch)
+                throughput.add(len(batch), seconds)
+                for frame, instances in zip(batch, outputs):
+                    instances = instances[instances.scores >= args.confidence_threshold]
+                    records = instances_to_records(instances, names)
+                    vis = Visualizer(frame[:, :, ::-1], metadata, scale=args.vis_scale)
+                    drawn = vis.draw_instance_predictions(instances).get_image()[:, :, ::-1]
+                    if writer is None:
+                        size = (drawn.shape[1], drawn.shape[0])
+                        writer = cv2.VideoWriter(
+                            video_path, cv2.VideoWriter_fourcc(*"mp4v"), fps, size
+                        )
+                        if not writer.isOpened():
+                            raise OSError(f"cv2.VideoWriter cannot write {video_path} (mp4v)")
+                    writer.write(np.ascontiguousarray(drawn))
+                    index = len(summary)
+                    line = {"frame": index, "seconds": round(seconds / len(batch), 4)}
+                    records_file.write(json.dumps({**line, "instances": records}) + "\n")
+                    summary.append({**line, "detections": len(records)})
+                progress.update(len(batch))
+    finally:
+        progress.close()
+        capture.release()
+        if writer is not None:
+            writer.release()
+    logger.info("%s -> %s: %d frames at %.2f fps", path, video_path, len(summary), fps)
+    print(throughput.line(args.batch_size, args.precision), flush=True)
     return summary
 
 

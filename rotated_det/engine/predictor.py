@@ -13,7 +13,13 @@ import torch
 from rotated_det.config import select
 from rotated_det.structures import Instances
 
-__all__ = ["DefaultPredictor", "PRECISIONS", "build_test_augmentations", "config_input_format"]
+__all__ = [
+    "DefaultPredictor",
+    "PRECISIONS",
+    "build_test_augmentations",
+    "check_precision",
+    "config_input_format",
+]
 
 logger = logging.getLogger(__name__)
 
