@@ -22,4 +22,16 @@ TORCH_LIBRARY(rotated_det, m) {
       "roi_align_rotated_backward(Tensor grad, Tensor rois, float spatial_scale, "
       "int pooled_height, int pooled_width, int batch_size, int channels, int height, int width, "
       "int sampling_ratio) -> Tensor");
+  // Rotation-invariant RoIAlign (ReDet): input [N, C, H, W] with C = fields * num_orientations
+  // (orientation the fast axis), rois [K, 6] -> [K, C, ph, pw], each field's orientation channels
+  // shifted by the RoI's angle (clockwise: angles are clockwise-positive, MMCV's flag).
+  m.def(
+      "ri_roi_align_rotated_forward(Tensor input, Tensor rois, float spatial_scale, "
+      "int pooled_height, int pooled_width, int sampling_ratio, int num_orientations, "
+      "bool clockwise) -> Tensor");
+  // grad [K, C, ph, pw] -> gradient of the input [batch_size, channels, height, width].
+  m.def(
+      "ri_roi_align_rotated_backward(Tensor grad, Tensor rois, float spatial_scale, "
+      "int pooled_height, int pooled_width, int batch_size, int channels, int height, int width, "
+      "int sampling_ratio, int num_orientations, bool clockwise) -> Tensor");
 }

@@ -322,5 +322,41 @@ RD_HOST_DEVICE void roi_sample_point(const RoiGeometry<T>& g, int ph, int pw, in
   *y = yy * g.c - xx * g.s + g.cy;
 }
 
+// ------------------------------------------------------------------------------------------------
+// Rotation-invariant RoIAlign (ReDet): alignment of the orientation channels to the RoI's angle.
+//
+// The features hold num_fields regular fields of the cyclic group C_n (n = num_orientations
+// channels per field, orientation the fast axis; e2cnn's layout). Rotating the image by
+// 360/n degrees counter-clockwise on screen moves the features with the image and rolls each
+// field's channels forward by one (channel j -> j + 1 mod n). Aligning a RoI at angle a (degrees,
+// counter-clockwise on screen) therefore reads orientation o of the output at the continuous
+// orientation position t + o, t = a * n / 360, interpolating linearly between the two
+// neighbouring channels:
+//   out[o] = (1 - frac) * in[(o + first) mod n] + frac * in[(o + first + 1) mod n],
+// first = floor(t) mod n, frac = t - floor(t). The output then no longer changes when the image
+// and the RoI rotate together.
+template <typename T>
+struct OrientationShift {
+  int first;  // in [0, n)
+  T frac;     // in [0, 1)
+};
+
+template <typename T>
+RD_HOST_DEVICE OrientationShift<T> orientation_shift(T angle_ccw_deg, int num_orientations) {
+  OrientationShift<T> s;
+  s.first = 0;
+  s.frac = T(0);
+  if (!is_finite(angle_ccw_deg)) return s;
+  const T n = T(num_orientations);
+  // Reducing the angle first keeps t exact for angles far outside [-360, 360].
+  T t = fmod(angle_ccw_deg, T(360)) * n / T(360);  // [-n, n] after rounding
+  if (t < T(0)) t += n;
+  if (t >= n) t -= n;  // a tiny negative t rounds up to n; now t is in [0, n)
+  const T first = floor(t);
+  s.first = static_cast<int>(first);
+  s.frac = t - first;
+  return s;
+}
+
 }  // namespace geom
 }  // namespace rotated_det

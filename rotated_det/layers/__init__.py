@@ -6,6 +6,7 @@ from .batch_norm import FrozenBatchNorm2d, get_norm
 from .diff_iou_rotated import diff_enclosing_area_rotated, diff_iou_rotated
 from .nms import batched_nms_rotated, nms_rotated
 from .orientation_pooling import RotationInvariantPooling
+from .ri_roi_align_rotated import RiRoIAlignRotated, ri_roi_align_rotated
 from .roi_align_rotated import ROIAlignRotated, roi_align_rotated
 from .rotated_boxes import box_iou_rotated, pairwise_iou_rotated
 from .rotated_feature_align import rotated_feature_align
@@ -19,12 +20,14 @@ __all__ = [
     "RotationInvariantPooling",
     "align_conv_offsets",
     "ROIAlignRotated",
+    "RiRoIAlignRotated",
     "batched_nms_rotated",
     "box_iou_rotated",
     "diff_enclosing_area_rotated",
     "diff_iou_rotated",
     "nms_rotated",
     "pairwise_iou_rotated",
+    "ri_roi_align_rotated",
     "roi_align_rotated",
     "rotated_feature_align",
     "weighted_box_fusion_rotated",

@@ -3,10 +3,12 @@
 The shared library only holds ``TORCH_LIBRARY(rotated_det, ...)`` registrations (no Python
 bindings), so it is loaded with :func:`torch.ops.load_library`; the ops are then
 ``torch.ops.rotated_det.{box_iou_rotated, nms_rotated, batched_nms_rotated,
-roi_align_rotated_forward, roi_align_rotated_backward}``.
+roi_align_rotated_forward, roi_align_rotated_backward, ri_roi_align_rotated_forward,
+ri_roi_align_rotated_backward}``.
 
 This module also registers, for each op, a fake (meta) implementation used by ``torch.export`` /
-``torch.compile`` to infer output shapes, and the autograd formula of ``roi_align_rotated_forward``.
+``torch.compile`` to infer output shapes, and the autograd formulas of ``roi_align_rotated_forward``
+and ``ri_roi_align_rotated_forward``.
 """
 
 import glob
@@ -83,6 +85,36 @@ def _roi_align_rotated_backward_fake(
     return grad.new_empty((batch_size, channels, height, width))
 
 
+def _ri_roi_align_rotated_forward_fake(
+    input: torch.Tensor,
+    rois: torch.Tensor,
+    spatial_scale: float,
+    pooled_height: int,
+    pooled_width: int,
+    sampling_ratio: int,
+    num_orientations: int,
+    clockwise: bool,
+) -> torch.Tensor:
+    return input.new_empty((rois.shape[0], input.shape[1], pooled_height, pooled_width))
+
+
+def _ri_roi_align_rotated_backward_fake(
+    grad: torch.Tensor,
+    rois: torch.Tensor,
+    spatial_scale: float,
+    pooled_height: int,
+    pooled_width: int,
+    batch_size: int,
+    channels: int,
+    height: int,
+    width: int,
+    sampling_ratio: int,
+    num_orientations: int,
+    clockwise: bool,
+) -> torch.Tensor:
+    return grad.new_empty((batch_size, channels, height, width))
+
+
 # Autograd of roi_align_rotated_forward: the gradient of the input is the backward op's output.
 def _roi_align_setup_context(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
     input, rois, spatial_scale, pooled_height, pooled_width, sampling_ratio = inputs
@@ -101,6 +133,35 @@ def _roi_align_backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | No
     return grad_input, None, None, None, None, None
 
 
+# Autograd of ri_roi_align_rotated_forward, likewise.
+def _ri_roi_align_setup_context(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
+    input, rois, spatial_scale, pooled_height, pooled_width, sampling_ratio, n, clockwise = inputs
+    ctx.save_for_backward(rois)
+    ctx.args = (spatial_scale, pooled_height, pooled_width, sampling_ratio, n, clockwise)
+    ctx.input_shape = input.shape
+
+
+def _ri_roi_align_backward(ctx: Any, grad: torch.Tensor) -> tuple[torch.Tensor | None, ...]:
+    (rois,) = ctx.saved_tensors
+    spatial_scale, pooled_height, pooled_width, sampling_ratio, n, clockwise = ctx.args
+    batch, c, h, w = ctx.input_shape
+    grad_input = torch.ops.rotated_det.ri_roi_align_rotated_backward(
+        grad,
+        rois,
+        spatial_scale,
+        pooled_height,
+        pooled_width,
+        batch,
+        c,
+        h,
+        w,
+        sampling_ratio,
+        n,
+        clockwise,
+    )
+    return grad_input, None, None, None, None, None, None, None
+
+
 def _register_python_parts() -> None:
     lib = "rotated_det::"
     torch.library.register_fake(lib + "box_iou_rotated", _box_iou_rotated_fake)
@@ -114,6 +175,17 @@ def _register_python_parts() -> None:
         lib + "roi_align_rotated_forward",
         _roi_align_backward,
         setup_context=_roi_align_setup_context,
+    )
+    torch.library.register_fake(
+        lib + "ri_roi_align_rotated_forward", _ri_roi_align_rotated_forward_fake
+    )
+    torch.library.register_fake(
+        lib + "ri_roi_align_rotated_backward", _ri_roi_align_rotated_backward_fake
+    )
+    torch.library.register_autograd(
+        lib + "ri_roi_align_rotated_forward",
+        _ri_roi_align_backward,
+        setup_context=_ri_roi_align_setup_context,
     )
 
 
