@@ -31,6 +31,17 @@ def test_dota_3x_rotation_keeps_storage_tanks_and_roundabouts_axis_aligned():
     assert names == {"storage-tank", "roundabout"} and rotation.rect_classes == (9, 11)
 
 
+@pytest.mark.parametrize("split", ["train", "test"])
+def test_hrsc_3x_resizes_the_longer_side_to_800(split):
+    """MMRotate's HRSC RTMDet resize (keep ratio into 800 x 800): a 1000 x 600 image becomes
+    800 x 480 and a 500 x 300 one is enlarged to the same."""
+    cfg = _load("HRSC-Rotated/rotated_rtmdet_tiny_3x.py")
+    resize = instantiate(getattr(cfg.dataloader, split).mapper).augmentations.augs[0]
+    for h, w in ((600, 1000), (300, 500), (1000, 600)):
+        t = resize.get_transform(np.zeros((h, w, 3), np.uint8))
+        assert (t.new_h, t.new_w) == ((480, 800) if w > h else (800, 480))
+
+
 @pytest.mark.parametrize(
     "rel, size, epochs, iters_per_epoch",
     [
