@@ -87,8 +87,8 @@ class DefaultPredictor:
     that support it) or "float16" (CUDA only). The compiled ops widen half inputs to float32
     themselves and the returned boxes and scores are float32 in every precision. Half precision
     moves boxes and scores slightly (8 significant bits for bfloat16); whether it is faster
-    depends on the hardware: on CPUs without native bfloat16 instructions it is usually slower
-    (``dev/bench_predictor.py`` measures it).
+    depends on the hardware: CPUs with AMX or AVX512-BF16 run bfloat16 natively, others emulate
+    it (``dev/bench_predictor.py`` measures it and says which the CPU has).
 
     Example::
 
