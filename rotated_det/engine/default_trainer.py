@@ -216,12 +216,12 @@ class DefaultTrainer(TrainerBase):
       (:func:`~rotated_det.engine.defaults.freeze_parameters`).
     * ``train.pipeline_switch``: ``last_iters``, ``mapper``: the last ``last_iters`` iterations
       map their images with ``mapper`` (a LazyCall), e.g. without mosaic and mixup
-      (:class:`~rotated_det.engine.hooks.PipelineSwitchHook`).
+      (:class:`~rotated_det.engine.hooks.PipelineSwitchHook`); PreciseBN's own loader switches
+      at the same iteration.
 
-    Hooks: IterationTimer, LRScheduler, [PipelineSwitchHook], [ModelEMAHook], [PreciseBN],
-    PeriodicCheckpointer
-    (main process), EvalHook, [BestCheckpointer], PeriodicWriter (console, metrics.json,
-    TensorBoard).
+    Hooks: IterationTimer, LRScheduler, [PipelineSwitchHook], [ModelEMAHook], [PreciseBN, after
+    a PipelineSwitchHook of its loader], PeriodicCheckpointer (main process), EvalHook,
+    [BestCheckpointer], PeriodicWriter (console, metrics.json, TensorBoard).
 
     Usage::
 
@@ -382,11 +382,18 @@ class DefaultTrainer(TrainerBase):
         if self.model_ema is not None:  # before the hooks that save or evaluate
             ret.append(hooks.ModelEMAHook(self.model_ema))
         if select(cfg, "train.precise_bn.enabled", False):
+            precise_bn_loader = self.build_train_loader(cfg)
+            if switch is not None:  # BN statistics of the images the model trains on by then
+                ret.append(
+                    hooks.PipelineSwitchHook(
+                        switch.switch_iter, switch.mapper, data_loader=precise_bn_loader
+                    )
+                )
             ret.append(
                 hooks.PreciseBN(
                     eval_period,
                     self.model,
-                    self.build_train_loader(cfg),
+                    precise_bn_loader,
                     int(select(cfg, "train.precise_bn.num_iter", 200)),
                 )
             )

@@ -78,6 +78,19 @@ class LoggingModel(nn.Module):
         return {"loss": self.fc(x).pow(2).mean()}
 
 
+class LoggingBNModel(LoggingModel):
+    """LoggingModel with a BatchNorm layer, so that PreciseBN runs on it."""
+
+    def __init__(self):
+        super().__init__()
+        self.bn = nn.BatchNorm1d(3)
+
+    def forward(self, batch):
+        out = super().forward(batch)
+        x = torch.stack([d["image"].float().mean(dim=(1, 2)) for d in batch])
+        return {"loss": out["loss"] + self.bn(x).pow(2).mean()}
+
+
 def _config(out_dir, dataset):
     strong = L(TaggedMapper)(
         tag="strong", is_train=True, mosaic=L(CachedMosaic)(image_size=32, max_cached_images=5)
@@ -164,6 +177,21 @@ def test_switch_at_the_configured_iteration_and_after_resume(scenes, tmp_path, r
         assert [{t for t, _ in b} for b in resumed] == tags[stop_at:]
         # the same batches as the uninterrupted run (the mosaic cache refilled on resume)
         assert resumed == straight[stop_at:]
+
+
+def test_precise_bn_sees_the_switched_images(scenes, tmp_path, restore_logging):
+    """PreciseBN builds its own loader: it switches too, so the statistics recomputed after
+    training come from the images of the last iterations (the weak pipeline)."""
+    cfg = _config(tmp_path, scenes)
+    cfg.model = L(LoggingBNModel)()
+    cfg.train.precise_bn = dict(enabled=True, num_iter=3)
+    LoggingModel.log.clear()
+    trainer = DefaultTrainer(cfg)
+    trainer.train()
+    switches = [h for h in trainer._hooks if isinstance(h, hooks.PipelineSwitchHook)]
+    assert [h.switch_iter for h in switches] == [MAX_ITER - LAST_ITERS] * 2
+    tags = [{tag for tag, _ in batch} for batch in LoggingModel.log]
+    assert tags == [{"strong"}] * 8 + [{"weak"}] * 4 + [{"weak"}] * 3  # 3 PreciseBN batches
 
 
 def test_config_errors_name_the_key(scenes, tmp_path, restore_logging):
