@@ -1,16 +1,17 @@
-"""R3Det specifics: the best-box selection, the feature refinement module's wiring, the refinement
-stages' own matching, several stages and their weights, detached boxes, config errors. The
-generic detector tests (empty images, overfit, export, AMP, configs) cover it through
-_helpers.py."""
+"""R3Det specifics: the best-box selection, the feature refinement module's wiring, the first
+stage's matching against enclosing horizontal boxes, the refinement stages' own matching, several
+stages and their weights, detached boxes, config errors. The generic detector tests (empty
+images, overfit, export, AMP, configs) cover it through _helpers.py."""
 
 import copy
 
 import pytest
 import torch
 
+from rotated_det.config import LazyCall as L
 from rotated_det.config import instantiate
 from rotated_det.layers import box_iou_rotated, rotated_feature_align
-from rotated_det.modeling import FeatureRefineModule, Matcher
+from rotated_det.modeling import FeatureRefineModule, Matcher, RotatedATSSAssigner
 from rotated_det.structures import Instances, RotatedBoxes
 
 from ._helpers import build_small_model, make_batch, single_thread, small_model_cfg
@@ -96,6 +97,37 @@ def test_refinement_stage_matches_with_its_own_thresholds():
     torch.testing.assert_close(matched[0], gt.gt_boxes.tensor[0])
 
 
+def test_first_stage_matches_anchors_against_enclosing_horizontal_boxes():
+    """The overfit test's thin object (35 x 15 px at -50 degrees) and two neighbouring 32 px
+    anchors: by rotated IoU the second falls in the ignore band; against the object's enclosing
+    horizontal box (34.0 x 36.5 px) it is foreground, still regressed to the rotated box."""
+    model = build_small_model("r3det")
+    assert model.assign_by_circumhbbox  # the config's setting (MMRotate 0.x's)
+    gt = Instances(
+        (128, 128),
+        gt_boxes=RotatedBoxes(torch.tensor([[90.0, 85.0, 35.0, 15.0, -50.0]])),
+        gt_classes=torch.tensor([1]),
+    )
+    anchors = torch.tensor(
+        [
+            [88.0, 88.0, 32.0, 32.0, 0.0],
+            [88.0, 80.0, 32.0, 32.0, 0.0],
+            [20.0, 20.0, 32.0, 32.0, 0.0],
+        ]
+    )
+    rotated_iou = box_iou_rotated(gt.gt_boxes.tensor, anchors)[0]
+    torch.testing.assert_close(rotated_iou[:2], torch.tensor([0.460, 0.426]), atol=2e-3, rtol=0)
+    # by hand: 35 cos 50 + 15 sin 50 = 33.988 wide, 35 sin 50 + 15 cos 50 = 36.453 tall
+    enclosing = torch.tensor([[90.0, 85.0, 33.988, 36.453, 0.0]])
+    assert abs(float(box_iou_rotated(enclosing, anchors[1:2])) - 0.6675) < 1e-3
+    (labels,), (matched,) = model.label_anchors([anchors], [gt])
+    assert labels.tolist() == [1, 1, 3]  # background = num_classes (3)
+    torch.testing.assert_close(matched[:2], gt.gt_boxes.tensor.expand(2, 5))
+    model.assign_by_circumhbbox = False
+    (labels,), _ = model.label_anchors([anchors], [gt])
+    assert labels.tolist() == [1, -1, 3]  # the best anchor only as a low-quality match
+
+
 def _two_stage_cfg(weights):
     cfg = small_model_cfg("r3det")
     for key in ("refine_modules", "refine_heads", "refine_matchers"):
@@ -157,6 +189,10 @@ def test_config_errors_name_the_keys():
     bad = copy.deepcopy(cfg)
     bad.refine_modules[0].strides = [8, 16, 32, 64]
     with pytest.raises(ValueError, match=r"refine_modules\[0\]\.strides"):
+        instantiate(bad)
+    bad = copy.deepcopy(cfg)
+    bad.anchor_matcher = L(RotatedATSSAssigner)(topk=9)
+    with pytest.raises(ValueError, match="assign_by_circumhbbox=True needs anchor_matcher"):
         instantiate(bad)
     bad = copy.deepcopy(cfg)
     bad.refine_heads[0].num_classes = 5

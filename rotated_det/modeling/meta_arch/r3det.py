@@ -8,12 +8,22 @@ location, the refined box) then predicts class scores and deltas from the refine
 refinement stage has its own IoU matcher (MMRotate: 0.5 / 0.6 instead of 0.4 / 0.5, the boxes
 being closer to the objects) and its own loss normaliser; the boxes are passed on detached.
 Detections come from the last stage.
+
+The first stage may match its anchors against each object's enclosing horizontal box
+(``assign_by_circumhbbox``) while regressing the rotated box, as MMRotate 0.x's R3Det configs do
+(their first head keeps RotatedAnchorHead's default ``assign_by_circumhbbox='oc'``; S2A-Net's
+sets it to None). Against the rotated box itself, horizontal anchors meet a thin object at 45
+degrees poorly: a 35 x 15 px object at -50 degrees has IoU 0.46 with its best anchor and 0.43
+with a neighbouring location's, which then falls in the first stage's ignore band (0.4-0.5): its
+box is never regressed, decodes to IoU 0.53 with the object, falls in the refinement stage's
+ignore band (0.5-0.6) too, and is still scored like its positive neighbour, which the NMS then
+removes. Against the enclosing box that neighbour has IoU 0.67: foreground.
 """
 
 import torch
 from torch import nn
 
-from rotated_det.structures import Instances
+from rotated_det.structures import Instances, hbox_to_rbox, rbox_to_hbox
 
 from ..dense_heads.feature_refine import FeatureRefineModule
 from ..dense_heads.retinanet_head import RotatedRetinaNetHead
@@ -42,6 +52,10 @@ class R3Det(RotatedRetinaNet):
         refine_matchers: one Matcher per stage, matching the stage's input boxes to the ground
             truth by rotated IoU.
         stage_loss_weights: one weight per stage, multiplying its losses.
+        assign_by_circumhbbox: the first stage matches its anchors (with ``anchor_matcher``, a
+            Matcher) against each ground truth's enclosing horizontal box instead of the rotated
+            box; the regression targets stay the rotated boxes. The refinement stages always
+            match by rotated IoU.
         **kwargs: the arguments of :class:`RotatedRetinaNet` (first stage, box coder and losses
             shared by every stage, test settings applied to the last stage), without
             ``angle_coder``: every stage regresses the angle as the fifth delta.
@@ -57,6 +71,7 @@ class R3Det(RotatedRetinaNet):
         refine_heads: list[RotatedRetinaNetHead],
         refine_matchers: list[Matcher],
         stage_loss_weights: list[float],
+        assign_by_circumhbbox: bool = False,
         **kwargs,
     ) -> None:
         if kwargs.get("angle_coder") is not None:
@@ -65,6 +80,12 @@ class R3Det(RotatedRetinaNet):
                 "fifth delta); leave model.angle_coder unset"
             )
         super().__init__(**kwargs)
+        if assign_by_circumhbbox and not isinstance(self.anchor_matcher, Matcher):
+            raise ValueError(
+                "R3Det: assign_by_circumhbbox=True needs anchor_matcher to be a Matcher, got "
+                f"{type(self.anchor_matcher).__name__}"
+            )
+        self.assign_by_circumhbbox = assign_by_circumhbbox
         num_stages = len(refine_heads)
         if num_stages == 0 or not (
             len(refine_modules) == len(refine_matchers) == len(stage_loss_weights) == num_stages
@@ -140,6 +161,25 @@ class R3Det(RotatedRetinaNet):
             for i, size in enumerate(images.image_sizes)
         ]
         return postprocess_batch(results, batched_inputs)
+
+    @torch.no_grad()
+    def label_anchors(self, anchors: list[torch.Tensor], gt_instances: list[Instances]):
+        """Per image: class label of each first-stage anchor (K background, -1 ignored) ``[A]``
+        and its matched rotated ground-truth box ``[A, 5]``; with ``assign_by_circumhbbox`` the
+        anchors are matched against the ground truths' enclosing horizontal boxes."""
+        if not self.assign_by_circumhbbox:
+            return super().label_anchors(anchors, gt_instances)
+        matcher = self.anchor_matcher
+        assert isinstance(matcher, Matcher)  # checked by the constructor
+        all_anchors = torch.cat(anchors)
+        labels_out, boxes_out = [], []
+        for inst in gt_instances:
+            enclosing = hbox_to_rbox(rbox_to_hbox(inst.gt_boxes.tensor))
+            matched_idxs, match_labels = matcher.match_boxes(enclosing, all_anchors)
+            labels, boxes = labels_from_matches(inst, matched_idxs, match_labels, self.num_classes)
+            labels_out.append(labels)
+            boxes_out.append(boxes)
+        return labels_out, boxes_out
 
     @torch.no_grad()
     def best_boxes(
