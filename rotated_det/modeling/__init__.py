@@ -3,9 +3,15 @@
 from .anchor_generator import DefaultAnchorGenerator, RotatedAnchorGenerator
 from .angle_coders import AngleCoder, CSLCoder, PSCCoder, RegressionAngleCoder
 from .assigners import (
+    AdaptivePointsAssignment,
+    ConvexAssigner,
+    ConvexHullFeatureAdaptation,
     DynamicSoftLabelAssigner,
+    MaxConvexIoUAssigner,
     RotatedATSSAssigner,
     RotatedCenterSamplingAssigner,
+    SASAssigner,
+    ShapeAdaptiveMeasurement,
 )
 from .backbone import (
     CSPNEXT_SIZES,
@@ -25,7 +31,13 @@ from .backbone import (
 from .box_coders import DistanceAnglePointCoder, GlidingVertexCoder
 from .box_regression import Box2BoxTransform, Box2BoxTransformRotated, MidpointOffsetCoder
 from .config_checks import ModelConfigError, check_model_config
-from .dense_heads import FeatureRefineModule, RotatedFCOSHead, RotatedRTMDetHead, S2ANetHead
+from .dense_heads import (
+    FeatureRefineModule,
+    RepPointsHead,
+    RotatedFCOSHead,
+    RotatedRTMDetHead,
+    S2ANetHead,
+)
 from .losses import gwd_loss, kld_loss, quality_focal_loss, sigmoid_focal_loss, smooth_l1_loss
 from .matcher import Matcher
 from .meta_arch import (
@@ -36,6 +48,7 @@ from .meta_arch import (
     R3Det,
     RoITransformer,
     RotatedFCOS,
+    RotatedRepPoints,
     RotatedRetinaNet,
     RotatedRetinaNetHead,
     RotatedRTMDet,
@@ -56,7 +69,15 @@ from .roi_heads import (
 from .sampling import subsample_labels
 
 __all__ = [
+    "AdaptivePointsAssignment",
     "AngleCoder",
+    "ConvexAssigner",
+    "ConvexHullFeatureAdaptation",
+    "MaxConvexIoUAssigner",
+    "RepPointsHead",
+    "RotatedRepPoints",
+    "SASAssigner",
+    "ShapeAdaptiveMeasurement",
     "CSPNEXT_SIZES",
     "CSPNeXt",
     "CSPNeXtPAFPN",

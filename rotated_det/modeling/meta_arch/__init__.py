@@ -5,6 +5,7 @@ from .oriented_rcnn import OrientedRCNN
 from .preprocessing import DetectorBase, detector_postprocess, preprocess_image
 from .r3det import R3Det
 from .rcnn import GeneralizedRCNN
+from .reppoints import RotatedRepPoints
 from .retinanet import RotatedRetinaNet, RotatedRetinaNetHead
 from .roi_transformer import RoITransformer
 from .rtmdet import RotatedRTMDet
@@ -19,6 +20,7 @@ __all__ = [
     "R3Det",
     "RoITransformer",
     "RotatedFCOS",
+    "RotatedRepPoints",
     "RotatedRetinaNet",
     "RotatedRetinaNetHead",
     "RotatedRTMDet",
