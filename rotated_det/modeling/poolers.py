@@ -6,7 +6,7 @@ import torch
 from torch import nn
 from torch.fx.experimental.symbolic_shapes import guard_or_false
 
-from rotated_det.layers import ROIAlignRotated
+from rotated_det.layers import RiRoIAlignRotated, ROIAlignRotated
 from rotated_det.layers.wrappers import cat, nonzero_tuple
 
 __all__ = ["ROIPooler", "assign_boxes_to_levels", "convert_boxes_to_pooler_format"]
@@ -52,6 +52,9 @@ def convert_boxes_to_pooler_format(box_lists: list) -> torch.Tensor:
     return cat(rois)
 
 
+_RI_POOLER_TYPES = ("RiRoIAlignRotated", "RiROIAlignRotated")
+
+
 class ROIPooler(nn.Module):
     """Pool ``output_size`` features per box from a multi-level feature pyramid.
 
@@ -59,9 +62,13 @@ class ROIPooler(nn.Module):
         output_size: ``(oh, ow)`` or an int.
         scales: ``1 / stride`` of each level, finest first (e.g. 1/4 ... 1/32).
         sampling_ratio: bilinear samples per bin side (0: adaptive, ceil(roi size / bin)).
-        pooler_type: "ROIAlignRotated" (rotated boxes, ``[N, 5]``) or "ROIAlignV2" (horizontal
-            XYXY boxes, torchvision's aligned ROIAlign).
+        pooler_type: "ROIAlignRotated" (rotated boxes, ``[N, 5]``), "RiRoIAlignRotated" (rotated
+            boxes, ReDet's rotation-invariant RoIAlign of regular C_n features; also spelled
+            "RiROIAlignRotated") or "ROIAlignV2" (horizontal XYXY boxes, torchvision's aligned
+            ROIAlign).
         canonical_box_size, canonical_level: level assignment, see ``assign_boxes_to_levels``.
+        num_orientations: for "RiRoIAlignRotated" only (and required there): orientation
+            channels per field of the features (ReDet: 8).
     """
 
     def __init__(
@@ -72,6 +79,7 @@ class ROIPooler(nn.Module):
         pooler_type: str = "ROIAlignRotated",
         canonical_box_size: int = 224,
         canonical_level: int = 4,
+        num_orientations: int | None = None,
     ):
         super().__init__()
         if isinstance(output_size, int):
@@ -86,7 +94,23 @@ class ROIPooler(nn.Module):
         self.min_level, self.max_level = int(round(min_level)), int(round(max_level))
         if len(scales) != self.max_level - self.min_level + 1:
             raise ValueError(f"ROIPooler scales must be consecutive powers of 1/2, got {scales}")
-        if pooler_type == "ROIAlignRotated":
+        if num_orientations is not None and pooler_type not in _RI_POOLER_TYPES:
+            raise ValueError(
+                f"ROIPooler: num_orientations is for pooler_type='RiRoIAlignRotated', got "
+                f"pooler_type={pooler_type!r}"
+            )
+        if pooler_type in _RI_POOLER_TYPES:
+            if num_orientations is None:
+                raise ValueError(
+                    "ROIPooler: pooler_type='RiRoIAlignRotated' needs num_orientations (the "
+                    "orientation channels per field of the features, e.g. 8)"
+                )
+            self.box_dim = 5
+            self.level_poolers = nn.ModuleList(
+                RiRoIAlignRotated(self.output_size, s, sampling_ratio, num_orientations)
+                for s in scales
+            )
+        elif pooler_type == "ROIAlignRotated":
             self.box_dim = 5
             self.level_poolers = nn.ModuleList(
                 ROIAlignRotated(self.output_size, spatial_scale=s, sampling_ratio=sampling_ratio)
@@ -104,7 +128,8 @@ class ROIPooler(nn.Module):
             )
         else:
             raise ValueError(
-                f"pooler_type must be 'ROIAlignRotated' or 'ROIAlignV2', got {pooler_type!r}"
+                "pooler_type must be 'ROIAlignRotated', 'RiRoIAlignRotated' or 'ROIAlignV2', got "
+                f"{pooler_type!r}"
             )
         self.canonical_box_size = canonical_box_size
         self.canonical_level = canonical_level
