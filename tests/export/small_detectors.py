@@ -38,6 +38,9 @@ _FCOS = [o for o in _ONE_STAGE if "top_block.in_channels" not in o] + [
 _S2ANET = _ONE_STAGE + ["model.test_score_thresh=0.005"]
 # R3Det detects with its refinement head, which also starts at the 0.01 prior
 _R3DET = _ONE_STAGE + ["model.test_score_thresh=0.005"]
+# Rotated RepPoints (the inference graph of the whole point-set family): classifiers at the
+# 0.01 prior
+_REPPOINTS = _ONE_STAGE + ["model.test_score_thresh=0.005"]
 # Rotated RTMDet: the tiny definition as it is (CSPNeXt, no ResNet), classifiers at the 0.01 prior
 _RTMDET = [
     "model.test_topk_candidates=200",
@@ -61,6 +64,7 @@ SMALL_DETECTORS = {
     "h2rbox_v2": _FCOS,
     "r3det": _R3DET,
     "s2anet": _S2ANET,
+    "rotated_reppoints": _REPPOINTS,
     "rotated_rtmdet": _RTMDET,
     "rotated_faster_rcnn": _TWO_STAGE,
     "oriented_rcnn": _TWO_STAGE,

@@ -26,6 +26,12 @@ CONFIGS = (
 )
 
 
+def _is_point_set(path: str) -> bool:
+    return os.path.basename(path).startswith(
+        ("rotated_reppoints", "oriented_reppoints", "cfa", "sasm")
+    )
+
+
 # Detectors whose dataset configs are not *_R_50_FPN_1x.py (their own backbone and schedule).
 DATASET_CONFIG_NAMES = {"rotated_rtmdet": "rotated_rtmdet_tiny_3x.py"}
 
@@ -59,8 +65,11 @@ def test_config_matches_dataset_metadata(path):
         return
     assert cfg.dataloader.train.total_batch_size == 2
     if "quickstart" not in path:
-        # MMRotate's H2RBox-v2 configs train with AdamW (lr 5e-5) instead of SGD
-        assert cfg.optimizer.lr == (5e-5 if "h2rbox_v2" in path else 0.005)
+        # MMRotate's H2RBox-v2 configs train with AdamW (lr 5e-5) instead of SGD, its point-set
+        # configs (RepPoints family) with SGD at lr 0.008
+        assert cfg.optimizer.lr == (
+            5e-5 if "h2rbox_v2" in path else 0.008 if _is_point_set(path) else 0.005
+        )
         # 12 epochs, lr steps after epochs 8 and 11 (as fractions of train.max_iter)
         assert list(cfg.lr_multiplier.step_fractions) == [8 / 12, 11 / 12]
         assert cfg.lr_multiplier.max_iter == cfg.train.max_iter
