@@ -149,7 +149,9 @@ def test_image_folder_runs_in_batches_of_one_size(demo, tmp_path, capsys):
     assert "Throughput: 5 images in " in printed and " images/s end to end" in printed
 
 
-def test_video_on_a_real_detector_in_bfloat16(demo, tmp_path, capsys):
+@pytest.mark.parametrize("precision", [["--precision", "bfloat16"], ["--half"]])
+def test_video_on_a_real_detector_in_bfloat16(demo, tmp_path, capsys, precision):
+    """--half means bfloat16 on the CPU."""
     config = tmp_path / "rtmdet.py"
     config.write_text(RTMDET_CONFIG.format(tests=str(REPO / "tests")))
     video = tmp_path / "clip.avi"
@@ -161,7 +163,7 @@ def test_video_on_a_real_detector_in_bfloat16(demo, tmp_path, capsys):
     writer.release()
     out = tmp_path / "out"
     argv = ["--config-file", str(config), "--video-input", str(video), "--output", str(out)]
-    argv += ["--batch-size", "2", "--precision", "bfloat16", "--confidence-threshold", "0.05"]
+    argv += ["--batch-size", "2", *precision, "--confidence-threshold", "0.05"]
     summary = demo.main(argv)
     frames, fps = _read_video(out / "clip.mp4")
     assert len(frames) == len(summary) == 5 and fps == pytest.approx(5.0)
