@@ -859,6 +859,10 @@ def accuracy_part(args, py: str, latency: dict | None) -> dict:
             "process_minutes": times["yolo_seconds"] / 60,
         },
     ]
+    latency_json = os.path.join(os.path.abspath(args.output_dir), "latency.json")
+    if latency is None and os.path.isfile(latency_json):  # a latency run before (--no-latency)
+        with open(latency_json, encoding="utf-8") as f:
+            latency = json.load(f)
     if latency:
         lat = {
             "RTMDet-R tiny": latency["models"]["RTMDet-R tiny"]["unfused"]["with_nms"],
@@ -866,6 +870,7 @@ def accuracy_part(args, py: str, latency: dict | None) -> dict:
         }
         for row in rows:
             row["latency_1024_ms"] = lat[row["model"]] * 1e3
+            row["latency_1024_threads"] = latency["threads"]
     result = {
         "minutes": args.minutes,
         "threads": threads,
@@ -897,7 +902,9 @@ def accuracy_table(r: dict) -> str:
     ]
     for x in r["rows"]:
         tm = f"{x['train_minutes']:.1f}" if x.get("train_minutes") else "?"
-        lat = f"{x['latency_1024_ms']:.0f}" if "latency_1024_ms" in x else "-"
+        lat = "-"
+        if "latency_1024_ms" in x:
+            lat = f"{x['latency_1024_ms']:.0f} ({x['latency_1024_threads']} thr.)"
         lines.append(
             f"| {x['model']} | {x['params'] / 1e6:.2f} | {x['mAP50']:.1f} | {x['mAP75']:.1f} | "
             f"{x['trained']} | {tm} | {x['process_minutes']:.1f} | {x['ms_per_patch']:.0f} | "
