@@ -36,6 +36,16 @@ ZOO: dict[str, tuple[str, str]] = {
     "h2rbox_v2": ("configs/quickstart/synthetic_h2rbox_v2.py", "H2RBox-v2 (horizontal labels)"),
     "r3det": ("configs/quickstart/synthetic_r3det.py", "R3Det"),
     "s2anet": ("configs/quickstart/synthetic_s2anet.py", "S2A-Net"),
+    "rotated_reppoints": ("configs/quickstart/synthetic_rotated_reppoints.py", "Rotated RepPoints"),
+    "oriented_reppoints": (
+        "configs/quickstart/synthetic_oriented_reppoints.py",
+        "Oriented RepPoints",
+    ),
+    "cfa": (
+        "configs/quickstart/synthetic_cfa.py",
+        "CFA (RepPoints, convex-hull feature adaptation)",
+    ),
+    "sasm": ("configs/quickstart/synthetic_sasm.py", "SASM (RepPoints, shape-adaptive selection)"),
     "rtmdet_tiny": ("configs/quickstart/synthetic_rtmdet_tiny.py", "Rotated RTMDet-tiny (CSPNeXt)"),
     "rtmdet_tiny_aug": (
         "configs/quickstart/synthetic_rtmdet_tiny_aug.py",
