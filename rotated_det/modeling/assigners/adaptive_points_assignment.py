@@ -25,7 +25,8 @@ import math
 
 import torch
 
-from .._pending_convex_ops import min_area_rect
+from rotated_det.layers import min_area_rect
+
 from ..losses.convex_giou_loss import convex_giou_loss
 from ..point_sets import rbox_edge_samples
 from .point_set_candidates import PointSetCandidates, rank_within_groups

@@ -21,7 +21,8 @@ One candidate (n = 1) stays positive with weight 1; equal costs (s = 0) keep all
 
 import torch
 
-from .._pending_convex_ops import convex_overlaps
+from rotated_det.layers import convex_overlaps
+
 from ..losses.convex_giou_loss import convex_giou_loss
 from .point_set_candidates import PointSetCandidates, rank_within_groups
 

@@ -10,7 +10,8 @@ below 0.4 (an object that overlaps no hull at all gets none).
 
 import torch
 
-from .._pending_convex_ops import convex_overlaps
+from rotated_det.layers import convex_overlaps
+
 from ..matcher import Matcher
 from ._common import check_gt_boxes
 

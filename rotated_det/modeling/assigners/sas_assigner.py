@@ -18,7 +18,8 @@ the paper describes.
 
 import torch
 
-from .._pending_convex_ops import convex_overlaps
+from rotated_det.layers import convex_overlaps
+
 from ..point_sets import points_in_rboxes
 from ._common import check_gt_boxes
 

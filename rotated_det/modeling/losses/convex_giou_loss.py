@@ -5,9 +5,8 @@ shape-balanced variant (``bc_convex_giou_loss``, Hou et al. 2022)."""
 import torch
 from torch.nn import functional as F
 
+from rotated_det.layers import convex_giou
 from rotated_det.structures import rbox_to_poly
-
-from .._pending_convex_ops import convex_giou
 
 __all__ = ["convex_giou_loss", "bc_convex_giou_loss"]
 

@@ -23,9 +23,9 @@ The four detectors of MMRotate's point-set family are configurations of these pi
 import torch
 from torch.nn import functional as F
 
+from rotated_det.layers import min_area_rect
 from rotated_det.structures import Instances
 
-from .._pending_convex_ops import min_area_rect
 from ..assigners.adaptive_points_assignment import AdaptivePointsAssignment
 from ..assigners.convex_assigner import ConvexAssigner
 from ..assigners.convex_hull_feature_adaptation import ConvexHullFeatureAdaptation
