@@ -202,7 +202,7 @@ class FieldNorm(nn.Module):
     with the roll of orientations. ``BN`` is e2cnn's InnerBatchNorm.
 
     The library norm ``norm`` ("BN", "SyncBN", "FrozenBN", "GN") of ``fields`` channels is applied
-    to the input viewed as ``[B, fields, N * H, W]`` (GN: groups of whole fields, 32 groups where
+    to the input viewed as ``[B, fields, N, H * W]`` (GN: groups of whole fields, 32 groups where
     the field count allows). Its child keeps e2cnn's name ``batch_norm_[N]``, so that state dicts
     of ReDet's e2cnn models use the same keys.
 
@@ -228,7 +228,9 @@ class FieldNorm(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
-        y = self.norm(x.reshape(b, self.fields, self.num_orientations * h, w))
+        # [B, fields, N, H * W]: (with N * H as one axis, torch.export cannot prove its
+        # reshape for every dynamic height)
+        y = self.norm(x.reshape(b, self.fields, self.num_orientations, h * w))
         return y.reshape(b, c, h, w)
 
 
