@@ -29,14 +29,15 @@ class ReDet(RoITransformer):
                 f"attribute (ReFPN), got {type(backbone).__name__}"
             )
         poolers = list(getattr(roi_heads.box_pooler, "level_poolers", []))
-        pooled = {getattr(p, "num_orientations", None) for p in poolers}
-        if not poolers or None in pooled:
+        values = [getattr(p, "num_orientations", None) for p in poolers]
+        if not poolers or any(v is None for v in values):
             raise ValueError(
                 "ReDet: roi_heads.box_pooler must pool with RiRoIAlignRotated "
                 "(pooler_type='RiRoIAlignRotated'), the rotation-invariant RoI align"
             )
-        if pooled != {orientations}:
+        pooled = sorted({int(v) for v in values if v is not None})
+        if pooled != [orientations]:
             raise ValueError(
-                f"ReDet: roi_heads.box_pooler aligns {sorted(pooled)} orientations but the "
+                f"ReDet: roi_heads.box_pooler aligns {pooled} orientations but the "
                 f"backbone's features have num_orientations={orientations}"
             )
