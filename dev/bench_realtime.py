@@ -1,7 +1,7 @@
 #!/usr/bin/env python
 """Rotated RTMDet side by side with Ultralytics YOLO-OBB on this CPU (issue 17).
 
-    python dev/bench_realtime.py                       # latency part (about 5 min on 2 idle cores)
+    python dev/bench_realtime.py                       # latency part (minutes)
     python dev/bench_realtime.py --accuracy --minutes 15 --threads 1 --no-latency
 
 Ultralytics is never a dependency of rotated_det: on first use the script creates a separate
