@@ -75,9 +75,9 @@ class ReBasicBlock(_ReBlock):
         self.bn2 = FieldNorm(norm, out_channels, n)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.relu(self.bn1(self.conv1(x)))
+        out = F.relu_(self.bn1(self.conv1(x)))
         out = self.bn2(self.conv2(out))
-        return F.relu(out + self.shortcut(x))
+        return F.relu_(out + self.shortcut(x))
 
 
 class ReBottleneck(_ReBlock):
@@ -106,10 +106,10 @@ class ReBottleneck(_ReBlock):
         self.bn3 = FieldNorm(norm, out_channels, n)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = F.relu(self.bn1(self.conv1(x)))
-        out = F.relu(self.bn2(self.conv2(out)))
+        out = F.relu_(self.bn1(self.conv1(x)))
+        out = F.relu_(self.bn2(self.conv2(out)))
         out = self.bn3(self.conv3(out))
-        return F.relu(out + self.shortcut(x))
+        return F.relu_(out + self.shortcut(x))
 
 
 # depth -> (block, blocks per stage), as ResNet
@@ -214,7 +214,7 @@ class ReResNet(Backbone):
             raise ValueError(f"ReResNet takes [B, 3, H, W] images, got {tuple(x.shape)}")
         if self.input_format == "BGR":
             x = x.flip(1)
-        x = F.relu(self.bn1(self.conv1(x)))
+        x = F.relu_(self.bn1(self.conv1(x)))
         x = F.max_pool2d(x, kernel_size=3, stride=2, padding=1)
         outputs = {}
         for i, name in enumerate(self.stage_names):

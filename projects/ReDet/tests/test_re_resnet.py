@@ -240,3 +240,28 @@ def test_freeze_bgr_and_bad_arguments():
         ReFPN(ReResNet(18, base_channels=32, stem_channels=32), ["res2", "res3"], 100)
     with pytest.raises(ValueError, match="num_orientations attribute"):
         ReFPN(_resnet(18), ["res2", "res3"], 64)
+
+
+def test_inference_filter_cache_follows_the_weights():
+    """Eval mode without autograd reuses the expanded filter until the weights change: in place
+    (an optimizer step, load_state_dict) or by replacement (``.to``)."""
+    torch.manual_seed(0)
+    conv = RegularConv2d(16, 16, 3, padding=1, bias=True).eval()
+    x = torch.randn(1, 16, 9, 9)
+
+    def fresh():
+        return torch.nn.functional.conv2d(
+            x, conv.expanded_filter(), conv.expanded_bias(), padding=1
+        )
+
+    with torch.no_grad():
+        first = conv(x)
+        assert conv._cache is not None
+        conv.weights.mul_(-1.5)
+        conv.bias.add_(1.0)
+        torch.testing.assert_close(conv(x), fresh(), rtol=0, atol=0)
+        assert (conv(x) - first).abs().max() > 0.1
+        conv.load_state_dict({"weights": torch.randn_like(conv.weights), "bias": conv.bias})
+        torch.testing.assert_close(conv(x), fresh(), rtol=0, atol=0)
+        conv.double()
+        assert conv(x.double()).dtype == torch.float64
