@@ -80,7 +80,12 @@ def cmd_env(args) -> int:
 def cmd_cuda_kernels(args) -> int:
     import torch
 
-    from rotated_det.layers import nms_rotated, pairwise_iou_rotated, roi_align_rotated
+    from rotated_det.layers import (
+        nms_rotated,
+        pairwise_iou_rotated,
+        ri_roi_align_rotated,
+        roi_align_rotated,
+    )
 
     b = torch.tensor([[10.0, 10, 8, 4, 30], [11, 10, 8, 4, 30]], device="cuda")
     try:
@@ -89,6 +94,7 @@ def cmd_cuda_kernels(args) -> int:
         x = torch.randn(1, 2, 8, 8, device="cuda")
         rois = torch.tensor([[0.0, 4, 4, 4, 2, 30]], device="cuda")
         out = roi_align_rotated(x, rois, 2, 1.0, 2)
+        ri_roi_align_rotated(x, rois, 2, 1.0, 2, 2)
     except (RuntimeError, NotImplementedError) as e:
         print(f"the compiled ops do not run on CUDA: {e}")
         return 1
@@ -164,7 +170,12 @@ def _op_cases(w: dict, device, dtypes) -> list[tuple]:
     """(name, rotated_det callable, torchvision callable) for each op workload on ``device``."""
     from torchvision import ops as tv
 
-    from rotated_det.layers import nms_rotated, pairwise_iou_rotated, roi_align_rotated
+    from rotated_det.layers import (
+        nms_rotated,
+        pairwise_iou_rotated,
+        ri_roi_align_rotated,
+        roi_align_rotated,
+    )
 
     b1, b2 = (x.to(device) for x in w["iou"])
     nb, ns = (x.to(device) for x in w["nms"])
@@ -180,6 +191,9 @@ def _op_cases(w: dict, device, dtypes) -> list[tuple]:
 
     def base(x):
         return tv.roi_align(x, hrois.to(x.dtype), 7, 0.25, 2, aligned=True)
+
+    def ours_ri(x):  # ReDet's rotation-invariant RoIAlign, the channels as C8 regular fields
+        return ri_roi_align_rotated(x, rois, 7, 0.25, 2, 8)
 
     def fwd(fn, x):
         return lambda: fn(x)
@@ -199,6 +213,8 @@ def _op_cases(w: dict, device, dtypes) -> list[tuple]:
         name = w["names"]["roi"]
         cases.append((f"{name} fwd{tag}", fwd(ours, x), fwd(base, x)))
         cases.append((f"{name} fwd+bwd{tag}", fwd_bwd(ours, x), fwd_bwd(base, x)))
+        cases.append((f"Ri{name} C8 fwd{tag}", fwd(ours_ri, x), fwd(base, x)))
+        cases.append((f"Ri{name} C8 fwd+bwd{tag}", fwd_bwd(ours_ri, x), fwd_bwd(base, x)))
     return cases
 
 

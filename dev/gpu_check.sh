@@ -7,15 +7,16 @@
 #   data        the synthetic dataset and its 512 px patches (tools/generate_synthetic.py)
 #   cpu_ref     the float32 CPU reference: each quickstart config trained ITERS iterations on the
 #               CPU (dev/quickstart.py, in the background while the GPU stages run)
-#   parity      the CUDA parity tests (pytest -m gpu: IoU, NMS, RoIAlignRotated forward and
-#               backward, float16/bfloat16, the chunked matcher on CUDA); none may be skipped
+#   parity      the CUDA parity tests (pytest -m gpu: IoU, NMS, RoIAlignRotated and RiRoIAlign
+#               forward and backward, float16/bfloat16, the chunked matcher on CUDA); none may be
+#               skipped
 #   train_<cfg> each quickstart config (configs/quickstart/<cfg>_R_18_FPN.py) trained ITERS=100
 #               iterations with AMP (float16 + GradScaler) on the GPU, evaluated on the synthetic
 #               val set (dev/quickstart.py)
 #   map         their mAP50 against the CPU-trained models': same order of magnitude (10x)
-#   timings     ops (IoU, NMS, RoIAlignRotated fwd / fwd+bwd) and detectors (train step,
-#               inference), GPU vs CPU, next to torchvision's axis-aligned box_iou / nms /
-#               roi_align on the same work
+#   timings     ops (IoU, NMS, RoIAlignRotated and RiRoIAlign fwd / fwd+bwd) and detectors
+#               (train step, inference), GPU vs CPU, next to torchvision's axis-aligned box_iou /
+#               nms / roi_align on the same work
 #   matcher     dev/bench_matcher.py on the GPU: the 5,000-object 1024 px image, chunked vs dense
 #
 # Expected on one H200 (estimates, not yet measured): build ~1.5 min, data 20 s, parity 30 s,
@@ -186,7 +187,8 @@ done
 # -- CUDA parity tests (they skip without a GPU; on the GPU a skip is an error)
 require=(); [ "$MODE" = gpu ] && require=(env ROTATED_DET_REQUIRE_CUDA=1)
 stage parity 240 "${require[@]}" "$PY" -m pytest -q -m gpu -p no:cacheprovider \
-  tests/layers/test_ops_cuda_parity.py tests/modeling/test_matcher_crowded.py
+  tests/layers/test_ops_cuda_parity.py tests/layers/test_ri_roi_align_rotated.py \
+  tests/modeling/test_matcher_crowded.py
 
 # -- AMP training + evaluation of each quickstart config on the device
 for cfg in $CONFIGS; do
