@@ -55,6 +55,10 @@ ZOO: dict[str, tuple[str, str]] = {
         "projects/LSKNet/configs/synthetic_lsknet_t.py",
         "Rotated Faster R-CNN, small LSKNet (projects/LSKNet)",
     ),
+    "redet": (
+        "projects/ReDet/configs/synthetic_redet.py",
+        "ReDet, ReResNet-18 + ReFPN (projects/ReDet)",
+    ),
 }
 IDLE_LOAD = 1.5
 VAL_PATCHES = os.path.join(ROOT, "datasets", "synthetic", "split_512", "val", "images")
