@@ -110,8 +110,13 @@ class Box2BoxTransformRotated:
             to [-180, 180) degrees, decoded angles in [-180, 180)) or one of "le90", "le135",
             "oc" (MMRotate's): source and target boxes are first rewritten in that angle
             convention (same rectangles, see ``rotated_det.structures.normalize_rbox_angles``),
-            the angle delta is wrapped to [-90, 90) degrees (a rectangle turned by 180 degrees is
-            the same rectangle), and decoded boxes are returned in the convention.
+            the angle delta is wrapped into the convention's own 180-degree range (a rectangle
+            turned by 180 degrees is the same rectangle): [-90, 90) for "le90" and "oc",
+            [-45, 135) for "le135" (MMRotate's ``norm_angle``), and decoded boxes are returned in
+            the convention. With angle-0 sources (S2A-Net's square anchors) the "le135" delta is
+            then the target's angle itself, continuous through 90 degrees: wrapped to [-90, 90)
+            instead, an upright object's target would jump from +90 to -90 degrees there, and the
+            regression would average the two into a wrong angle for every upright object.
         edge_swap: with an ``angle_version``, encode each target as whichever of its two
             descriptions ``(w, h, a)`` and ``(h, w, a + 90)`` has the angle nearer the source's
             (MMRotate's ``edge_swap``), so the angle delta lies in [-45, 45) degrees. Without it
@@ -161,9 +166,10 @@ class Box2BoxTransformRotated:
         tx, ty, tw, th, ta = target_boxes.unbind(1)
         wx, wy, ww, wh, wa = self.weights
         period = 360.0 if self.angle_version is None else 180.0
-        da = torch.remainder(ta - sa + period / 2, period) - period / 2
+        low = -45.0 if self.angle_version == "le135" else -period / 2  # delta range's start
+        da = torch.remainder(ta - sa - low, period) + low
         if self.edge_swap:
-            da_swapped = torch.remainder(ta + 90.0 - sa + period / 2, period) - period / 2
+            da_swapped = torch.remainder(ta + 90.0 - sa - low, period) + low
             swap = da_swapped.abs() < da.abs()
             tw, th = torch.where(swap, th, tw), torch.where(swap, tw, th)
             da = torch.where(swap, da_swapped, da)

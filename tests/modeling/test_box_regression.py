@@ -117,11 +117,46 @@ def test_angle_version_encode_decode_is_identity_on_rectangles(version, edge_swa
         weights=(10, 10, 5, 5, 1), angle_version=version, edge_swap=edge_swap
     )
     d = coder.get_deltas(src, tgt)
-    assert d[:, 4].abs().max() <= (math.pi / 4 if edge_swap else math.pi / 2) + 1e-9
-    if edge_swap:  # the bound is reached: the swap really happened for some pairs
+    if edge_swap:
+        assert d[:, 4].abs().max() <= math.pi / 4 + 1e-9
+        # the bound is reached: the swap really happened for some pairs
         assert d[:, 4].abs().max() > math.pi / 4 * 0.9
+    else:  # the convention's own range: [-90, 90), or [-45, 135) for le135
+        low = -math.pi / 4 if version == "le135" else -math.pi / 2
+        assert d[:, 4].min() >= low - 1e-9 and d[:, 4].max() < low + math.pi + 1e-9
+        if version != "oc":  # (oc angles span 90 degrees: their deltas stay inside)
+            assert d[:, 4].min() < low + 0.1 and d[:, 4].max() > low + math.pi - 0.1
     out = coder.apply_deltas(d, src).double()
     assert rbox_corner_distance(out, tgt).max() < 1e-2  # the same rectangles (pixels)
+
+
+def test_le135_angle_delta_is_continuous_through_upright_for_angle_0_sources():
+    """S2A-Net's square anchors (angle 0) against a 40 x 10 box turned from 80 to 100 degrees:
+    the le135 delta is the box's angle itself (MMRotate's ``norm_angle``), 80, 81, ..., 100
+    degrees, where a [-90, 90) wrap would jump from +89 to -90 at the upright box. In le90
+    (range [-90, 90)) the 91-100 degree boxes are written at -89..-80 and so are their
+    deltas."""
+    angles = torch.arange(80.0, 101.0)
+    src = torch.tensor([[0.0, 0.0, 32.0, 32.0, 0.0]]).expand(len(angles), 5)
+    tgt = torch.stack(
+        [
+            torch.zeros_like(angles),
+            torch.zeros_like(angles),
+            40 + 0 * angles,
+            10 + 0 * angles,
+            angles,
+        ],
+        dim=1,
+    )
+    le135 = Box2BoxTransformRotated(weights=(1, 1, 1, 1, 1 / math.pi), angle_version="le135")
+    d = le135.get_deltas(src, tgt)
+    torch.testing.assert_close(d[:, 4], angles / 180.0)  # radians / pi
+    torch.testing.assert_close(d[:, 2:4], torch.log(torch.tensor([40 / 32, 10 / 32])).expand(21, 2))
+    out = le135.apply_deltas(d, src)
+    assert rbox_corner_distance(out, tgt).max() < 1e-3
+    le90 = Box2BoxTransformRotated(weights=(1, 1, 1, 1, 1 / math.pi), angle_version="le90")
+    expected = torch.where(angles < 90, angles, angles - 180) / 180.0
+    torch.testing.assert_close(le90.get_deltas(src, tgt)[:, 4], expected)
 
 
 def test_edge_swap_hand_worked_square_and_rectangle():

@@ -5,8 +5,16 @@ As MMRotate's s2anet-le135_r50_fpn_1x_dota (DOTA v1.0 73.91): one square anchor 
 convolution) and oriented detection module (32 active rotating filters x 8 orientations, orientation
 pooling for classification, 2 x 256 convs per subnet); both stages matched at IoU 0.4 / 0.5 with
 low-quality matches, focal loss (0.25, 2) and smooth L1 (beta 0.11) of weight 1; box deltas in the
-le135 convention, projected on the source box's axes, angle delta divided by pi (MMRotate's
-norm_factor=1); 2000 candidates per level, NMS at rotated IoU 0.1, 2000 detections.
+le135 convention, projected on the source box's axes, angle delta in le135's range [-45, 135)
+degrees divided by pi (MMRotate's norm_factor=1); 2000 candidates per level, NMS at rotated IoU
+0.1, 2000 detections.
+
+The le135 range of the angle delta is what lets the square angle-0 anchors regress upright
+objects: their delta is the object's le135 angle itself, continuous through 90 degrees. Wrapped
+to [-90, 90) instead (as the coder did before), upright objects' targets jump between +90 and
+-90 degrees: the quickstart's upright elongated objects were found at mean IoU 0.49-0.50
+(median angle error 25-31 degrees) against 0.67 (5 degrees) for level ones, mAP50 75.8, mAP75
+13.3.
 """
 
 import math
