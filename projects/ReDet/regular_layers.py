@@ -184,7 +184,9 @@ class RegularConv2d(nn.Module):
             if p is not None
         )
         if self._cache_key != key:
-            self._cache = (self.expanded_filter(), self.expanded_bias())
+            # in the weights' dtype even under autocast: the cache outlives the autocast region
+            with torch.autocast(self.weights.device.type, enabled=False):
+                self._cache = (self.expanded_filter(), self.expanded_bias())
             self._cache_key = key
         assert self._cache is not None
         return self._cache

@@ -189,6 +189,28 @@ def test_mismatched_orientations_and_poolers_are_named():
     assert all(isinstance(p, RiRoIAlignRotated) for p in model.roi_heads.box_pooler.level_poolers)
 
 
+def test_bfloat16_autocast_then_float32_inference():
+    """Training and inference under CPU bfloat16 autocast; the inference filter cache made under
+    autocast keeps the weights' dtype, so a float32 pass afterwards works and agrees."""
+    with single_thread():
+        model = build_small_redet()
+        model.train()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            losses = model(make_batch(96))
+        assert all(torch.isfinite(v) for v in losses.values()), losses
+        sum(losses.values()).backward()
+        model.eval()
+        batch = make_batch(96, with_gt=False)
+        with torch.no_grad():
+            with torch.autocast("cpu", dtype=torch.bfloat16):
+                low = model(batch)
+            full = model(batch)
+    for a, b in zip(low, full):
+        assert b["instances"].scores.dtype == torch.float32
+        top_low, top_full = a["instances"].scores[:1], b["instances"].scores[:1]
+        assert len(top_full) == 1 and (top_low - top_full).abs().max() < 0.05
+
+
 OVERFIT_ITERS = 100
 
 
