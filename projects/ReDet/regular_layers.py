@@ -55,9 +55,14 @@ def _pair_basis(
     standard deviation of each coefficient for one input field (it scales as
     ``1 / sqrt(input fields)``); ``bias_column`` maps a field's bias to its N channels.
     """
-    from e2cnn import gspaces
-    from e2cnn import nn as enn
-    from e2cnn.nn.init import _generalized_he_init_variances
+    try:
+        from e2cnn import gspaces
+        from e2cnn import nn as enn
+        from e2cnn.nn.init import _generalized_he_init_variances
+    except ImportError as e:
+        raise ImportError(
+            f"ReDet's equivariant layers need e2cnn ({e}): pip install -e '.[redet]'"
+        ) from e
 
     space = gspaces.Rot2dOnR2(N=num_orientations)
     in_repr = space.trivial_repr if trivial_input else space.regular_repr
