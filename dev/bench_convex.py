@@ -1,11 +1,10 @@
-"""Benchmark of the convex-polygon ops (rotated_det.layers: min_area_rect, convex_iou, convex_giou,
+"""Benchmark of the convex-polygon ops (the minimum-area rectangle of a point set,
+rotated_det.structures.points_to_rbox; rotated_det.layers: convex_iou, convex_giou,
 convex_overlaps, points_in_polygons) at Oriented RepPoints' scale, next to baselines timed in the
 same run:
   * per-item loops of the compiled references: cv2.minAreaRect, cv2.convexHull +
     cv2.intersectConvexConvex (the IoU), cv2.pointPolygonTest, and shapely (IoU and GIoU), timed
     on ``--loop`` items and scaled to the full count (their cost per item does not depend on it);
-  * min_area_rect: rotated_det.structures.points_to_rbox (the all-torch conversion, K^2 hull
-    candidates without an explicit hull);
   * convex_overlaps: its dense path (every pair, as traced graphs run it) next to the eager one
     (only pairs whose bounding boxes overlap);
   * with ``--compile``: the same vectorised functions under torch.compile (inductor fuses the
@@ -36,7 +35,6 @@ from rotated_det.layers import (  # noqa: E402
     convex_giou,
     convex_iou,
     convex_overlaps,
-    min_area_rect,
     points_in_polygons,
 )
 from rotated_det.structures import points_to_rbox, rbox_to_poly  # noqa: E402
@@ -119,11 +117,10 @@ def main():
         convex_giou(grad_pts, boxes_d).sum().backward()
 
     rows = []  # (op, variant, seconds)
-    rows.append(("min_area_rect", "ours", timeit(lambda: min_area_rect(pts_d), args.repeat, sync)))
     rows.append(
         (
             "min_area_rect",
-            "points_to_rbox (torch)",
+            "points_to_rbox",
             timeit(lambda: points_to_rbox(pts_d), args.repeat, sync),
         )
     )
@@ -198,7 +195,7 @@ def main():
     )
     if args.compile:
         for name, fn, call in [
-            ("min_area_rect", min_area_rect, lambda f: f(pts_d)),
+            ("min_area_rect", points_to_rbox, lambda f: f(pts_d)),
             ("convex_giou", convex_giou, lambda f: f(pts_d, boxes_d)),
         ]:
             compiled = torch.compile(fn, dynamic=False)
@@ -221,7 +218,7 @@ def main():
     # agreement with the references on the looped items
     iou = convex_iou(pts[:m], boxes[:m]).numpy()
     ref = np.array([cv2_iou(p, q) for p, q in zip(p_np, q_np)])
-    rect = min_area_rect(pts[:m])
+    rect = points_to_rbox(pts[:m])
     cv_area = np.array([np.prod(cv2.minAreaRect(p)[1]) for p in p_np])
     print(
         f"max |convex_iou - cv2| = {np.abs(iou - ref).max():.1e}; max relative |area - "

@@ -4,7 +4,6 @@ from .active_rotating_filter import ORConv2d
 from .align_conv import AlignConv, align_conv_offsets
 from .batch_norm import FrozenBatchNorm2d, get_norm
 from .convex_iou import convex_giou, convex_iou, convex_overlaps
-from .convex_min_area_rect import min_area_rect
 from .convex_points_in_polygons import points_in_polygons
 from .diff_iou_rotated import diff_enclosing_area_rotated, diff_iou_rotated
 from .nms import batched_nms_rotated, nms_rotated
@@ -25,7 +24,6 @@ __all__ = [
     "convex_giou",
     "convex_iou",
     "convex_overlaps",
-    "min_area_rect",
     "points_in_polygons",
     "ROIAlignRotated",
     "RiRoIAlignRotated",

@@ -40,7 +40,7 @@ _S2ANET = _ONE_STAGE + ["model.test_score_thresh=0.005"]
 _R3DET = _ONE_STAGE + ["model.test_score_thresh=0.005"]
 # Rotated RepPoints (the inference graph of the whole point-set family): classifiers at the
 # 0.01 prior
-_REPPOINTS = _ONE_STAGE + ["model.test_score_thresh=0.005"]  # noqa: F841 (see SMALL_DETECTORS)
+_REPPOINTS = _ONE_STAGE + ["model.test_score_thresh=0.005"]
 # Rotated RTMDet: the tiny definition as it is (CSPNeXt, no ResNet), classifiers at the 0.01 prior
 _RTMDET = [
     "model.test_topk_candidates=200",
@@ -64,9 +64,7 @@ SMALL_DETECTORS = {
     "h2rbox_v2": _FCOS,
     "r3det": _R3DET,
     "s2anet": _S2ANET,
-    # rotated RepPoints: NOT YET (kept out until fixed): its dynamic torch.export fails inside
-    # layers.min_area_rect on the data-dependent number of candidates (torch.roll guards on
-    # Eq(9 * Min(200, u0), 0), GuardOnDataDependentSymNode)
+    "rotated_reppoints": _REPPOINTS,
     "rotated_rtmdet": _RTMDET,
     "rotated_faster_rcnn": _TWO_STAGE,
     "oriented_rcnn": _TWO_STAGE,

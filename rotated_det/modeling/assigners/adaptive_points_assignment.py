@@ -25,7 +25,7 @@ import math
 
 import torch
 
-from rotated_det.layers import min_area_rect
+from rotated_det.structures import points_to_rbox
 
 from ..losses.convex_giou_loss import convex_giou_loss
 from ..point_sets import rbox_edge_samples
@@ -91,7 +91,7 @@ class AdaptivePointsAssignment:
 
         def stage_cost(points: torch.Tensor) -> torch.Tensor:
             loc = convex_giou_loss(points, c.gt_boxes)
-            edges = rbox_edge_samples(min_area_rect(points), EDGE_SAMPLES)
+            edges = rbox_edge_samples(points_to_rbox(points), EDGE_SAMPLES)
             ori = self.ori_weight * CHAMFER_SCALE * chamfer_distance(gt_edges, edges)
             return loc + ori
 

@@ -23,8 +23,7 @@ The four detectors of MMRotate's point-set family are configurations of these pi
 import torch
 from torch.nn import functional as F
 
-from rotated_det.layers import min_area_rect
-from rotated_det.structures import Instances
+from rotated_det.structures import Instances, points_to_rbox
 
 from ..assigners.adaptive_points_assignment import AdaptivePointsAssignment
 from ..assigners.convex_assigner import ConvexAssigner
@@ -384,7 +383,7 @@ class RotatedRepPoints(DetectorBase):
         for i, size in enumerate(image_sizes):
 
             def decode_level(level, locations, classes, scores, i=i):
-                return min_area_rect(refine_points[level][i][locations].float()), scores
+                return points_to_rbox(refine_points[level][i][locations].float()), scores
 
             results.append(
                 detect_image(

@@ -1,5 +1,6 @@
-"""convex_hull and min_area_rect: against shapely, cv2.minAreaRect and a NumPy reference over hull
-edges; random and degenerate point sets; gradients; tracing and torch.export."""
+"""layers.convex_hull and the minimum-area rectangle of a point set (structures.points_to_rbox, the
+one conversion the point-set detectors use): against shapely, cv2.minAreaRect and a NumPy
+reference over hull edges; random and degenerate point sets; tracing and torch.export."""
 
 import math
 
@@ -9,9 +10,8 @@ import pytest
 import torch
 from shapely.geometry import MultiPoint
 
-from rotated_det.layers import min_area_rect
 from rotated_det.layers.convex_hull import convex_hull, polygon_area
-from rotated_det.structures import points_to_rbox, rbox_corner_distance, rbox_to_poly
+from rotated_det.structures import points_to_rbox, rbox_to_poly
 
 
 def point_sets(seed: int, n: int = 400, k: int = 9) -> torch.Tensor:
@@ -86,9 +86,9 @@ def test_convex_hull_hand_example_and_orientation():
 
 
 @pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-def test_min_area_rect_matches_cv2_and_reference_on_random_and_degenerate_sets(dtype):
+def test_points_to_rbox_matches_cv2_and_reference_on_random_and_degenerate_sets(dtype):
     pts = point_sets(1).to(dtype)
-    ours = min_area_rect(pts).double()
+    ours = points_to_rbox(pts).double()
     assert ours.dtype == torch.float64 and ours.shape == (len(pts), 5)
     # le90: w >= h, angle in [-90, 90)
     assert (ours[:, 2] >= ours[:, 3]).all()
@@ -116,20 +116,7 @@ def test_min_area_rect_matches_cv2_and_reference_on_random_and_degenerate_sets(d
     assert unique > len(pts) // 2
 
 
-def test_min_area_rect_same_rectangles_as_points_to_rbox_on_random_sets():
-    gen = torch.Generator().manual_seed(2)
-    pts = torch.rand(2000, 9, 2, generator=gen, dtype=torch.float64) * 1000
-    ours, ref = min_area_rect(pts), points_to_rbox(pts)
-    torch.testing.assert_close(ours[:, 2] * ours[:, 3], ref[:, 2] * ref[:, 3], rtol=1e-9, atol=0)
-    # the same rectangle (and representation) except where two different rectangles have the
-    # same area (common: rectangles along two sides of one triangle of the hull, each with the
-    # third corner as the far point, both have twice the triangle's area)
-    same = rbox_corner_distance(ours, ref) < 1e-6
-    assert same.float().mean() > 0.95
-    torch.testing.assert_close(ours[same], ref[same], rtol=1e-9, atol=1e-9)
-
-
-def test_min_area_rect_hand_examples():
+def test_points_to_rbox_hand_examples():
     pts = torch.tensor(
         [
             [[0.0, 0], [4, 0], [4, 0], [10, 0], [7, 0], [0, 0]],  # a horizontal segment
@@ -140,7 +127,7 @@ def test_min_area_rect_hand_examples():
         ],
         dtype=torch.float64,
     )
-    out = min_area_rect(pts)
+    out = points_to_rbox(pts)
     assert out[0].tolist() == [5, 0, 10, 0, 0]
     assert out[1].tolist() == pytest.approx([3, 4, 10, 0, -math.degrees(math.atan2(4, 3))])
     assert out[2].tolist() == pytest.approx([2, 1.5, 4, 3, 0])
@@ -148,46 +135,24 @@ def test_min_area_rect_hand_examples():
     assert out[4].tolist() == pytest.approx([5, 2, 10, 4, 0])
     # any leading dimensions, K < 4 and a tall box turned to le90 (w the long side)
     tall = torch.tensor([[[[0.0, 0], [2, 0], [2, 6], [0, 6]]]])
-    assert min_area_rect(tall).shape == (1, 1, 5)
-    assert min_area_rect(tall)[0, 0].tolist() == pytest.approx([1, 3, 6, 2, -90])
-    assert min_area_rect(torch.tensor([[[1.0, 2.0]]])).tolist() == [[1, 2, 0, 0, 0]]
-    assert min_area_rect(torch.tensor([[[1.0, 2.0], [1.0, 4.0]]]))[0].tolist() == pytest.approx(
+    assert points_to_rbox(tall).shape == (1, 1, 5)
+    assert points_to_rbox(tall)[0, 0].tolist() == pytest.approx([1, 3, 6, 2, -90])
+    assert points_to_rbox(torch.tensor([[[1.0, 2.0]]])).tolist() == [[1, 2, 0, 0, 0]]
+    assert points_to_rbox(torch.tensor([[[1.0, 2.0], [1.0, 4.0]]]))[0].tolist() == pytest.approx(
         [1, 3, 2, 0, -90]
     )
 
 
-def test_min_area_rect_nan_rows_and_errors():
-    pts = torch.rand(3, 9, 2)
-    pts[1, 4, 0] = float("nan")
-    out = min_area_rect(pts)
-    assert out[1].isnan().all() and out[[0, 2]].isfinite().all()
-    with pytest.raises(ValueError, match=r"\[\.\.\., K, 2\]"):
-        min_area_rect(torch.zeros(3, 9, 3))
-    with pytest.raises(ValueError, match="at least one point"):
-        min_area_rect(torch.zeros(3, 0, 2))
-    with pytest.raises(ValueError, match="floating-point"):
-        min_area_rect(torch.zeros(3, 9, 2, dtype=torch.long))
-
-
-def test_min_area_rect_gradcheck_and_finite_gradients_on_degenerate_sets():
-    gen = torch.Generator().manual_seed(3)
-    pts = (torch.rand(6, 9, 2, generator=gen, dtype=torch.float64) * 20).requires_grad_()
-    assert torch.autograd.gradcheck(min_area_rect, (pts,))
-    degenerate = point_sets(4, n=5)[5:].clone().requires_grad_()  # collinear, equal, ...
-    min_area_rect(degenerate).sum().backward()
-    assert torch.isfinite(degenerate.grad).all()
-
-
-def test_traced_and_exported_min_area_rect_match_eager_on_other_counts():
+def test_traced_and_exported_points_to_rbox_match_eager_on_other_counts():
     example = point_sets(5, n=20).float()
     other = point_sets(6, n=37).float()
-    traced = torch.jit.trace(min_area_rect, (example,))
-    torch.testing.assert_close(traced(other), min_area_rect(other))
+    traced = torch.jit.trace(points_to_rbox, (example,))
+    torch.testing.assert_close(traced(other), points_to_rbox(other))
 
     class Rect(torch.nn.Module):
         def forward(self, pts: torch.Tensor) -> torch.Tensor:
-            return min_area_rect(pts)
+            return points_to_rbox(pts)
 
     n = torch.export.Dim("n")
     ep = torch.export.export(Rect(), (example,), dynamic_shapes=({0: n},))
-    torch.testing.assert_close(ep.module()(other), min_area_rect(other))
+    torch.testing.assert_close(ep.module()(other), points_to_rbox(other))
