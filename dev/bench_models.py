@@ -95,6 +95,8 @@ def to_inputs(scenes, instances_cls, boxes_cls):
 
 # Sizes of a model definition benchmarked besides its default: name -> (config, size)
 SIZED_MODELS = {"rotated_rtmdet_s": ("rotated_rtmdet", "s")}
+# Detectors of projects/ (their DOTA config's model: ReResNet-50 + ReFPN for ReDet)
+PROJECT_MODELS = {"redet": "projects/ReDet/configs/redet_re50_refpn_1x_dota.py"}
 LATENCY_MODELS = ["rotated_retinanet", "rotated_rtmdet", "rotated_rtmdet_s"]
 
 
@@ -105,8 +107,11 @@ def build_ours(name):
         cfg = load_config_function(path, f"{config}_model")(size, num_classes=NUM_CLASSES)
         torch.manual_seed(0)
         return instantiate(cfg)
-    cfg = LazyConfig.load(os.path.join(ROOT, "configs", "common", "models", f"{name}.py")).model
-    if name in TWO_STAGE:
+    if name in PROJECT_MODELS:
+        cfg = LazyConfig.load(os.path.join(ROOT, PROJECT_MODELS[name])).model
+    else:
+        cfg = LazyConfig.load(os.path.join(ROOT, "configs", "common", "models", f"{name}.py")).model
+    if name in TWO_STAGE or name in PROJECT_MODELS:
         cfg.roi_heads.num_classes = NUM_CLASSES
     else:
         cfg.num_classes = NUM_CLASSES
@@ -281,7 +286,10 @@ def main():
     parser.add_argument("--warmup", type=int, default=2)
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: default)")
     parser.add_argument(
-        "--only", nargs="*", default=None, choices=list(DETECTORS) + list(SIZED_MODELS)
+        "--only",
+        nargs="*",
+        default=None,
+        choices=list(DETECTORS) + list(SIZED_MODELS) + list(PROJECT_MODELS),
     )
     parser.add_argument(
         "--latency-1024",
@@ -299,7 +307,7 @@ def main():
         )
         latency_1024(args.only or LATENCY_MODELS, args.iters, args.warmup)
         return
-    args.only = args.only or list(DETECTORS)
+    args.only = args.only or list(DETECTORS) + list(PROJECT_MODELS)
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch 2 of 512x512, "
         f"20 objects / image, R-50-FPN, CPU; median of {args.iters} after {args.warmup} warm-up"
