@@ -45,8 +45,8 @@ class S2ANet(DetectorBase):
         anchor_generator: RotatedAnchorGenerator with ONE anchor per location (S2A-Net's square
             angle-0 anchor of side 4 x stride); its strides are the alignment convolution's.
         box2box_transform: Box2BoxTransformRotated of both stages (S2A-Net: le135, deltas
-            projected on the source box's axes, angle delta in [-45, 135) degrees divided by
-            pi: continuous through upright objects for the angle-0 anchors).
+            projected on the source box's axes, angle delta divided by pi; the configs add the
+            edge swap: see configs/common/models/s2anet.py).
         fam_matcher, odm_matcher: Matchers of the square anchors and of the refined anchors
             (IoU thresholds [0.4, 0.5], labels [0, -1, 1], low-quality matches allowed).
         num_classes: K.
