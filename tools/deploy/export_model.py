@@ -1,13 +1,15 @@
 #!/usr/bin/env python
 """Export a rotated_det detector for deployment without Python or without rotated_det.
 
-    python tools/deploy/export_model.py --config-file C --format torchscript|torch_export|onnx \
-        --export-method tracing --sample-image IMG --output DIR [key=value overrides ...]
+    python tools/deploy/export_model.py --config-file C \
+        --format torchscript|torch_export|aoti|onnx --export-method tracing \
+        --sample-image IMG --output DIR [key=value overrides ...]
 
 Writes to DIR:
-  model.ts (TorchScript, traced), model.pt2 (torch.export ExportedProgram) or model.onnx (standard
-  ONNX operators only, outputs before the final NMS; onnx_postprocess.py, copied next to it,
-  finishes the NMS with numpy: see tools/deploy/README.md);
+  model.ts (TorchScript, traced), model.pt2 (torch.export ExportedProgram; with --format aoti an
+  AOTInductor package compiled from it, for the C++ runner's AOTIModelPackageLoader) or model.onnx
+  (standard ONNX operators only, outputs before the final NMS; onnx_postprocess.py, copied next
+  to it, finishes the NMS with numpy: see tools/deploy/README.md);
   sample_input.pt (the preprocessed sample image, float32 [C, H, W]) and sample_outputs.pt
   (dict of boxes/scores/classes the eager model gives on it), for checking a deployment;
   sample_input.ppm (the resized sample as an image, for the C++ runner);
@@ -19,7 +21,8 @@ EMA weights ("model_ema") when the config has train.model_ema.enabled=True (expo
 
 The exported model is reloaded from disk and checked against the eager model on the sample; the
 tool fails if they differ (boxes within 1e-3 relative, same classes and order, scores within
-1e-4). An ONNX file is checked in each installed runtime (ONNX Runtime, OpenVINO) against the
+1e-4); an AOTInductor package also at the second size its dynamic program was checked at. An
+ONNX file is checked in each installed runtime (ONNX Runtime, OpenVINO) against the
 PyTorch model on the same operators (rotated_det.export.PreNMSDetector), before and after the
 NMS, in any order (rotated_det.export.detection_matching, same tolerances).
 """
@@ -50,6 +53,13 @@ from rotated_det.export import (
     onnx_postprocess,
     other_resolution,
 )
+from rotated_det.export.aoti import (
+    AOTI_BOX_RTOL,
+    AOTI_SCORE_ATOL,
+    compare_aoti_detections,
+    export_aoti,
+    load_aoti_package,
+)
 from rotated_det.export.detection_matching import match_detections
 from rotated_det.export.onnx_export import DEFAULT_OPSET, export_onnx
 from rotated_det.export.onnx_postprocess import postprocess
@@ -63,13 +73,18 @@ logger = logging.getLogger("rotated_det.export_model")
 
 def get_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        description="Export a rotated_det model to TorchScript (tracing), torch.export or ONNX.",
+        description="Export a rotated_det model to TorchScript (tracing), torch.export, an "
+        "AOTInductor package or ONNX.",
         formatter_class=argparse.RawDescriptionHelpFormatter,
         epilog=__doc__,
     )
     parser.add_argument("--config-file", required=True, metavar="FILE", help="LazyConfig .py")
     parser.add_argument(
-        "--format", choices=["torchscript", "torch_export", "onnx"], default="torchscript"
+        "--format",
+        choices=["torchscript", "torch_export", "aoti", "onnx"],
+        default="torchscript",
+        help="aoti: torch.export compiled by AOTInductor into model.pt2 (minutes of C++ "
+        "compilation)",
     )
     parser.add_argument(
         "--export-method",
@@ -155,6 +170,9 @@ def _write_readme(out_dir: str, info: dict) -> None:
             + (
                 "running it at another size raises an error that names the expected size. "
                 if info["format"] == "torchscript"
+                else "the loaders (rotated_det.export.aoti.load_aoti_package, the C++ runner) "
+                "refuse other sizes, naming the compiled size. "
+                if info["format"] == "aoti"
                 else "the program's guards reject other sizes "
                 '("Guard failed: image.size()[1] == ..."). '
             )
@@ -187,6 +205,25 @@ build/deploy/torchscript_rotated_det {fname} image.ppm \\
 The runner reads binary PPM images (`cv2.imwrite("image.ppm", img)`) or tensors saved with
 `torch.save`, and prints `detections N` then `index class score cx cy w h angle` per line.
 `sample_input.ppm` is the sample already resized: run it without `--min-size`."""
+    elif info["format"] == "aoti":
+        load_py = f"""```python
+import torch
+torch.ops.load_library("{info["ops_library"]}")  # the rotated_det ops, before loading
+model = torch._inductor.aoti_load_package("{fname}")
+boxes, scores, classes = model(image)  # image: float32 [3, H, W], contiguous
+```
+The compiled program does not check the input's size: `rotated_det.export.aoti.load_aoti_package`
+(and the C++ runner) check it against the package metadata (`rotated_det.*` entries of
+`model.get_metadata()`)."""
+        cpp = f"""Build the runner as for TorchScript (tools/deploy/README.md), then
+```bash
+build/deploy/torchscript_rotated_det {fname} image.ppm \\
+  --input-format {info["input_format"]}{cpp_resize}
+```
+A `.pt2` file is loaded with `torch::inductor::AOTIModelPackageLoader` (or pass
+`--model-format aoti`); the runner links the rotated_det ops library, which the package calls
+through the dispatcher. The package is compiled for this machine's CPU
+({info.get("aoti_cpu_isa", "see model.get_metadata()")}): compile it again on the target."""
     else:
         load_py = f"""```python
 import torch
@@ -199,6 +236,15 @@ boxes, scores, classes = model(image)  # image: float32 [3, H, W]
             "tools/deploy; an ExportedProgram can be compiled for C++ with AOTInductor "
             "(`torch._inductor.aoti_compile_and_package`)."
         )
+    if info["format"] == "aoti":
+        tolerance = (
+            f"at {', '.join(f'{a} x {b}' for a, b in info['checked_sizes'])}: one to one in any "
+            f"order, same classes, box corners within {AOTI_BOX_RTOL:g} relative, scores within "
+            f"{AOTI_SCORE_ATOL:g}; AOTInductor compiles its own kernels, whose float sums differ "
+            "from PyTorch's"
+        )
+    else:
+        tolerance = "boxes within 1e-3 relative, same classes and order, scores within 1e-4"
     ops = ", ".join(f"`{o}`" for o in info["rotated_det_ops"])
     ema_text = " (its EMA weights, `model_ema`)" if info.get("ema_weights") else ""
     text = f"""# Exported rotated_det model
@@ -256,9 +302,8 @@ C++ (tools/deploy/torchscript_rotated_det.cpp):
 ## Verification
 
 On the sample image ({h} x {w} after preprocessing), the exported model reloaded from disk gave
-{info["sample_detections"]} detections equal to the eager model's (boxes within 1e-3 relative, same
-classes and order, scores within 1e-4). `sample_input.pt` and `sample_outputs.pt` hold that input
-and the eager outputs.
+{info["sample_detections"]} detections equal to the eager model's ({tolerance}).
+`sample_input.pt` and `sample_outputs.pt` hold that input and the eager outputs.
 """
     with open(os.path.join(out_dir, "README.md"), "w", encoding="utf-8") as f:
         f.write(text)
@@ -501,6 +546,7 @@ def main(argv: list[str] | None = None) -> dict:
 
     t0 = time.perf_counter()
     onnx_info: dict = {}
+    aoti_info: dict = {}
     if args.format == "onnx":
         model_file = "model.onnx"
         path = os.path.join(args.output, model_file)
@@ -523,6 +569,33 @@ def main(argv: list[str] | None = None) -> dict:
         dynamic = result.dynamic_resolution
         checked = [list(c.size) for c in result.resolution_checks if c.ok]
         ops = result.ops
+    elif args.format == "aoti":
+        model_file = "model.pt2"
+        path = os.path.join(args.output, model_file)
+        aoti = export_aoti(model, sample, path)
+        loaded = load_aoti_package(path)
+        result = aoti.exported
+        dynamic = result.dynamic_resolution
+        checked = [list(sample.shape[1:])]
+        # The compiled package itself at each other size its program was checked at (Inductor
+        # compiles data-dependent shapes; a miscompilation shows here).
+        for check in result.resolution_checks:
+            other = torch.nn.functional.interpolate(
+                sample[None], size=check.size, mode="bilinear", align_corners=False
+            )[0]
+            with torch.no_grad():
+                diff = compare_aoti_detections(loaded(other), TracingAdapter(model)(other))
+            if diff is not None:
+                raise SystemExit(
+                    f"export verification failed: the AOTInductor package differs from the "
+                    f"eager model at {check.size[0]} x {check.size[1]}: {diff}"
+                )
+            checked.append(list(check.size))
+        ops = result.ops
+        aoti_info = {
+            "aoti_compile_seconds": aoti.compile_seconds,
+            "aoti_cpu_isa": loaded.metadata.get("AOTI_CPU_ISA", ""),
+        }
     else:
         result = export_torch_export(model, sample)
         model_file = "model.pt2"
@@ -536,7 +609,10 @@ def main(argv: list[str] | None = None) -> dict:
         export_s = time.perf_counter() - t0
         with torch.no_grad():
             actual = loaded(sample)
-        diff = compare_detections(tuple(actual), expected)
+        if args.format == "aoti":  # Inductor's own kernels: see rotated_det.export.aoti
+            diff = compare_aoti_detections(tuple(actual), expected)
+        else:
+            diff = compare_detections(tuple(actual), expected)
         if diff is not None:
             raise SystemExit(
                 f"export verification failed: the reloaded {model_file} differs: {diff}"
@@ -574,6 +650,7 @@ def main(argv: list[str] | None = None) -> dict:
         "eager_seconds": eager_s,
         "export_seconds": export_s,
         **onnx_info,
+        **aoti_info,
     }
     with open(os.path.join(args.output, "export_info.json"), "w", encoding="utf-8") as f:
         json.dump(info, f, indent=2)
