@@ -237,30 +237,59 @@ def test_convex_giou_loss_hand_worked():
 
 def test_bc_convex_giou_loss_hand_worked():
     """A set made of its square object's corners and centre (x5; the object turned by 30 degrees:
-    unique extreme points): GIoU 1, smooth L1 terms 0: ``2 w`` with ``w = exp(-1/4)``. Moved right
-    by 0.5 units (scale 4, 2 px): + w x (mean term 0.125 + extremes 4 x 0.125), and the GIoU
-    term of the moved set."""
+    unique extreme points): GIoU 1, smooth L1 terms 0: loss 0. Moved right by 0.5 units (scale 4,
+    2 px): w x (mean term 0.125 + extremes 4 x 0.125) with ``w = exp(-1/4)``, plus the convex
+    GIoU loss of the moved set."""
     gt = torch.tensor([[5.0, 5, 10, 10, 30]])
     corners = rbox_to_poly(gt).view(1, 4, 2)
     exact = torch.cat([corners, gt[:, None, :2].expand(1, 5, 2)], dim=1)
     w = math.exp(-0.25)
     scale = torch.tensor([4.0])
-    torch.testing.assert_close(bc_convex_giou_loss(exact, gt, scale), torch.tensor([2 * w]))
+    torch.testing.assert_close(
+        bc_convex_giou_loss(exact, gt, scale), torch.zeros(1), atol=1e-5, rtol=0
+    )
     moved = exact + torch.tensor([2.0, 0.0])
-    giou = 1 - convex_giou_loss(moved, gt)
-    expected = w * (0.125 + 4 * 0.125) + 1 - (1 - 2 * w) * giou
+    expected = w * (0.125 + 4 * 0.125) + convex_giou_loss(moved, gt)
     torch.testing.assert_close(bc_convex_giou_loss(moved, gt, scale), expected)
     # a 1:4 object: w = exp(-1) (weaker smooth L1 terms for elongated objects)
     long_gt = torch.tensor([[20.0, 5, 40, 10, 30]])
     corners = rbox_to_poly(long_gt).view(1, 4, 2)
     long_set = torch.cat([corners, long_gt[:, None, :2].expand(1, 5, 2)], dim=1)
     torch.testing.assert_close(
-        bc_convex_giou_loss(long_set, long_gt, scale), torch.tensor([2 * math.exp(-1)])
+        bc_convex_giou_loss(long_set, long_gt, scale), torch.zeros(1), atol=1e-5, rtol=0
     )
-    # the smooth L1 terms pull the moved set back (negative x gradient of the loss decrease)
+    moved_long = long_set + torch.tensor([2.0, 0.0])
+    expected = math.exp(-1) * (0.125 + 4 * 0.125) + convex_giou_loss(moved_long, long_gt)
+    torch.testing.assert_close(bc_convex_giou_loss(moved_long, long_gt, scale), expected)
+    # the loss pulls the moved set back (positive x gradient: move left)
     pts = moved.clone().requires_grad_()
     bc_convex_giou_loss(pts, gt, scale).sum().backward()
     assert pts.grad[..., 0].sum() > 0
+
+
+def test_bc_convex_giou_loss_pulls_squat_hulls_onto_their_object():
+    """For a square (w = 0.78 > 1/2) a hull that grows onto its object lowers the loss, and with
+    negligible smooth L1 terms (unit 1000 px) the gradient is the convex GIoU loss's. MMRotate's
+    reported value ``... + 1 - (1 - 2 w) GIoU``, differentiated, would rise instead (its GIoU
+    term has the weight 1 - 2 w = -0.56 there)."""
+    gt = torch.tensor([[5.0, 5, 10, 10, 30]])
+    corners = rbox_to_poly(gt).view(1, 4, 2)
+    centre = gt[:, None, :2]
+
+    def scaled(s: float) -> torch.Tensor:  # corners shrunk towards the centre, and the centre
+        return torch.cat([centre + s * (corners - centre), centre.expand(1, 5, 2)], dim=1)
+
+    unit = torch.tensor([1000.0])
+    losses = [bc_convex_giou_loss(scaled(s), gt, unit).item() for s in (0.5, 0.75, 0.9, 1.0)]
+    assert all(a > b + 0.05 for a, b in zip(losses, losses[1:])), losses
+    pts = scaled(0.7).requires_grad_()
+    bc_convex_giou_loss(pts, gt, unit).sum().backward()
+    reference = scaled(0.7).requires_grad_()
+    convex_giou_loss(reference, gt).sum().backward()
+    torch.testing.assert_close(pts.grad, reference.grad, atol=1e-5, rtol=1e-3)
+    # and the gradient moves the corners outwards, onto the object
+    outward = ((pts.grad[0, :4] * (corners[0] - centre[0])).sum(dim=1) < 0).all()
+    assert outward, pts.grad
 
 
 def test_spatial_border_loss_hand_worked():
