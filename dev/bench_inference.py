@@ -1,10 +1,11 @@
 #!/usr/bin/env python
 """Benchmark inference paths: sliding-window inference on a full DOTA scene against a naive
-baseline in the same run, and exported models (TorchScript, ONNX in ONNX Runtime and OpenVINO)
-against eager PyTorch.
+baseline in the same run, and exported models (TorchScript, AOTInductor, ONNX in ONNX Runtime and
+OpenVINO) against eager PyTorch.
 
     python dev/bench_inference.py [--config-file C] [--patch-size 512] [--overlap 128]
-                                  [--batch-size 4] [--repeat 2] [key=value overrides ...]
+                                  [--batch-size 4] [--repeat 2] [--exported-only] [--no-aoti]
+                                  [--no-onnx] [key=value overrides ...]
 
 1. Sliding window on tests/data/dota_samples/unlabeled/dota_scene_1616x1565.jpg:
    - ours: rotated_det.engine.sliding_window.SlidingWindowInference (windows streamed, cut one
@@ -16,7 +17,10 @@ against eager PyTorch.
 2. The same two pipelines on an 8000 x 8000 tiling of the scene with a model that detects
    nothing: the memory and time of the pipeline itself, which the model's share hides in 1.
 3. Exported vs eager: latency of one patch through ``model([...])``, through the TorchScript
-   module exported by rotated_det.export and, when installed, through the ONNX file of
+   module exported by rotated_det.export, through its AOTInductor package
+   (rotated_det.export.aoti: torch.export compiled to C++ kernels, loaded with
+   ``aoti_load_package``; ``--no-aoti`` skips it: the compilation takes minutes) and, when
+   installed, through the ONNX file of
    ``export_onnx`` in ONNX Runtime and in OpenVINO (CPU, float32), each followed by the numpy
    NMS of rotated_det.export.onnx_postprocess (its share printed apart); median of --repeat
    runs after one warm-up, all with --threads threads. ``--no-onnx`` skips the ONNX rows (the
@@ -200,7 +204,20 @@ def traced_vs_eager(args) -> dict:
 
     eager_s = median_time(adapter)
     traced_s = median_time(traced)
-    result = {"eager_s": eager_s, "traced_s": traced_s, "onnx": {}}
+    result = {"eager_s": eager_s, "traced_s": traced_s, "onnx": {}, "aoti": None}
+    if not args.no_aoti:
+        import tempfile
+
+        from rotated_det.export.aoti import export_aoti, load_aoti_package
+
+        with tempfile.TemporaryDirectory() as tmp, warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            package = export_aoti(model, x, os.path.join(tmp, "model.pt2"))
+            compiled = load_aoti_package(package.package_path)
+            result["aoti"] = {
+                "total_s": median_time(compiled),
+                "compile_s": package.compile_seconds,
+            }
     if args.no_onnx:
         return result
     import contextlib
@@ -242,6 +259,10 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--threads", type=int, default=0)
     parser.add_argument("--no-onnx", action="store_true", help="skip the ONNX rows of part 3")
+    parser.add_argument("--no-aoti", action="store_true", help="skip the AOTInductor row of part 3")
+    parser.add_argument(
+        "--exported-only", action="store_true", help="run part 3 only (exported vs eager)"
+    )
     parser.add_argument(
         "--variant", choices=["ours", "naive"], default=None, help=argparse.SUPPRESS
     )
@@ -268,6 +289,12 @@ def main() -> None:
             raise SystemExit(f"{name} failed:\n{proc.stderr[-3000:]}")
         return json.loads(proc.stdout.strip().splitlines()[-1])
 
+    if not args.exported_only:
+        sliding_window_parts(args, variant)
+    exported_part(args)
+
+
+def sliding_window_parts(args, variant) -> None:
     rows = [
         ("naive (all cut first, 1 by 1)", variant("naive", 1)),
         ("ours, batch 1", variant("ours", 1)),
@@ -290,12 +317,23 @@ def main() -> None:
     )
     for name, r in huge_rows:
         print(f"{name:32s}{r['seconds']:10.2f}{r['peak_mb_over_base']:10.0f}")
+
+
+def exported_part(args) -> None:
     tv = traced_vs_eager(args)
     print(
         f"3. One {args.patch_size} px patch: eager {tv['eager_s'] * 1000:.0f} ms, traced "
         f"{tv['traced_s'] * 1000:.0f} ms (median of {args.repeat}), "
         f"speed-up x{tv['eager_s'] / tv['traced_s']:.2f}"
     )
+    if tv["aoti"]:
+        r = tv["aoti"]
+        print(
+            f"   AOTInductor package: {r['total_s'] * 1000:.0f} ms, x"
+            f"{tv['eager_s'] / r['total_s']:.2f} against eager, x"
+            f"{tv['traced_s'] / r['total_s']:.2f} against traced "
+            f"(compiled in {r['compile_s']:.0f} s)"
+        )
     for runtime, r in tv["onnx"].items():
         print(
             f"   ONNX in {runtime}: {r['total_s'] * 1000:.0f} ms (of which numpy NMS of "
