@@ -23,12 +23,11 @@ from ..dense_heads.s2anet_head import S2ANetHead
 from ..losses.box_regression_loss import box_regression_loss, check_box_reg_loss_type
 from ..matcher import Matcher
 from .dense_detection import (
+    detect_image,
     flatten_levels,
     focal_loss_sum,
     labels_from_matches,
     moving_loss_normalizer,
-    nms_detections,
-    top_candidates,
 )
 from .preprocessing import DetectorBase, gt_instances, postprocess_batch
 
@@ -251,21 +250,18 @@ class S2ANet(DetectorBase):
         rotated NMS and the top detections."""
         results = []
         for i, size in enumerate(image_sizes):
-            boxes_all, scores_all, classes_all = [], [], []
-            for anc, logit, delta in zip(refined, pred_logits, pred_deltas):
-                probs = logit[i].float().sigmoid()  # float32 also under autocast
-                scores, idx, classes = top_candidates(
-                    probs, self.test_score_thresh, self.test_topk_candidates
-                )
-                boxes_all.append(self.box2box_transform.apply_deltas(delta[i][idx], anc[i][idx]))
-                scores_all.append(scores)
-                classes_all.append(classes)
+
+            def decode_level(level, idx, classes, scores, i=i):
+                deltas, anchors = pred_deltas[level][i][idx], refined[level][i][idx]
+                return self.box2box_transform.apply_deltas(deltas, anchors), scores
+
             results.append(
-                nms_detections(
-                    boxes_all,
-                    scores_all,
-                    classes_all,
+                detect_image(
+                    [logits[i] for logits in pred_logits],
+                    decode_level,
                     size,
+                    self.test_score_thresh,
+                    self.test_topk_candidates,
                     self.test_nms_thresh,
                     self.max_detections_per_image,
                 )
