@@ -31,11 +31,15 @@ MIN_SIZE, MAX_SIZE = 160, 192
 OTHER_SIZE = (224, 136)  # taller than wide, not a multiple of 32
 # Rotated RetinaNet is not used: with random weights its scores saturate at 1.0 on the DOTA patch,
 # and the top-k among equal scores picks different boxes in eager and compiled code.
-# Each package is minutes of C++ compilation: the suite packages the two-stage detector (the
-# reshape fix's case); ROTATED_DET_EXPORT_ALL=1 adds the dense one (as in test_export.py).
 PACKAGED = ("rotated_faster_rcnn", "rotated_fcos")
-if not os.environ.get("ROTATED_DET_EXPORT_ALL"):
-    PACKAGED = PACKAGED[:1]
+# Packaging a detector is 3-11 minutes of C++ compilation on 2 cores (11 under load 6), more than
+# the suite's budget allows: the suite compiles the box selection only (the reshape fix), and
+# ROTATED_DET_EXPORT_ALL=1 (as in test_export.py) runs the package tests below (5 passed in 13
+# minutes under load 6 with Rotated Faster R-CNN alone).
+needs_packages = pytest.mark.skipif(
+    not os.environ.get("ROTATED_DET_EXPORT_ALL"),
+    reason="AOTInductor packages take minutes to compile: set ROTATED_DET_EXPORT_ALL=1",
+)
 
 
 class _BoxSelection(torch.nn.Module):
@@ -166,6 +170,7 @@ def _other_image(sample: torch.Tensor) -> torch.Tensor:
     )[0]
 
 
+@needs_packages
 @pytest.mark.slow
 @pytest.mark.parametrize("name", PACKAGED)
 def test_package_equals_eager_at_two_resolutions(packages, name):
@@ -188,6 +193,7 @@ def test_package_equals_eager_at_two_resolutions(packages, name):
         assert diff is None, f"{tuple(image.shape)}: {diff}"
 
 
+@needs_packages
 @pytest.mark.slow
 def test_package_refuses_sizes_outside_its_range(packages):
     detector = load_aoti_package(str(packages["rotated_faster_rcnn"]["out"] / "model.pt2"))
@@ -201,6 +207,7 @@ def runner():
     return build_runner()
 
 
+@needs_packages
 @pytest.mark.slow
 @pytest.mark.parametrize("name", PACKAGED)
 def test_cpp_runner_gives_python_outputs_of_the_package(packages, runner, tmp_path, name):
