@@ -11,8 +11,9 @@
 ``--video-input`` one video file that OpenCV reads (cv2.VideoCapture). Images and frames go
 through DefaultPredictor (the config's test-time resize) ``--batch-size`` at a time (images of
 one size share a model call), in ``--precision`` (float32; bfloat16 on CPU or CUDA; float16 on
-CUDA; ``--half`` picks float16 on CUDA, bfloat16 on the CPU). At the end a line gives the throughput: images (frames) per second end to end (reading,
-detection, drawing, writing) and for detection alone, and the total time.
+CUDA; ``--half`` picks float16 on CUDA, bfloat16 on the CPU). At the end a line gives the
+throughput: images (frames) per second end to end (reading, detection, drawing, writing) and for
+detection alone, and the total time.
 
 For each input image NAME.ext, writes to the output directory:
   NAME.png        the image with the detections drawn (class colours, names, scores);
