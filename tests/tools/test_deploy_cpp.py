@@ -5,7 +5,6 @@ order, same scores)."""
 
 import json
 import os
-import shutil
 import subprocess
 import sys
 import textwrap
@@ -15,6 +14,7 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from deploy_runner import build_runner, parse_detections, run_runner
 
 from rotated_det.layers.ops_library import library_path
 from sample_data import DOTA_SAMPLES, dota_samples_dir
@@ -44,35 +44,9 @@ def _env():
 
 @pytest.fixture(scope="module")
 def runner(tmp_path_factory):
-    """Configure and build tools/deploy once per test session (about 20-60 s)."""
-    if shutil.which("cmake") is None:
-        pytest.fail("cmake is not installed: the C++ runner cannot be built")
-    build = tmp_path_factory.mktemp("deploy_build")
-    torch_dir = os.path.dirname(torch.__file__)
-    nvrtc = os.path.join(os.path.dirname(torch_dir), "nvidia", "cu13", "lib", "libnvrtc.so.13")
-    cmd = [
-        "cmake",
-        "-S",
-        os.path.join(REPO, "tools", "deploy"),
-        "-B",
-        str(build),
-        f"-DCMAKE_PREFIX_PATH={torch.utils.cmake_prefix_path}",
-        "-DCUDA_TOOLKIT_ROOT_DIR=/usr/local/cuda",
-        f"-DROTATED_DET_OPS_LIBRARY={library_path()}",
-    ]
-    if os.path.exists(nvrtc):
-        cmd.append(f"-DCUDA_nvrtc_LIBRARY={nvrtc}")
-    proc = subprocess.run(cmd, capture_output=True, text=True)
-    assert proc.returncode == 0, (
-        f"cmake configure failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    )
-    proc = subprocess.run(["cmake", "--build", str(build), "-j2"], capture_output=True, text=True)
-    assert proc.returncode == 0, (
-        f"cmake build failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-    )
-    exe = build / "torchscript_rotated_det"
-    assert exe.exists()
-    return str(exe)
+    """Configure and build tools/deploy once per test session (about 20-60 s), in a folder of its
+    own (build/deploy_tests is the other C++ tests', which may run at the same time)."""
+    return build_runner(str(tmp_path_factory.mktemp("deploy_build")))
 
 
 @pytest.fixture(scope="module")
@@ -137,24 +111,7 @@ def exported(tmp_path_factory):
 
 def run_cpp(exe, model, images, *options):
     """Run the runner on several images in one process; returns (boxes, scores, classes) each."""
-    proc = subprocess.run(
-        [exe, str(model), *map(str, images), *map(str, options)], capture_output=True, text=True
-    )
-    assert proc.returncode == 0, proc.stderr[-3000:]
-    lines = [ln for ln in proc.stdout.splitlines() if ln.strip()]
-    starts = [i for i, ln in enumerate(lines) if ln.startswith("image ")]
-    assert [lines[i][len("image ") :] for i in starts] == [str(p) for p in images]
-    results = []
-    for i in starts:
-        assert lines[i + 1].startswith("detections "), lines[i + 1]
-        n = int(lines[i + 1].split()[1])
-        rows = [ln.split() for ln in lines[i + 2 : i + 2 + n]]
-        assert len(rows) == n and [int(r[0]) for r in rows] == list(range(n))
-        classes = torch.tensor([int(r[1]) for r in rows], dtype=torch.int64)
-        scores = torch.tensor([float(r[2]) for r in rows], dtype=torch.float64)
-        boxes = torch.tensor([[float(v) for v in r[3:8]] for r in rows], dtype=torch.float64)
-        results.append((boxes.reshape(-1, 5), scores, classes))
-    return results
+    return parse_detections(run_runner(exe, model, images, *options).stdout, images)
 
 
 def assert_same(cpp, boxes, scores, classes):

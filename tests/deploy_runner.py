@@ -11,12 +11,13 @@ import torch
 
 from rotated_det.layers.ops_library import library_path
 
-REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 BUILD_DIR = os.path.join(REPO, "build", "deploy_tests")
 
 
-def build_runner() -> str:
-    """Configure and build tools/deploy into build/deploy_tests; returns the executable's path."""
+def build_runner(build_dir: str = BUILD_DIR) -> str:
+    """Configure and build tools/deploy into ``build_dir`` (default build/deploy_tests); returns
+    the executable's path."""
     if shutil.which("cmake") is None:
         pytest.fail("cmake is not installed: the C++ runner cannot be built")
     torch_dir = os.path.dirname(torch.__file__)
@@ -26,7 +27,7 @@ def build_runner() -> str:
         "-S",
         os.path.join(REPO, "tools", "deploy"),
         "-B",
-        BUILD_DIR,
+        build_dir,
         f"-DCMAKE_PREFIX_PATH={torch.utils.cmake_prefix_path}",
         "-DCUDA_TOOLKIT_ROOT_DIR=/usr/local/cuda",
         f"-DROTATED_DET_OPS_LIBRARY={library_path()}",
@@ -35,9 +36,9 @@ def build_runner() -> str:
         cmd.append(f"-DCUDA_nvrtc_LIBRARY={nvrtc}")
     proc = subprocess.run(cmd, capture_output=True, text=True)
     assert proc.returncode == 0, f"cmake configure failed:\n{proc.stdout[-3000:]}\n{proc.stderr}"
-    proc = subprocess.run(["cmake", "--build", BUILD_DIR, "-j2"], capture_output=True, text=True)
+    proc = subprocess.run(["cmake", "--build", build_dir, "-j2"], capture_output=True, text=True)
     assert proc.returncode == 0, f"cmake build failed:\n{proc.stdout[-3000:]}\n{proc.stderr}"
-    exe = os.path.join(BUILD_DIR, "torchscript_rotated_det")
+    exe = os.path.join(build_dir, "torchscript_rotated_det")
     assert os.path.exists(exe)
     return exe
 
