@@ -25,13 +25,12 @@ import math
 
 import torch
 from torch import nn
-from torchvision.ops import deform_conv2d
 
-from .deform_conv_grid import deform_conv2d_grid
+from .deform_conv import DEFORM_CONV_IMPLEMENTATIONS, DeformConv2d
 
 __all__ = ["AlignConv", "align_conv_offsets", "ALIGN_CONV_IMPLEMENTATIONS"]
 
-ALIGN_CONV_IMPLEMENTATIONS = ("auto", "deform_conv2d", "grid_sample")
+ALIGN_CONV_IMPLEMENTATIONS = DEFORM_CONV_IMPLEMENTATIONS
 
 
 def align_conv_offsets(
@@ -81,7 +80,7 @@ def align_conv_offsets(
     return offsets.reshape(n, height, width, -1).permute(0, 3, 1, 2).contiguous()
 
 
-class AlignConv(nn.Module):
+class AlignConv(DeformConv2d):
     """A k x k convolution sampled along one rotated anchor per location (no bias, as S2A-Net's).
 
     Args:
@@ -108,20 +107,12 @@ class AlignConv(nn.Module):
         kernel_size: int = 3,
         implementation: str = "auto",
     ) -> None:
-        super().__init__()
-        if kernel_size % 2 != 1 or kernel_size < 1:
-            raise ValueError(f"AlignConv: kernel_size must be odd and >= 1, got {kernel_size}")
-        if implementation not in ALIGN_CONV_IMPLEMENTATIONS:
-            raise ValueError(
-                f"AlignConv: implementation must be one of {ALIGN_CONV_IMPLEMENTATIONS}, got "
-                f"{implementation!r}"
-            )
-        self.kernel_size = kernel_size
-        self.implementation = implementation
-        self.weight = nn.Parameter(torch.empty(out_channels, in_channels, kernel_size, kernel_size))
+        super().__init__(in_channels, out_channels, kernel_size, implementation)
         nn.init.normal_(self.weight, std=0.01)
 
-    def forward(self, x: torch.Tensor, anchors: torch.Tensor, stride: float) -> torch.Tensor:
+    def forward(  # type: ignore[override]
+        self, x: torch.Tensor, anchors: torch.Tensor, stride: float
+    ) -> torch.Tensor:
         n, _, height, width = x.shape
         if anchors.dim() != 3 or anchors.shape[0] != n or anchors.shape[-1] != 5:
             raise ValueError(
@@ -133,23 +124,4 @@ class AlignConv(nn.Module):
         offsets = align_conv_offsets(
             anchors.detach().to(dtype), height, width, stride, self.kernel_size
         )
-        pad = (self.kernel_size - 1) // 2
-        x32, weight = x.to(dtype), self.weight.to(dtype)
-        use_grid = self.implementation == "grid_sample" or (
-            self.implementation == "auto" and x.device.type != "cuda"
-        )
-        if use_grid:
-            bias = weight.new_zeros(weight.shape[0])
-            out = deform_conv2d_grid(
-                x32, weight, offsets, bias[:0], bias, 1, 1, pad, pad, 1, 1, 1, 1, False
-            )
-        else:
-            out = deform_conv2d(x32, offsets, weight, padding=pad)
-        return out.to(x.dtype)
-
-    def extra_repr(self) -> str:
-        out_channels, in_channels = self.weight.shape[:2]
-        return (
-            f"{in_channels}, {out_channels}, kernel_size={self.kernel_size}, "
-            f"implementation={self.implementation!r}"
-        )
+        return super().forward(x, offsets)

@@ -42,10 +42,13 @@ class DeformConv2d(nn.Module):
     ) -> None:
         super().__init__()
         if kernel_size % 2 != 1 or kernel_size < 1:
-            raise ValueError(f"DeformConv2d: kernel_size must be odd and >= 1, got {kernel_size}")
+            raise ValueError(
+                f"{type(self).__name__}: kernel_size must be odd and >= 1, got {kernel_size}"
+            )
         if implementation not in DEFORM_CONV_IMPLEMENTATIONS:
             raise ValueError(
-                f"DeformConv2d: implementation must be one of {DEFORM_CONV_IMPLEMENTATIONS}, "
+                f"{type(self).__name__}: implementation must be one of "
+                f"{DEFORM_CONV_IMPLEMENTATIONS}, "
                 f"got {implementation!r}"
             )
         self.kernel_size = kernel_size

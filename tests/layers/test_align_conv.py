@@ -155,7 +155,7 @@ def test_bad_arguments_name_themselves():
 
 def test_auto_uses_grid_sample_on_the_cpu(monkeypatch):
     calls = []
-    import rotated_det.layers.align_conv as module
+    import rotated_det.layers.deform_conv as module  # AlignConv runs DeformConv2d
 
     monkeypatch.setattr(
         module, "deform_conv2d_grid", lambda *a: calls.append(1) or torch.zeros(1, 2, 3, 3)
