@@ -108,6 +108,9 @@ class AlignConv(DeformConv2d):
         implementation: str = "auto",
     ) -> None:
         super().__init__(in_channels, out_channels, kernel_size, implementation)
+
+    def reset_parameters(self) -> None:
+        """S2A-Net's initialisation: normal, std 0.01."""
         nn.init.normal_(self.weight, std=0.01)
 
     def forward(  # type: ignore[override]

@@ -54,7 +54,10 @@ class DeformConv2d(nn.Module):
         self.kernel_size = kernel_size
         self.implementation = implementation
         self.weight = nn.Parameter(torch.empty(out_channels, in_channels, kernel_size, kernel_size))
-        # nn.Conv2d's default initialisation
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """nn.Conv2d's default initialisation."""
         nn.init.kaiming_uniform_(self.weight, a=math.sqrt(5))
 
     def forward(self, x: torch.Tensor, offset: torch.Tensor) -> torch.Tensor:
