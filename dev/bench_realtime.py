@@ -18,8 +18,11 @@ Latency part (random weights, eval mode, batch 1, one ``--size`` x ``--size`` im
 ``--iters`` after ``--warmup``):
 
 - RTMDet-R tiny and s (``configs/DOTA-Rotated/rotated_rtmdet_{tiny,s}_3x.py``, 15 classes);
-  YOLO11n-obb and YOLO11s-obb from their model YAMLs (15 classes), Conv+BN unfused (the same
-  network as trained) and fused (``model.fuse()``, as Ultralytics' predictor runs it);
+  YOLO11n-obb and YOLO11s-obb from their model YAMLs (15 classes); each Conv+BN unfused (the
+  same network as trained), fused (rotated_det's ``fuse_conv_bn``; Ultralytics' ``model.fuse()``,
+  as its predictor runs it) and fused with channels-last weights
+  (``model.to(memory_format=torch.channels_last)``, as DefaultPredictor runs a model on a CPU;
+  Ultralytics' predictor does not);
 - ``forward``: the network alone: pixel normalisation, backbone, neck, head (YOLO's head also
   decodes every box; RTMDet decodes only the candidates it keeps, in post-processing);
 - ``+ post``: the whole detector: forward + candidate selection + rotated NMS at each library's
@@ -72,6 +75,14 @@ sys.path.insert(0, ROOT)
 ULTRALYTICS_VERSION = "8.4.190"
 DEFAULT_OUTPUT = os.path.join("output", "bench_realtime")
 YOLO_SIDE = os.path.join(ROOT, "dev", "bench_realtime_yolo.py")
+# The latency variants of every model (bench_realtime_yolo.py times the same three), in the
+# table's order, and their labels there.
+VARIANTS = ("unfused", "fused", "fused_channels_last")
+VARIANT_LABELS = {
+    "unfused": "",
+    "fused": ", Conv+BN fused",
+    "fused_channels_last": ", fused, channels-last weights",
+}
 NUM_CLASSES = 15  # DOTA v1.0, for the latency part
 RTMDET_LATENCY = {
     "RTMDet-R tiny": "configs/DOTA-Rotated/rotated_rtmdet_tiny_3x.py",
@@ -311,6 +322,7 @@ def worker_latency(w: dict) -> dict:
 
     from rotated_det.config import LazyConfig, instantiate
     from rotated_det.export import TracingAdapter
+    from rotated_det.layers import fuse_conv_bn
 
     cfg = LazyConfig.load(os.path.join(ROOT, w["config"])).model
     cfg.num_classes = NUM_CLASSES
@@ -333,17 +345,34 @@ def worker_latency(w: dict) -> dict:
             _, logits, distances, angles = self.detector.head_outputs(images.tensor)
             return torch.cat(logits, 1), torch.cat(distances, 1), torch.cat(angles, 1)
 
-    network = Network(model).eval()
-    detector = TracingAdapter(model).eval()
-    row = {}
+    result: dict = {"params": sum(p.numel() for p in model.parameters())}
+    for variant in VARIANTS:
+        if variant == "fused":
+            fuse_conv_bn(model)
+        elif variant == "fused_channels_last":  # as DefaultPredictor runs it on a CPU
+            model.to(memory_format=torch.channels_last)
+        result[variant] = _latency_row(
+            Network(model).eval(), TracingAdapter(model).eval(), image, w
+        )
+    return result
+
+
+def _latency_row(network, detector, image, w: dict) -> dict:
+    """Median seconds of the network alone and of the whole detector, eager and traced."""
+    import torch
+
+    def timed(fn) -> float:
+        return _median_seconds(fn, w["iters"], w["warmup"])
+
     with torch.no_grad():
-        row["forward"] = _median_seconds(lambda: network(image), w["iters"], w["warmup"])
-        row["with_nms"] = _median_seconds(lambda: detector(image), w["iters"], w["warmup"])
         traced_net = torch.jit.trace(network, (image,), check_trace=False)
-        row["forward_traced"] = _median_seconds(lambda: traced_net(image), w["iters"], w["warmup"])
         traced_det = torch.jit.trace(detector, (image,), check_trace=False)
-        row["with_nms_traced"] = _median_seconds(lambda: traced_det(image), w["iters"], w["warmup"])
-    return {"params": sum(p.numel() for p in model.parameters()), "unfused": row}
+        return {
+            "forward": timed(lambda: network(image)),
+            "with_nms": timed(lambda: detector(image)),
+            "forward_traced": timed(lambda: traced_net(image)),
+            "with_nms_traced": timed(lambda: traced_det(image)),
+        }
 
 
 def worker_nms(w: dict) -> dict:
@@ -587,11 +616,11 @@ def latency_table(r: dict) -> str:
         "| --- | --- | --- | --- | --- | --- |",
     ]
     for name, m in r["models"].items():
-        for variant in ("unfused", "fused"):
+        for variant in VARIANTS:
             if variant not in m:
                 continue
             t = m[variant]
-            label = name + (", Conv+BN fused" if variant == "fused" else "")
+            label = name + VARIANT_LABELS[variant]
             lines.append(
                 f"| {label} | {m['params'] / 1e6:.2f} | {t['forward'] * 1e3:.0f} | "
                 f"{t['forward_traced'] * 1e3:.0f} | {t['with_nms'] * 1e3:.0f} | "
@@ -871,7 +900,7 @@ def accuracy_part(args, py: str, latency: dict | None) -> dict:
             latency = json.load(f)
     if latency:
         lat = {
-            "RTMDet-R tiny": latency["models"]["RTMDet-R tiny"]["unfused"]["with_nms"],
+            "RTMDet-R tiny": latency["models"]["RTMDet-R tiny"]["fused_channels_last"]["with_nms"],
             "YOLO11n-obb": latency["models"]["YOLO11n-obb"]["fused"]["with_nms"],
         }
         for row in rows:

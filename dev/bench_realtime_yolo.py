@@ -4,8 +4,9 @@ and it never imports rotated_det). Each command writes its results as JSON to ``
 
     latency  forward latency of a YOLO-OBB model built from its model YAML (random weights), eager
              and traced (``torch.jit.trace``), without and with Ultralytics' post-processing
-             (``non_max_suppression(rotated=True)`` at its predictor's defaults), Conv+BN unfused
-             and fused (``model.fuse()``, as Ultralytics' predictor runs a model)
+             (``non_max_suppression(rotated=True)`` at its predictor's defaults), Conv+BN unfused,
+             fused (``model.fuse()``, as Ultralytics' predictor runs a model) and fused with
+             channels-last weights
     nms      Ultralytics' rotated NMS (``TorchNMS.fast_nms`` with ``batch_probiou`` and the class
              offset, as ``non_max_suppression`` calls it) on the candidates of an ``.npz`` file
     train    train a model from its YAML (no pretrained weights) for a wall-clock budget
@@ -75,12 +76,14 @@ def cmd_latency(args) -> dict:
         return non_max_suppression(pred, 0.25, 0.7, max_det=300, nc=args.nc, rotated=True)
 
     results: dict = {"model": args.model, "nc": args.nc, "size": list(image.shape[1:])}
-    for fused in (False, True):
+    for variant in ("unfused", "fused", "fused_channels_last"):  # bench_realtime.VARIANTS
         model = _build(args.model, args.nc)
-        if fused:
-            model = model.fuse(verbose=False)
-        if not fused:  # the model as defined (fusing folds the BatchNorms into the convs)
+        if variant == "unfused":  # the model as defined (fusing folds the BatchNorms into convs)
             results["params"] = sum(p.numel() for p in model.parameters())
+        else:
+            model = model.fuse(verbose=False)
+        if variant == "fused_channels_last":
+            model = model.to(memory_format=torch.channels_last)
         row: dict = {}
         timing = dict(iters=args.iters, warmup=args.warmup)
         with torch.inference_mode():
@@ -96,8 +99,8 @@ def cmd_latency(args) -> dict:
             row["forward_traced"], _ = _timed(lambda t=traced: t(prepare(image)), **timing)
             row["with_nms_traced"], _ = _timed(lambda t=traced: nms(t(prepare(image))), **timing)
         head.export = False
-        results["fused" if fused else "unfused"] = row
-        print(f"{args.model} {'fused' if fused else 'unfused'}: {row}", flush=True)
+        results[variant] = row
+        print(f"{args.model} {variant}: {row}", flush=True)
     return results
 
 

@@ -123,7 +123,7 @@ def main(argv: list[str] | None = None) -> dict:
     if "train" not in cfg:
         cfg.train = {}
     cfg.train.device = "cpu"
-    predictor = DefaultPredictor(cfg)
+    predictor = DefaultPredictor(cfg, fuse_conv_bn=False)  # the model as trained and saved
     model = predictor.model.eval()
     results: dict = {}
     for task in args.tasks:

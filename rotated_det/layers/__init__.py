@@ -3,6 +3,7 @@
 from .active_rotating_filter import ORConv2d
 from .align_conv import AlignConv, align_conv_offsets
 from .batch_norm import FrozenBatchNorm2d, get_norm
+from .conv_bn_fusion import fuse_conv_bn
 from .convex_iou import convex_giou, convex_iou, convex_overlaps
 from .convex_points_in_polygons import points_in_polygons
 from .diff_iou_rotated import diff_enclosing_area_rotated, diff_iou_rotated
@@ -39,6 +40,7 @@ __all__ = [
     "weighted_box_fusion_rotated",
     "Conv2d",
     "FrozenBatchNorm2d",
+    "fuse_conv_bn",
     "ShapeSpec",
     "cat",
     "get_norm",

@@ -98,6 +98,32 @@ def test_batched_detections_equal_single_image_detections(trained_cfg):
         assert torch.equal(b.pred_classes, s.pred_classes)
 
 
+def test_folded_norms_and_channels_last_give_the_plain_detections(trained_cfg):
+    """DefaultPredictor on a CPU folds every batch norm of the model (fuse_conv_bn=True) and
+    stores the convolution weights channels-last (channels_last=None: on CPU): the same
+    detections as the model as trained, boxes within 1e-3 px and scores within 1e-5 (float32
+    rounding of the folded weights and of the other summation order)."""
+    images = _scenes_of_three_sizes()
+    with single_thread():
+        fast = DefaultPredictor(trained_cfg(test_resize=True))
+        plain = DefaultPredictor(
+            trained_cfg(test_resize=True), fuse_conv_bn=False, channels_last=False
+        )
+        norms = sum(isinstance(m, torch.nn.BatchNorm2d) for m in plain.model.modules())
+        assert fast.folded_norms == norms > 50 and plain.folded_norms == 0
+        assert not any(isinstance(m, torch.nn.BatchNorm2d) for m in fast.model.modules())
+        weights = [p for p in fast.model.parameters() if p.dim() == 4 and p.shape[1] > 1]
+        assert fast.channels_last and not plain.channels_last
+        assert all(w.is_contiguous(memory_format=torch.channels_last) for w in weights)
+        assert not weights[0].is_contiguous()
+        pairs = list(zip(fast(images), plain(images)))
+    for a, b in pairs:
+        assert (b.scores > 0.5).sum() >= 2 and len(a) == len(b)
+        torch.testing.assert_close(a.pred_boxes.tensor, b.pred_boxes.tensor, atol=1e-3, rtol=0)
+        torch.testing.assert_close(a.scores, b.scores, atol=1e-5, rtol=0)
+        assert torch.equal(a.pred_classes, b.pred_classes)
+
+
 def _matched_share(x_all, y_all) -> float:
     """Share of the detections of x (score > 0.5) that y has too: same class, score > 0.3 (a
     lower bar, so that a score moving across 0.5 is not a miss), rotated IoU > 0.9."""

@@ -12,6 +12,7 @@ from script_loading import load_script
 
 from rotated_det.config import LazyConfig, instantiate
 from rotated_det.export import TracingAdapter
+from rotated_det.layers import fuse_conv_bn
 
 REPO = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 MODEL_CFG = os.path.join(REPO, "configs", "common", "models", "oriented_rcnn.py")
@@ -32,9 +33,14 @@ def _export_tool():
 
 
 def _outputs(state, sample):
+    """The detections of weights ``state`` prepared as DefaultPredictor prepares a model for
+    the export tool on a CPU (norms folded, channels-last weights): with random weights, the
+    rounding of an unprepared model flips near-tied NMS decisions."""
     model = instantiate(LazyConfig.apply_overrides(LazyConfig.load(MODEL_CFG), OVERRIDES).model)
     model.load_state_dict(state)
     model.eval()
+    fuse_conv_bn(model)
+    model.to(memory_format=torch.channels_last)
     with torch.no_grad():
         return TracingAdapter(model)(sample)
 

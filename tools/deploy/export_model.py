@@ -17,7 +17,9 @@ Writes to DIR:
 
 The weights come from train.init_checkpoint, loaded as DefaultPredictor does: the checkpoint's
 EMA weights ("model_ema") when the config has train.model_ema.enabled=True (export_info.json:
-"ema_weights").
+"ema_weights"), then, as DefaultPredictor prepares a model for inference, every batch norm folded
+into the convolution before it (its detections equal up to float32 rounding) and, on a CPU, the
+convolution weights stored channels-last.
 
 The exported model is reloaded from disk and checked against the eager model on the sample; the
 tool fails if they differ (boxes within 1e-3 relative, same classes and order, scores within
