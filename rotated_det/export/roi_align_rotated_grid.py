@@ -75,7 +75,9 @@ def roi_align_rotated_grid(
     cy = rois[:, 2] * spatial_scale - 0.5
     w = (rois[:, 3] * spatial_scale).clamp(min=0)
     h = (rois[:, 4] * spatial_scale).clamp(min=0)
-    theta = rois[:, 5] * (math.pi / 180.0)
+    # reduced in degrees first, as the kernel's sincos_deg: exact turns stay exact and angles far
+    # outside [-360, 360] keep their precision
+    theta = torch.fmod(rois[:, 5], 360.0) * (math.pi / 180.0)
     cos, sin = torch.cos(theta), torch.sin(theta)
     bin_w = w / pooled_width
     bin_h = h / pooled_height

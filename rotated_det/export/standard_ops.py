@@ -6,6 +6,9 @@ ops are swapped at call time, without touching the model's code.
 
 - ``roi_align_rotated_forward`` -> :func:`roi_align_rotated_grid` (``grid_sample``: ONNX
   ``GridSample``);
+- ``ri_roi_align_rotated_forward`` (ReDet's rotation-invariant RoIAlign) ->
+  :func:`ri_roi_align_rotated_grid` (the same ``grid_sample`` RoIAlign, then each field's
+  orientation channels gathered and interpolated);
 - NMS called inside the detector's ``proposal_generator`` (two-stage detectors) -> the
   ``proposal_nms`` choice:
 
@@ -52,6 +55,7 @@ from torch.overrides import TorchFunctionMode
 from rotated_det.layers.deform_conv_grid import deform_conv2d_grid
 from rotated_det.structures import rbox_to_hbox
 
+from .ri_roi_align_rotated_grid import ri_roi_align_rotated_grid
 from .roi_align_rotated_grid import DEFAULT_MAX_ADAPTIVE_SAMPLES, roi_align_rotated_grid
 from .tracing_adapter import TracingAdapter
 
@@ -65,6 +69,13 @@ __all__ = [
 ]
 
 PROPOSAL_NMS_CHOICES = ("horizontal", "topk", "rotated")
+
+# compiled RoIAlign ops -> their standard-operator formulations (same arguments, plus
+# max_adaptive_samples)
+_ROI_ALIGN_GRIDS: dict[str, Any] = {
+    "roi_align_rotated_forward": roi_align_rotated_grid,
+    "ri_roi_align_rotated_forward": ri_roi_align_rotated_grid,
+}
 
 # (limit attribute, its "no limit" value) of the modules that run a detector's final NMS.
 _LIMIT_ATTRIBUTES = {"max_detections_per_image": 2**62, "test_topk_per_image": -1}
@@ -158,8 +169,9 @@ class StandardOpsMode(TorchFunctionMode):
         defer_final_nms: the final NMS returns every index (the caller finishes it).
         max_adaptive_samples: sample slots per bin side of adaptive RoIAlign
             (``sampling_ratio <= 0``), see :mod:`rotated_det.export.roi_align_rotated_grid`.
-        standard_roi_align: swap RoIAlign for :func:`roi_align_rotated_grid` (False keeps the
-            compiled op: to measure the other swaps alone).
+        standard_roi_align: swap RoIAlign for :func:`roi_align_rotated_grid` and RiRoIAlign for
+            :func:`ri_roi_align_rotated_grid` (False keeps the compiled ops: to measure the other
+            swaps alone).
 
     Attributes:
         final_nms_thresholds: the IoU thresholds of the final NMS calls seen while active.
@@ -222,18 +234,17 @@ class StandardOpsMode(TorchFunctionMode):
         if not name.startswith("rotated_det::"):
             return func(*args, **kwargs)
         op = name.split("::", 1)[1]
-        if op == "roi_align_rotated_forward":
+        if op in _ROI_ALIGN_GRIDS:
             if not self.standard_roi_align:
                 return func(*args, **kwargs)
-            return roi_align_rotated_grid(
-                *args, **kwargs, max_adaptive_samples=self.max_adaptive_samples
-            )
+            grid = _ROI_ALIGN_GRIDS[op]
+            return grid(*args, **kwargs, max_adaptive_samples=self.max_adaptive_samples)
         if op in ("nms_rotated", "batched_nms_rotated"):
             return self._nms(func, op, args, kwargs)
         raise NotImplementedError(
             f"{name} is called at inference and has no standard-operator formulation for "
-            "export (StandardOpsMode replaces roi_align_rotated_forward, nms_rotated and "
-            "batched_nms_rotated only)"
+            "export (StandardOpsMode replaces roi_align_rotated_forward, "
+            "ri_roi_align_rotated_forward, nms_rotated and batched_nms_rotated only)"
         )
 
     def _nms(self, func: Any, op: str, args: tuple, kwargs: dict) -> torch.Tensor:
