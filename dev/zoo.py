@@ -92,7 +92,7 @@ def measure_one(name: str, output_dir: str, num_images: int, threads: int) -> di
     import numpy as np
     import torch
 
-    from rotated_det.config import LazyConfig
+    from rotated_det.config import LazyConfig, instantiate
     from rotated_det.engine import DefaultPredictor
 
     with open(os.path.join(output_dir, name, "summary.json"), encoding="utf-8") as f:
@@ -106,7 +106,9 @@ def measure_one(name: str, output_dir: str, num_images: int, threads: int) -> di
     cfg = LazyConfig.load(os.path.join(ROOT, ZOO[name][0]))
     cfg.train.init_checkpoint = checkpoint
     cfg.train.device = "cpu"
-    predictor = DefaultPredictor(cfg)
+    # the model as trained (the predictor folds its batch norms into the convolutions)
+    parameters = sum(p.numel() for p in instantiate(cfg.model).parameters())
+    predictor = DefaultPredictor(cfg)  # as users run it: norms folded, channels-last weights
     images = [cv2.imread(p) for p in paths]
     times = []
     for i, image in enumerate(images):
@@ -115,7 +117,7 @@ def measure_one(name: str, output_dir: str, num_images: int, threads: int) -> di
         if i >= 2:
             times.append(time.perf_counter() - t0)
     speed = {
-        "parameters_M": round(sum(p.numel() for p in predictor.model.parameters()) / 1e6, 2),
+        "parameters_M": round(parameters / 1e6, 2),
         "inference_ms_per_patch": round(1000 * float(np.median(times)), 1),
         "images": len(times),
         "threads": threads,

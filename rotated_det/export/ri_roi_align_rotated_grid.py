@@ -17,7 +17,7 @@ Same semantics as :func:`rotated_det.layers.ri_roi_align_rotated`:
 
 Step 2 gathers the rows ``(k, (o + first_k) % n)`` of the pooled features laid out as
 ``[K * n, fields * PH * PW]`` (one ``Gather`` of ``K * n`` row indices: no loop over RoIs, any RoI
-count), and gets ``a1`` from ``a0`` by rolling the orientation axis by one (static slices):
+count), and gets ``a1`` from ``a0`` by rolling the orientation axis by one (two static slices):
 ``a0[(o + 1) % n] = v[(o + first + 1) % n]``. ``t`` is reduced as the compiled kernel reduces it
 (``fmod(angle, 360) * n / 360``, then wrapped into ``[0, n)``), so that the two agree at the
 multiples of ``360 / n`` too.
@@ -66,7 +66,9 @@ def align_orientations(
     j0 = torch.remainder(o[None, :] + first.long()[:, None], n)  # [K, n]
     index = (torch.arange(k, device=pooled.device)[:, None] * n + j0).reshape(-1)
     a0 = rows.index_select(0, index).reshape(k, n, fields, ph * pw)
-    a1 = torch.roll(a0, shifts=-1, dims=1)  # a1[:, o] = a0[:, (o + 1) % n]
+    # a1[:, o] = a0[:, (o + 1) % n]: a roll written as slices (torch.roll checks for an empty
+    # tensor, which torch.export cannot decide when the RoI count is data-dependent)
+    a1 = torch.cat([a0[:, 1:], a0[:, :1]], dim=1)
     out = a0 + frac[:, None, None, None] * (a1 - a0)
     return out.transpose(1, 2).reshape(k, c, ph, pw)
 

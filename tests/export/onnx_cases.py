@@ -29,6 +29,7 @@ __all__ = [
     "ONE_STAGE",
     "TWO_STAGE",
     "build_small_model",
+    "condition_for_onnx",
     "onnx_test_detector",
     "scene",
 ]
@@ -60,7 +61,20 @@ def onnx_test_detector(name: str, image: torch.Tensor, target: int = 100) -> tor
     Raises:
         RuntimeError: when no threshold near ``target`` candidates is stable.
     """
-    model = build_small_model(name).eval()
+    return condition_for_onnx(build_small_model(name), image, target, name)
+
+
+def condition_for_onnx(
+    model: torch.nn.Module, image: torch.Tensor, target: int = 100, name: str = ""
+) -> torch.nn.Module:
+    """``model`` (put in eval mode, e.g. a detector of a project) conditioned on ``image`` as
+    the module docstring says, leaving about ``target`` candidates; ``name`` labels the error.
+
+    Raises:
+        RuntimeError: when no threshold near ``target`` candidates is stable.
+    """
+    model = model.eval()
+    name = name or type(model).__name__
     holder_name = find_final_nms(model).module
     holder = model.get_submodule(holder_name)
     if hasattr(holder, "test_topk_candidates"):
