@@ -108,14 +108,15 @@ def test_rejects_orientations_that_do_not_divide_the_channels():
 
 
 class RiPool(torch.nn.Module):
-    """ReDet's rotated-stage pooling: RiRoIAlignRotated 7x7, 2 samples, C8."""
+    """ReDet's rotated-stage pooling (RiRoIAlignRotated 7x7, 2 samples, C8) of the RoIs of
+    positive width: as in a detector, the pooled RoI count is data-dependent."""
 
     def __init__(self, n=8):
         super().__init__()
         self.pool = RiRoIAlignRotated(7, SCALE, 2, n)
 
     def forward(self, features, rois):
-        return self.pool(features, rois)
+        return self.pool(features, rois[rois[:, 3] > 0])
 
 
 def _export_program(module, features, rois):
