@@ -93,16 +93,14 @@ class DefaultPredictor:
     ``fuse_conv_bn`` (default True) folds every batch norm that follows a convolution into it
     after the weights are loaded (:func:`rotated_det.layers.fuse_conv_bn`; ``folded_norms`` says
     how many): the detections are those of the unfused model up to float32 rounding, and models
-    with a norm after each convolution run faster (RTMDet-R tiny at 1024 px on 2 threads:
-    README, "Real-time models"). ``self.model`` is then no longer the trainable module of the
+    with a norm after each convolution run faster. ``self.model`` is then no longer the trainable module of the
     config: pass False to keep it so (e.g. to fine-tune or save it).
 
     ``channels_last`` (default: on a CPU device) stores the convolution weights channels-last
     (``model.to(memory_format=torch.channels_last)``), the layout oneDNN's CPU convolutions run
-    fastest in; the feature maps follow it, the detections are unchanged up to rounding. Measured
-    whole-detector latency, 2 threads, idle, Conv+BN fused (``dev/bench_realtime.py``): RTMDet-R
-    tiny at 1024 px 340 -> 212 ms, the quickstart Faster R-CNN at 512 px 168 -> 140 ms, FCOS
-    121 -> 98 ms.
+    fastest in; the feature maps follow it, the detections are unchanged up to rounding. Both
+    together, RTMDet-R tiny at 1024 px, 2 threads, whole detector (``dev/bench_realtime.py``,
+    idle machine): 341 ms as trained, 326 ms folded, 226 ms folded and channels-last.
 
     Example::
 
