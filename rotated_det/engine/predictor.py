@@ -93,8 +93,8 @@ class DefaultPredictor:
     ``fuse_conv_bn`` (default True) folds every batch norm that follows a convolution into it
     after the weights are loaded (:func:`rotated_det.layers.fuse_conv_bn`; ``folded_norms`` says
     how many): the detections are those of the unfused model up to float32 rounding, and models
-    with a norm after each convolution run faster. ``self.model`` is then no longer the trainable module of the
-    config: pass False to keep it so (e.g. to fine-tune or save it).
+    with a norm after each convolution run faster. ``self.model`` is then no longer the
+    trainable module of the config: pass False to keep it so (e.g. to fine-tune or save it).
 
     ``channels_last`` (default: on a CPU device) stores the convolution weights channels-last
     (``model.to(memory_format=torch.channels_last)``), the layout oneDNN's CPU convolutions run
