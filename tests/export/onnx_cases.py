@@ -120,3 +120,29 @@ def _stable_threshold(
             return thr
         tried.append(f"{thr:.6g}: {diff or 'no candidate'}")
     return None
+
+
+def random_rois(
+    k: int,
+    n: int,
+    height: int,
+    width: int,
+    scale: float,
+    gen: torch.Generator,
+    smax: float = 40.0,
+    max_angle: float = 360.0,
+) -> torch.Tensor:
+    """``[k, 6]`` RoIs ``(batch_idx, cx, cy, w, h, angle)`` for ``n`` feature maps of (height,
+    width) at ``scale`` (feature size / image size): centres up to 20% outside the image, sides
+    0.5-smax feature pixels, angles in ``[-max_angle, max_angle)`` degrees."""
+    h_img, w_img = height / scale, width / scale
+    return torch.cat(
+        [
+            torch.randint(0, n, (k, 1), generator=gen).float(),
+            torch.rand(k, 1, generator=gen) * 1.4 * w_img - 0.2 * w_img,
+            torch.rand(k, 1, generator=gen) * 1.4 * h_img - 0.2 * h_img,
+            (torch.rand(k, 2, generator=gen) * (smax - 0.5) + 0.5) / scale,
+            torch.rand(k, 1, generator=gen) * 2 * max_angle - max_angle,
+        ],
+        dim=1,
+    )

@@ -26,7 +26,14 @@ import warnings
 import numpy as np
 import pytest
 import torch
-from onnx_cases import DETECTORS, TWO_STAGE, build_small_model, onnx_test_detector, scene
+from onnx_cases import (
+    DETECTORS,
+    TWO_STAGE,
+    build_small_model,
+    onnx_test_detector,
+    random_rois,
+    scene,
+)
 
 from rotated_det.export import TracingAdapter
 from rotated_det.export.detection_matching import box_corners, match_detections
@@ -65,22 +72,6 @@ def numpy_out(t):
 
 # ---------------------------------------------------------------------------------------------
 # RoIAlign from grid_sample
-
-
-def random_rois(k, n, height, width, scale, gen, smax=40.0):
-    """[k, 6] RoIs on an image of (height / scale, width / scale) pixels, centres up to 20%
-    outside it, sides 0.5-smax feature pixels, any angle."""
-    h_img, w_img = height / scale, width / scale
-    return torch.cat(
-        [
-            torch.randint(0, n, (k, 1), generator=gen).float(),
-            torch.rand(k, 1, generator=gen) * 1.4 * w_img - 0.2 * w_img,
-            torch.rand(k, 1, generator=gen) * 1.4 * h_img - 0.2 * h_img,
-            (torch.rand(k, 2, generator=gen) * (smax - 0.5) + 0.5) / scale,
-            torch.rand(k, 1, generator=gen) * 720 - 360,
-        ],
-        dim=1,
-    )
 
 
 @pytest.mark.parametrize("sampling_ratio", [2, 1, 3, 0])

@@ -7,6 +7,7 @@ import importlib.util
 import warnings
 
 import numpy as np
+import onnx_cases
 import pytest
 import torch
 
@@ -23,20 +24,10 @@ HEIGHT, WIDTH = 21, 26  # feature map
 FIELDS = 3
 
 
-def random_rois(k, batch, gen, smax=24.0):
-    """[k, 6] RoIs over an image of (HEIGHT, WIDTH) / SCALE pixels: centres up to 20% outside
-    it, sides 0.5-smax feature pixels, angles in [-720, 720) degrees."""
-    h_img, w_img = HEIGHT / SCALE, WIDTH / SCALE
-    return torch.cat(
-        [
-            torch.randint(0, batch, (k, 1), generator=gen).float(),
-            torch.rand(k, 1, generator=gen) * 1.4 * w_img - 0.2 * w_img,
-            torch.rand(k, 1, generator=gen) * 1.4 * h_img - 0.2 * h_img,
-            (torch.rand(k, 2, generator=gen) * (smax - 0.5) + 0.5) / SCALE,
-            torch.rand(k, 1, generator=gen) * 1440 - 720,
-        ],
-        dim=1,
-    )
+def random_rois(k, batch, gen):
+    """[k, 6] RoIs over an image of (HEIGHT, WIDTH) / SCALE pixels (onnx_cases.random_rois):
+    sides up to 24 feature pixels, angles in [-720, 720) degrees."""
+    return onnx_cases.random_rois(k, batch, HEIGHT, WIDTH, SCALE, gen, smax=24.0, max_angle=720.0)
 
 
 def special_angles(n):
