@@ -717,9 +717,10 @@ def labels_as_predictions(label_dir: str, dicts: list[dict], path: str) -> None:
 
 
 def wait_for_yolo_epochs(yolo_log: str, timeout_s: float = 600.0) -> None:
-    """Block until YOLO's training log shows its epoch loop (after its dataset scan and model
-    set-up, which take less CPU than training): a calibration started earlier measured RTMDet at
-    0.45 s/iter where the training beside YOLO's then ran at 0.98."""
+    """Block until YOLO's training log shows its epoch loop, so that RTMDet's calibration runs
+    beside YOLO's training rather than its dataset scan and model set-up (a precaution: on an
+    otherwise idle machine the calibration, 0.458 s/iter, matched the training, 0.453; a run whose
+    training was 2x slower than its calibration had another job loading the machine)."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         with open(yolo_log, encoding="utf-8", errors="replace") as f:
