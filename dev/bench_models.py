@@ -21,6 +21,12 @@ Usage: python dev/bench_models.py [--iters 5] [--warmup 2] [--threads 1] [--only
 ``--latency-1024``: instead, the forward latency (eval, batch 1, one 1024 x 1024 image, random
 weights) of the real-time models, Rotated RTMDet tiny and s, next to Rotated RetinaNet R-50-FPN
 measured in the same run (``--only`` picks others; ``rotated_rtmdet_s`` is the s size).
+
+``--overhead``: instead, per detector, inference seconds per 512 px image (batch 2, eval) of the
+whole detector next to its own backbone plus neck (``model.backbone``) on the same images, and
+their ratio: what the heads, proposal selection, RoI pooling, NMS and post-processing add. Each
+is timed as trained and as ``DefaultPredictor`` runs it on a CPU (batch norms folded into the
+convolutions, channels-last weights), all interleaved so that they see the same machine load.
 """
 
 import argparse
@@ -256,6 +262,64 @@ def latency_1024(names, iters, warmup):
         print(f"{name:30s} {params:11.2f} {t:10.3f} {base / t:23.2f}x")
 
 
+def prepare_like_predictor(model):
+    """A copy of ``model`` as :class:`DefaultPredictor` prepares it on a CPU: eval mode, batch
+    norms folded into the convolutions, channels-last weights."""
+    import copy
+
+    from rotated_det.layers import fuse_conv_bn
+
+    prepared = copy.deepcopy(model).eval()
+    fuse_conv_bn(prepared)
+    return prepared.to(memory_format=torch.channels_last)
+
+
+def inference_overhead(names, iters, warmup):
+    """Per detector: seconds per image of the backbone + neck and of the whole detector (batch
+    of two 512 px images, eval), as trained and as prepared by the predictor; prints the table
+    with each detector's ratio to its own backbone + neck."""
+    inputs = [
+        {k: v for k, v in x.items() if k != "instances"}
+        for x in to_inputs(make_scenes(), Instances, RotatedBoxes)
+    ]
+    rows = []
+    for name in names:
+        model = build_ours(name)
+        calibrate_frozen_bn(model, inputs)
+        variants = {"as trained": model.eval(), "predictor": prepare_like_predictor(model)}
+        times = {(v, part): [] for v in variants for part in ("backbone", "detector")}
+        with torch.no_grad():
+            for it in range(warmup + iters):
+                for variant, m in variants.items():
+                    t = time.perf_counter()
+                    images = m.preprocess_image(inputs)
+                    m.backbone(images.tensor)
+                    t_backbone = (time.perf_counter() - t) / len(inputs)
+                    t = time.perf_counter()
+                    m(inputs)
+                    t_detector = (time.perf_counter() - t) / len(inputs)
+                    print(
+                        f"  {name} ({variant}): iteration {it + 1}/{warmup + iters}: backbone + "
+                        f"neck {t_backbone:.3f} s, detector {t_detector:.3f} s per image",
+                        flush=True,
+                    )
+                    if it >= warmup:
+                        times[(variant, "backbone")].append(t_backbone)
+                        times[(variant, "detector")].append(t_detector)
+        med = {k: statistics.median(v) for k, v in times.items()}
+        rows.append((name, med))
+    print(
+        f"\n{'detector':22s} {'as trained: backbone+neck / detector / ratio':>46s} "
+        f"{'predictor: backbone+neck / detector / ratio':>46s}"
+    )
+    for name, med in rows:
+        cells = []
+        for variant in ("as trained", "predictor"):
+            b, d = med[(variant, "backbone")], med[(variant, "detector")]
+            cells.append(f"{b:10.3f} s {d:10.3f} s {d / b:8.2f}x")
+        print(f"{name:22s} {cells[0]:>46s} {cells[1]:>46s}")
+
+
 def time_train(model, inputs, context=contextlib.nullcontext):
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=1e-5, momentum=0.9)
@@ -296,6 +360,11 @@ def main():
         action="store_true",
         help=f"forward latency at 1024 x 1024, batch 1 (default: {', '.join(LATENCY_MODELS)})",
     )
+    parser.add_argument(
+        "--overhead",
+        action="store_true",
+        help="inference time of each detector next to its own backbone + neck (see above)",
+    )
     parser.add_argument("--d2-path", default=os.environ.get("DETECTRON2_PATH", "/tmp/d2"))
     args = parser.parse_args()
     if args.threads > 0:
@@ -306,6 +375,16 @@ def main():
             f"1024x1024 image, random weights; median of {args.iters} after {args.warmup} warm-up"
         )
         latency_1024(args.only or LATENCY_MODELS, args.iters, args.warmup)
+        return
+    if args.overhead:
+        print(
+            f"torch {torch.__version__}, {torch.get_num_threads()} threads, eval, batch 2 of "
+            f"512x512, 20 objects / image, random weights; seconds per image, median of "
+            f"{args.iters} after {args.warmup} warm-up"
+        )
+        inference_overhead(
+            args.only or list(DETECTORS) + list(PROJECT_MODELS), args.iters, args.warmup
+        )
         return
     args.only = args.only or list(DETECTORS) + list(PROJECT_MODELS)
     print(
