@@ -75,13 +75,16 @@ sys.path.insert(0, ROOT)
 ULTRALYTICS_VERSION = "8.4.190"
 DEFAULT_OUTPUT = os.path.join("output", "bench_realtime")
 YOLO_SIDE = os.path.join(ROOT, "dev", "bench_realtime_yolo.py")
-# The latency variants of every model (bench_realtime_yolo.py times the same three), in the
-# table's order, and their labels there.
-VARIANTS = ("unfused", "fused", "fused_channels_last")
+# The latency variants of every model (bench_realtime_yolo.py times the same four), in the
+# table's order, and their labels there. The bfloat16 one runs the fused channels-last model under
+# torch.autocast (eager only: traced modules are float32); CPUs with AMX or AVX512-BF16 run it
+# natively, others emulate it slowly.
+VARIANTS = ("unfused", "fused", "fused_channels_last", "bfloat16")
 VARIANT_LABELS = {
     "unfused": "",
     "fused": ", Conv+BN fused",
     "fused_channels_last": ", fused, channels-last weights",
+    "bfloat16": ", fused, channels-last, bfloat16 autocast",
 }
 NUM_CLASSES = 15  # DOTA v1.0, for the latency part
 RTMDET_LATENCY = {
@@ -315,10 +318,11 @@ def _median_seconds(fn, iters: int, warmup: int) -> float:
 
 def worker_latency(w: dict) -> dict:
     """Forward latency of a rotated_det detector (random weights): the network alone and the
-    whole detector, eager and traced."""
+    whole detector, eager and traced; and the network's floating-point operations."""
     import numpy as np
     import torch
     from torch import nn
+    from torch.utils.flop_counter import FlopCounterMode
 
     from rotated_det.config import LazyConfig, instantiate
     from rotated_det.export import TracingAdapter
@@ -346,24 +350,34 @@ def worker_latency(w: dict) -> dict:
             return torch.cat(logits, 1), torch.cat(distances, 1), torch.cat(angles, 1)
 
     result: dict = {"params": sum(p.numel() for p in model.parameters())}
+    with torch.no_grad(), FlopCounterMode(display=False) as flops:
+        Network(model)(image)
+    result["gflops"] = flops.get_total_flops() / 1e9  # 2 per multiply-add
     for variant in VARIANTS:
         if variant == "fused":
             fuse_conv_bn(model)
         elif variant == "fused_channels_last":  # as DefaultPredictor runs it on a CPU
             model.to(memory_format=torch.channels_last)
         result[variant] = _latency_row(
-            Network(model).eval(), TracingAdapter(model).eval(), image, w
+            Network(model).eval(), TracingAdapter(model).eval(), image, w, variant == "bfloat16"
         )
     return result
 
 
-def _latency_row(network, detector, image, w: dict) -> dict:
-    """Median seconds of the network alone and of the whole detector, eager and traced."""
+def _latency_row(network, detector, image, w: dict, bfloat16: bool) -> dict:
+    """Median seconds of the network alone and of the whole detector, eager and traced (eager
+    only, under bfloat16 autocast, if ``bfloat16``)."""
     import torch
 
     def timed(fn) -> float:
         return _median_seconds(fn, w["iters"], w["warmup"])
 
+    if bfloat16:
+        with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+            return {
+                "forward": timed(lambda: network(image)),
+                "with_nms": timed(lambda: detector(image)),
+            }
     with torch.no_grad():
         traced_net = torch.jit.trace(network, (image,), check_trace=False)
         traced_det = torch.jit.trace(detector, (image,), check_trace=False)
@@ -611,20 +625,24 @@ def latency_table(r: dict) -> str:
         f"thread(s), random weights, median of {r['iters']} after {r['warmup']} warm-up "
         f"(load average {r['load_average']['start']:.1f} -> {r['load_average']['end']:.1f}); "
         f"Ultralytics {r['ultralytics']}",
-        "| model | params (M) | forward eager (ms) | forward traced | + post eager | "
+        "| model | params (M) | GFLOPs | forward eager (ms) | forward traced | + post eager | "
         "+ post traced |",
-        "| --- | --- | --- | --- | --- | --- |",
+        "| --- | --- | --- | --- | --- | --- | --- |",
     ]
+
+    def ms(t: dict, key: str) -> str:
+        return f"{t[key] * 1e3:.0f}" if key in t else "-"
+
     for name, m in r["models"].items():
+        gflops = f"{m['gflops']:.1f}" if "gflops" in m else "?"
         for variant in VARIANTS:
             if variant not in m:
                 continue
             t = m[variant]
             label = name + VARIANT_LABELS[variant]
             lines.append(
-                f"| {label} | {m['params'] / 1e6:.2f} | {t['forward'] * 1e3:.0f} | "
-                f"{t['forward_traced'] * 1e3:.0f} | {t['with_nms'] * 1e3:.0f} | "
-                f"{t['with_nms_traced'] * 1e3:.0f} |"
+                f"| {label} | {m['params'] / 1e6:.2f} | {gflops} | {ms(t, 'forward')} | "
+                f"{ms(t, 'forward_traced')} | {ms(t, 'with_nms')} | {ms(t, 'with_nms_traced')} |"
             )
     lines += [
         "",

@@ -5,8 +5,9 @@ and it never imports rotated_det). Each command writes its results as JSON to ``
     latency  forward latency of a YOLO-OBB model built from its model YAML (random weights), eager
              and traced (``torch.jit.trace``), without and with Ultralytics' post-processing
              (``non_max_suppression(rotated=True)`` at its predictor's defaults), Conv+BN unfused,
-             fused (``model.fuse()``, as Ultralytics' predictor runs a model) and fused with
-             channels-last weights
+             fused (``model.fuse()``, as Ultralytics' predictor runs a model), fused with
+             channels-last weights, and that under bfloat16 autocast (eager only); and the
+             model's floating-point operations (torch's FlopCounterMode, 2 per multiply-add)
     nms      Ultralytics' rotated NMS (``TorchNMS.fast_nms`` with ``batch_probiou`` and the class
              offset, as ``non_max_suppression`` calls it) on the candidates of an ``.npz`` file
     train    train a model from its YAML (no pretrained weights) for a wall-clock budget
@@ -76,16 +77,31 @@ def cmd_latency(args) -> dict:
         return non_max_suppression(pred, 0.25, 0.7, max_det=300, nc=args.nc, rotated=True)
 
     results: dict = {"model": args.model, "nc": args.nc, "size": list(image.shape[1:])}
-    for variant in ("unfused", "fused", "fused_channels_last"):  # bench_realtime.VARIANTS
+    # bench_realtime.VARIANTS
+    for variant in ("unfused", "fused", "fused_channels_last", "bfloat16"):
         model = _build(args.model, args.nc)
         if variant == "unfused":  # the model as defined (fusing folds the BatchNorms into convs)
+            from torch.utils.flop_counter import FlopCounterMode
+
             results["params"] = sum(p.numel() for p in model.parameters())
+            with torch.no_grad(), FlopCounterMode(display=False) as flops:
+                model(prepare(image))
+            results["gflops"] = flops.get_total_flops() / 1e9
         else:
             model = model.fuse(verbose=False)
-        if variant == "fused_channels_last":
+        if variant in ("fused_channels_last", "bfloat16"):
             model = model.to(memory_format=torch.channels_last)
         row: dict = {}
         timing = dict(iters=args.iters, warmup=args.warmup)
+        if variant == "bfloat16":  # eager only; NMS on float32 predictions
+            with torch.inference_mode(), torch.autocast("cpu", dtype=torch.bfloat16):
+                row["forward"], _ = _timed(lambda m=model: m(prepare(image)), **timing)
+                row["with_nms"], _ = _timed(
+                    lambda m=model: nms(m(prepare(image))[0].float()), **timing
+                )
+            results[variant] = row
+            print(f"{args.model} {variant}: {row}", flush=True)
+            continue
         with torch.inference_mode():
             row["forward"], _ = _timed(lambda m=model: m(prepare(image)), **timing)
             row["with_nms"], _ = _timed(lambda m=model: nms(m(prepare(image))[0]), **timing)
