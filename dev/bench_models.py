@@ -267,11 +267,12 @@ def prepare_like_predictor(model):
     norms folded into the convolutions, channels-last weights."""
     import copy
 
-    from rotated_det.layers import fuse_conv_bn
+    from rotated_det.layers import fuse_conv_bn, to_channels_last
 
     prepared = copy.deepcopy(model).eval()
     fuse_conv_bn(prepared)
-    return prepared.to(memory_format=torch.channels_last)
+    to_channels_last(prepared)
+    return prepared
 
 
 def inference_overhead(names, iters, warmup):

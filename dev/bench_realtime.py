@@ -21,7 +21,7 @@ Latency part (random weights, eval mode, batch 1, one ``--size`` x ``--size`` im
   YOLO11n-obb and YOLO11s-obb from their model YAMLs (15 classes); each Conv+BN unfused (the
   same network as trained), fused (rotated_det's ``fuse_conv_bn``; Ultralytics' ``model.fuse()``,
   as its predictor runs it) and fused with channels-last weights
-  (``model.to(memory_format=torch.channels_last)``, as DefaultPredictor runs a model on a CPU;
+  (``rotated_det.layers.to_channels_last``, as DefaultPredictor runs a model on a CPU;
   Ultralytics' predictor does not);
 - ``forward``: the network alone: pixel normalisation, backbone, neck, head (YOLO's head also
   decodes every box; RTMDet decodes only the candidates it keeps, in post-processing);
@@ -326,7 +326,7 @@ def worker_latency(w: dict) -> dict:
 
     from rotated_det.config import LazyConfig, instantiate
     from rotated_det.export import TracingAdapter
-    from rotated_det.layers import fuse_conv_bn
+    from rotated_det.layers import fuse_conv_bn, to_channels_last
 
     cfg = LazyConfig.load(os.path.join(ROOT, w["config"])).model
     cfg.num_classes = NUM_CLASSES
@@ -357,7 +357,7 @@ def worker_latency(w: dict) -> dict:
         if variant == "fused":
             fuse_conv_bn(model)
         elif variant == "fused_channels_last":  # as DefaultPredictor runs it on a CPU
-            model.to(memory_format=torch.channels_last)
+            to_channels_last(model)
         result[variant] = _latency_row(
             Network(model).eval(), TracingAdapter(model).eval(), image, w, variant == "bfloat16"
         )

@@ -97,7 +97,7 @@ class DefaultPredictor:
     trainable module of the config: pass False to keep it so (e.g. to fine-tune or save it).
 
     ``channels_last`` (default: on a CPU device) stores the convolution weights channels-last
-    (``model.to(memory_format=torch.channels_last)``), the layout oneDNN's CPU convolutions run
+    (:func:`rotated_det.layers.to_channels_last`), the layout oneDNN's CPU convolutions run
     fastest in; the feature maps follow it, the detections are unchanged up to rounding. Both
     together, RTMDet-R tiny at 1024 px, 2 threads, whole detector (``dev/bench_realtime.py``,
     idle machine): 341 ms as trained, 326 ms folded, 226 ms folded and channels-last.
@@ -135,7 +135,7 @@ class DefaultPredictor:
         channels_last: bool | None = None,
     ):
         from rotated_det.config import instantiate
-        from rotated_det.layers import conv_bn_fusion
+        from rotated_det.layers import conv_bn_fusion, to_channels_last
 
         from .model_ema import load_inference_weights
 
@@ -169,7 +169,7 @@ class DefaultPredictor:
         self.folded_norms = conv_bn_fusion.fuse_conv_bn(self.model) if fuse_conv_bn else 0
         self.channels_last = self.device.type == "cpu" if channels_last is None else channels_last
         if self.channels_last:
-            self.model.to(memory_format=torch.channels_last)
+            to_channels_last(self.model)
         self.augmentations = build_test_augmentations(cfg)
         self.image_format = image_format.upper()
         self.input_format = config_input_format(cfg, self.model)
