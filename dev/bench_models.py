@@ -26,7 +26,8 @@ measured in the same run (``--only`` picks others; ``rotated_rtmdet_s`` is the s
 whole detector next to its own backbone plus neck (``model.backbone``) on the same images, and
 their ratio: what the heads, proposal selection, RoI pooling, NMS and post-processing add. Each
 is timed as trained and as ``DefaultPredictor`` runs it on a CPU (batch norms folded into the
-convolutions, channels-last weights), all interleaved so that they see the same machine load.
+convolutions, channels-last weights), all interleaved so that they see the same machine load;
+next to the ratio of their floating-point operations (what the heads' arithmetic alone costs).
 """
 
 import argparse
@@ -278,7 +279,12 @@ def prepare_like_predictor(model):
 def inference_overhead(names, iters, warmup):
     """Per detector: seconds per image of the backbone + neck and of the whole detector (batch
     of two 512 px images, eval), as trained and as prepared by the predictor; prints the table
-    with each detector's ratio to its own backbone + neck."""
+    with each detector's ratio to its own backbone + neck, next to the same ratio of their
+    floating-point operations (torch's FlopCounterMode; convolutions and matrix products, not
+    sampling, sorting or NMS): a time ratio above the FLOP ratio is what the heads spend beyond
+    their arithmetic."""
+    from torch.utils.flop_counter import FlopCounterMode
+
     inputs = [
         {k: v for k, v in x.items() if k != "instances"}
         for x in to_inputs(make_scenes(), Instances, RotatedBoxes)
@@ -290,6 +296,11 @@ def inference_overhead(names, iters, warmup):
         variants = {"as trained": model.eval(), "predictor": prepare_like_predictor(model)}
         times = {(v, part): [] for v in variants for part in ("backbone", "detector")}
         with torch.no_grad():
+            with FlopCounterMode(display=False) as backbone_flops:
+                model.backbone(model.preprocess_image(inputs).tensor)
+            with FlopCounterMode(display=False) as detector_flops:
+                model(inputs)
+            flop_ratio = detector_flops.get_total_flops() / backbone_flops.get_total_flops()
             for it in range(warmup + iters):
                 for variant, m in variants.items():
                     t = time.perf_counter()
@@ -308,17 +319,18 @@ def inference_overhead(names, iters, warmup):
                         times[(variant, "backbone")].append(t_backbone)
                         times[(variant, "detector")].append(t_detector)
         med = {k: statistics.median(v) for k, v in times.items()}
-        rows.append((name, med))
+        rows.append((name, med, flop_ratio, backbone_flops.get_total_flops() / len(inputs)))
     print(
-        f"\n{'detector':22s} {'as trained: backbone+neck / detector / ratio':>46s} "
+        f"\n{'detector':22s} {'backbone GFLOPs':>16s} {'FLOP ratio':>11s} "
+        f"{'as trained: backbone+neck / detector / ratio':>46s} "
         f"{'predictor: backbone+neck / detector / ratio':>46s}"
     )
-    for name, med in rows:
+    for name, med, flop_ratio, flops in rows:
         cells = []
         for variant in ("as trained", "predictor"):
             b, d = med[(variant, "backbone")], med[(variant, "detector")]
             cells.append(f"{b:10.3f} s {d:10.3f} s {d / b:8.2f}x")
-        print(f"{name:22s} {cells[0]:>46s} {cells[1]:>46s}")
+        print(f"{name:22s} {flops / 1e9:16.1f} {flop_ratio:10.2f}x {cells[0]:>46s} {cells[1]:>46s}")
 
 
 def time_train(model, inputs, context=contextlib.nullcontext):
