@@ -1,0 +1,231 @@
+#!/usr/bin/env python
+"""Detector x export format on this CPU: agreement with the eager model and latency.
+
+    python dev/bench_formats.py [ROW ...] [--aoti] [--threads 2] [--repeat 5] [--json OUT]
+
+For each row of ``dev/zoo.py`` (default: one detector of each structure), the model is built as
+``DefaultPredictor`` prepares it (the row's trained quickstart weights (the checkpoint of
+``output/zoo/<row>/summary.json``) when the row was trained, else seeded random weights, flagged
+in the table; batch norms folded, channels-last weights) and run on the first validation patch
+of the synthetic set (512 x 512, the predictor's preprocessing) as:
+
+- eager: the detector through ``TracingAdapter`` (the reference);
+- TorchScript: ``export_torchscript_tracing``;
+- torch.export: ``export_torch_export(...).program.module()``;
+- AOTI (``--aoti``): ``export_aoti`` + ``load_aoti_package`` (minutes of C++ compilation per row);
+- ONNX Runtime and OpenVINO: ``export_onnx`` + ``OnnxDetector`` (numpy NMS included), against
+  the eager model with the graph's horizontal proposal NMS for two-stage detectors (what the
+  file computes; see tools/deploy/README.md).
+
+A cell reads ``= 42 / 31 ms``: the same 42 detections as the reference one to one (classes equal,
+scores within 1e-4, corners within 1e-3 relative: rotated_det.export.detection_matching), median
+latency of ``--repeat`` runs after one warm-up, with ``--threads`` threads; ``!=`` with the
+difference printed below the table when they do not agree. Trained weights are not conditioned
+like the ONNX tests' random ones, so a detection whose score sits within float rounding of the
+score threshold can come or go between runtimes: that is reported, not hidden.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import glob
+import importlib.util
+import io
+import json
+import os
+import statistics
+import sys
+import tempfile
+import time
+import warnings
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, ROOT)
+
+import cv2  # noqa: E402
+import numpy as np  # noqa: E402
+import torch  # noqa: E402
+
+from dev.zoo import ZOO  # noqa: E402
+from rotated_det.config import LazyConfig  # noqa: E402
+from rotated_det.engine.predictor import DefaultPredictor  # noqa: E402
+from rotated_det.export import (  # noqa: E402
+    StandardOpsMode,
+    TracingAdapter,
+    export_onnx,
+    export_torch_export,
+    export_torchscript_tracing,
+    match_detections,
+)
+
+DEFAULT_ROWS = ["faster_rcnn", "fcos", "r3det", "s2anet", "rtmdet_tiny", "sasm"]
+FORMATS = ("eager", "torchscript", "torch_export", "aoti", "onnxruntime", "openvino")
+VAL_PATCHES = os.path.join(ROOT, "datasets", "synthetic", "split_512", "val", "images")
+ZOO_DIR = os.path.join(ROOT, "output", "zoo")
+
+Detections = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def numpy_detections(outputs) -> Detections:
+    return tuple(np.asarray(x.detach().float().cpu().numpy()) for x in outputs)  # type: ignore
+
+
+def build_predictor(row: str) -> tuple[DefaultPredictor, bool]:
+    """The row's predictor and whether it holds trained weights."""
+    cfg = LazyConfig.load(os.path.join(ROOT, ZOO[row][0]))
+    cfg.train.device = "cpu"
+    summary = os.path.join(ZOO_DIR, row, "summary.json")
+    # older summaries have no "paths": the quickstart's default place
+    checkpoint = os.path.join(ZOO_DIR, row, "train", "model_final.pth")
+    if os.path.isfile(summary):
+        with open(summary, encoding="utf-8") as f:
+            checkpoint = json.load(f).get("paths", {}).get("checkpoint", checkpoint)
+    trained = os.path.isfile(checkpoint)
+    if trained:
+        cfg.train.init_checkpoint = checkpoint
+    if not trained:
+        cfg.train.init_checkpoint = ""
+        torch.manual_seed(0)
+    return DefaultPredictor(cfg), trained
+
+
+def median_seconds(fn, repeat: int) -> float:
+    fn()
+    times = []
+    for _ in range(repeat):
+        t = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
+
+
+def bench_row(row: str, image: np.ndarray, formats: list[str], repeat: int) -> dict:
+    """``{"trained": bool, format: {"detections", "agrees", "diff", "ms"} or {"error"}}``."""
+    predictor, trained = build_predictor(row)
+    model = predictor.model.eval()
+    sample = predictor.preprocess(image)["image"].float()
+    adapter = TracingAdapter(model)
+    with torch.no_grad():
+        reference = numpy_detections(adapter(sample))
+    proposal_generator = getattr(model, "proposal_generator", None)
+    mode = StandardOpsMode(
+        proposal_generator, "horizontal", defer_final_nms=False, standard_roi_align=False
+    )
+    with mode, torch.no_grad():
+        onnx_reference = numpy_detections(adapter(sample))
+    result: dict = {"trained": trained, "size": list(sample.shape[1:])}
+    with tempfile.TemporaryDirectory() as tmp:
+        runners = {}
+        for fmt in formats:
+            try:
+                with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
+                    warnings.simplefilter("ignore")
+                    runners[fmt] = make_runner(fmt, model, sample, tmp)
+            except Exception as e:  # a format that fails to export is a cell of the table
+                result[fmt] = {"error": f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"}
+        for fmt, run in runners.items():
+            with torch.no_grad():
+                got = run()
+                seconds = median_seconds(run, repeat)
+            expected = onnx_reference if fmt in ("onnxruntime", "openvino") else reference
+            diff = match_detections(got, expected)
+            result[fmt] = {
+                "detections": len(got[1]),
+                "expected": len(expected[1]),
+                "agrees": diff is None,
+                "diff": diff,
+                "ms": 1000 * seconds,
+            }
+            print(f"  {row} {fmt}: {result[fmt]}", flush=True)
+    return result
+
+
+def make_runner(fmt: str, model: torch.nn.Module, sample: torch.Tensor, tmp: str):
+    """A function that runs ``sample`` through ``model`` exported to ``fmt`` and returns numpy
+    detections."""
+    if fmt == "eager":
+        adapter = TracingAdapter(model)
+        return lambda: numpy_detections(adapter(sample))
+    if fmt == "torchscript":
+        module = export_torchscript_tracing(model, sample).module
+        return lambda: numpy_detections(module(sample))
+    if fmt == "torch_export":
+        module = export_torch_export(model, sample, check_images=[]).program.module()
+        return lambda: numpy_detections(module(sample))
+    if fmt == "aoti":
+        from rotated_det.export.aoti import export_aoti, load_aoti_package
+
+        package = export_aoti(model, sample, os.path.join(tmp, "model.pt2"))
+        compiled = load_aoti_package(package.package_path)
+        return lambda: numpy_detections(compiled(sample))
+    from rotated_det.export.onnx_runtime import OnnxDetector
+
+    if importlib.util.find_spec(fmt) is None:
+        raise ModuleNotFoundError(f"{fmt} is not installed (pip install -r dev/requirements.txt)")
+    path = os.path.join(tmp, "model.onnx")
+    if not os.path.isfile(path):
+        export_onnx(model, sample, path)
+    detector = OnnxDetector(path, fmt, threads=torch.get_num_threads())
+    image = sample.numpy()
+    return lambda: tuple(np.asarray(x) for x in detector(image))
+
+
+def table(results: dict, formats: list[str]) -> str:
+    lines = [
+        "| detector | " + " | ".join(formats) + " |",
+        "| --- |" + " --- |" * len(formats),
+    ]
+    notes = []
+    for row, r in results.items():
+        label = ZOO[row][1] + ("" if r["trained"] else " (random weights)")
+        cells = []
+        for fmt in formats:
+            c = r.get(fmt, {"error": "not run"})
+            if "error" in c:
+                cells.append("fails")
+                notes.append(f"- {label}, {fmt}: {c['error']}")
+            else:
+                sign = "=" if c["agrees"] else "!="
+                cells.append(f"{sign} {c['detections']} / {c['ms']:.0f} ms")
+                if not c["agrees"]:
+                    notes.append(f"- {label}, {fmt}: {c['diff']}")
+        lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    return "\n".join(lines + ([""] + notes if notes else []))
+
+
+def main(argv: list[str] | None = None) -> dict:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("rows", nargs="*", default=DEFAULT_ROWS, help=f"rows of dev/zoo.py: {list(ZOO)}")
+    p.add_argument("--aoti", action="store_true", help="also compile AOTInductor packages")
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--repeat", type=int, default=5)
+    p.add_argument("--json", default=None, help="also write the results here")
+    args = p.parse_args(argv)
+    unknown = [r for r in args.rows if r not in ZOO]
+    if unknown:
+        p.error(f"unknown rows {unknown}; known: {list(ZOO)}")
+    torch.set_num_threads(args.threads)
+    patches = sorted(glob.glob(os.path.join(VAL_PATCHES, "*.png")))
+    if not patches:
+        raise FileNotFoundError(
+            f"no validation patches in {VAL_PATCHES}: run `python dev/quickstart.py` once"
+        )
+    image = cv2.imread(patches[0], cv2.IMREAD_COLOR)
+    formats = [f for f in FORMATS if f != "aoti" or args.aoti]
+    load_start = os.getloadavg()[0]
+    results = {row: bench_row(row, image, formats, args.repeat) for row in args.rows}
+    print(
+        f"\n{os.path.basename(patches[0])}, {torch.get_num_threads()} threads, torch "
+        f"{torch.__version__}, median of {args.repeat}; load average {load_start:.1f} -> "
+        f"{os.getloadavg()[0]:.1f}\n"
+    )
+    print(table(results, formats))
+    if args.json:
+        with open(args.json, "w", encoding="utf-8") as f:
+            json.dump(results, f, indent=2)
+    return results
+
+
+if __name__ == "__main__":
+    main()
