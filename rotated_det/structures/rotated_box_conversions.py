@@ -434,8 +434,11 @@ def _hull_pair(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Te
     dot = nrm[:, None] - (x[:, None] * x + y[:, None] * y)  # [K(i), K(j), N]: r_i . (p_j - p_i)
     crs = y[:, None] * x - x[:, None] * y  # r_i x (p_j - p_i)
     # a pseudo-angle increasing with atan2(crs, dot) on (-180, 180] degrees; NaN where p_j = p_i
-    # or p_i is the mean (0 / 0, exactly: same products in the same order)
-    ang = torch.copysign(1 - dot / (dot.abs() + crs.abs()), crs)
+    # or p_i is the mean (0 / 0, exactly: same products in the same order). The sign as a factor
+    # +-1, not copysign (torch.export writes that as prims.signbit, which has no ONNX
+    # translation; torch.where costs twice as much); crs == 0 (-0.0 too) gives 180 degrees.
+    ang = (dot / (dot.abs() + crs.abs())).neg_().add_(1)  # 1 - dot / (|dot| + |crs|)
+    ang.mul_((crs >= 0).to(ang.dtype).mul_(2).sub_(1))
     # (max(dim).indices: the first maximum, several times faster than argmax on CPU)
     j = ang.nan_to_num_(nan=-math.inf).max(dim=1).indices  # [K, N]
     i = torch.arange(k, device=x.device)[:, None].expand_as(j)
