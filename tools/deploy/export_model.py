@@ -18,8 +18,11 @@ Writes to DIR:
 The weights come from train.init_checkpoint, loaded as DefaultPredictor does: the checkpoint's
 EMA weights ("model_ema") when the config has train.model_ema.enabled=True (export_info.json:
 "ema_weights"), then, as DefaultPredictor prepares a model for inference, every batch norm folded
-into the convolution before it (its detections equal up to float32 rounding) and, on a CPU, the
-convolution weights stored channels-last.
+into the convolution before it (its detections equal up to float32 rounding) and, for TorchScript
+on a CPU, the convolution weights stored channels-last. torch.export, AOTInductor and ONNX get
+contiguous weights: with channels-last ones torch.export guards the feature-map strides on the
+image width, and R3Det's and SASM's quickstart models could then be exported at the sample's
+size only.
 
 The exported model is reloaded from disk and checked against the eager model on the sample; the
 tool fails if they differ (boxes within 1e-3 relative, same classes and order, scores within
@@ -536,7 +539,9 @@ def main(argv: list[str] | None = None) -> dict:
     if image is None:
         raise FileNotFoundError(f"--sample-image {args.sample_image}: cannot read it as an image")
 
-    predictor = DefaultPredictor(cfg)
+    # channels-last weights (DefaultPredictor's default on a CPU) make torch.export guard strides
+    # on the image width, which can defeat its dynamic height and width
+    predictor = DefaultPredictor(cfg, channels_last=None if args.format == "torchscript" else False)
     model = predictor.model.eval()
     # cv2.imread gives BGR; DefaultPredictor converts to the model's order and resizes.
     sample = predictor.preprocess(image)["image"]
