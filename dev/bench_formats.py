@@ -11,8 +11,8 @@ of the synthetic set (512 x 512, the predictor's preprocessing) as:
 
 - eager: the detector through ``TracingAdapter`` (the reference), as the predictor runs it;
 - TorchScript: ``export_torchscript_tracing``;
-- torch.export: ``export_torch_export(...).program.module()`` (this and the formats below get
-  contiguous weights, as ``tools/deploy/export_model.py`` exports them);
+- torch.export: ``export_torch_export(...).program.module()`` (this and the formats below export
+  a copy with contiguous weights: rotated_det.export.torch_export);
 - AOTI (``--aoti``): ``export_aoti`` + ``load_aoti_package`` (minutes of C++ compilation per row);
 - ONNX Runtime and OpenVINO: ``export_onnx`` + ``OnnxDetector`` (numpy NMS included), against
   the eager model with the graph's horizontal proposal NMS for two-stage detectors (what the
@@ -72,7 +72,7 @@ def numpy_detections(outputs) -> Detections:
     return tuple(np.asarray(x.detach().float().cpu().numpy()) for x in outputs)  # type: ignore
 
 
-def build_predictor(row: str, channels_last: bool | None = None) -> tuple[DefaultPredictor, bool]:
+def build_predictor(row: str) -> tuple[DefaultPredictor, bool]:
     """The row's predictor and whether it holds trained weights."""
     cfg = LazyConfig.load(os.path.join(ROOT, ZOO[row][0]))
     cfg.train.device = "cpu"
@@ -88,7 +88,7 @@ def build_predictor(row: str, channels_last: bool | None = None) -> tuple[Defaul
     if not trained:
         cfg.train.init_checkpoint = ""
         torch.manual_seed(0)
-    return DefaultPredictor(cfg, channels_last=channels_last), trained
+    return DefaultPredictor(cfg), trained
 
 
 def median_seconds(fn, repeat: int) -> float:
@@ -105,9 +105,6 @@ def bench_row(row: str, image: np.ndarray, formats: list[str], repeat: int) -> d
     """``{"trained": bool, format: {"detections", "agrees", "diff", "ms"} or {"error"}}``."""
     predictor, trained = build_predictor(row)
     model = predictor.model.eval()
-    # as tools/deploy/export_model.py: contiguous weights for the graph exporters (channels-last
-    # ones make torch.export guard strides on the width, defeating its dynamic sizes)
-    contiguous = build_predictor(row, channels_last=False)[0].model.eval()
     sample = predictor.preprocess(image)["image"].float()
     adapter = TracingAdapter(model)
     with torch.no_grad():
@@ -125,8 +122,7 @@ def bench_row(row: str, image: np.ndarray, formats: list[str], repeat: int) -> d
             try:
                 with warnings.catch_warnings(), contextlib.redirect_stdout(io.StringIO()):
                     warnings.simplefilter("ignore")
-                    exported = model if fmt in ("eager", "torchscript") else contiguous
-                    runners[fmt] = make_runner(fmt, exported, sample, tmp)
+                    runners[fmt] = make_runner(fmt, model, sample, tmp)
             except Exception as e:  # a format that fails to export is a cell of the table
                 result[fmt] = {"error": f"{type(e).__name__}: {str(e).splitlines()[0][:200]}"}
         for fmt, run in runners.items():

@@ -18,11 +18,14 @@ Load in a fresh process with ``torch.ops.load_library(<rotated_det/_C.so>)`` and
 
 from __future__ import annotations
 
+import copy
 import logging
 from dataclasses import dataclass, field
 
 import torch
 from torch import nn
+
+from rotated_det.layers import set_weight_memory_format
 
 from .tracing_adapter import _inference_copy
 from .verification import ResolutionCheck, check_resolution, other_resolution
@@ -108,11 +111,26 @@ def rotated_det_ops_in_exported_program(program: torch.export.ExportedProgram) -
     return sorted(found)
 
 
+def _with_contiguous_weights(module: nn.Module) -> nn.Module:
+    """``module``, or a copy of it with contiguous 4-d weights if some are channels-last (as
+    DefaultPredictor stores them on a CPU): with channels-last weights torch.export guards the
+    feature maps' strides on the image width (``1 % (256 * ((31 + W) // 32)) != 0``), and the
+    dynamic-size export of e.g. Rotated RetinaNet, R3Det and SASM failed."""
+    tensors = [*module.parameters(), *module.buffers()]
+    if all(t.dim() != 4 or t.is_contiguous() for t in tensors):
+        return module
+    module = copy.deepcopy(module)
+    set_weight_memory_format(module, torch.contiguous_format)
+    return module
+
+
 def _export_program(
     module: nn.Module, sample: torch.Tensor, dims: dict | None
 ) -> torch.export.ExportedProgram:
-    """``torch.export`` (non-strict, no grad) of ``module`` on one image [C, H, W]; ``dims``:
-    the dynamic shapes of its input ``image``, None for the sample's size."""
+    """``torch.export`` (non-strict, no grad) of ``module`` (with contiguous weights) on one
+    image [C, H, W]; ``dims``: the dynamic shapes of its input ``image``, None for the sample's
+    size."""
+    module = _with_contiguous_weights(module)
     with torch.no_grad():
         return torch.export.export(module, (sample,), dynamic_shapes=dims, strict=False)
 

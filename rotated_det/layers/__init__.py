@@ -3,7 +3,7 @@
 from .active_rotating_filter import ORConv2d
 from .align_conv import AlignConv, align_conv_offsets
 from .batch_norm import FrozenBatchNorm2d, get_norm
-from .channels_last import to_channels_last
+from .channels_last import set_weight_memory_format, to_channels_last
 from .conv_bn_fusion import fuse_conv_bn
 from .convex_iou import convex_giou, convex_iou, convex_overlaps
 from .convex_points_in_polygons import points_in_polygons
@@ -42,6 +42,7 @@ __all__ = [
     "Conv2d",
     "FrozenBatchNorm2d",
     "fuse_conv_bn",
+    "set_weight_memory_format",
     "to_channels_last",
     "ShapeSpec",
     "cat",

@@ -18,11 +18,9 @@ Writes to DIR:
 The weights come from train.init_checkpoint, loaded as DefaultPredictor does: the checkpoint's
 EMA weights ("model_ema") when the config has train.model_ema.enabled=True (export_info.json:
 "ema_weights"), then, as DefaultPredictor prepares a model for inference, every batch norm folded
-into the convolution before it (its detections equal up to float32 rounding) and, for TorchScript
-on a CPU, the convolution weights stored channels-last. torch.export, AOTInductor and ONNX get
-contiguous weights: with channels-last ones torch.export guards the feature-map strides on the
-image width, and R3Det's and SASM's quickstart models could then be exported at the sample's
-size only.
+into the convolution before it (its detections equal up to float32 rounding) and, on a CPU, the
+convolution weights stored channels-last (kept by TorchScript; torch.export, AOTInductor and ONNX
+export a copy with contiguous weights, see rotated_det.export.torch_export).
 
 The exported model is reloaded from disk and checked against the eager model on the sample; the
 tool fails if they differ (boxes within 1e-3 relative, same classes and order, scores within
@@ -539,9 +537,7 @@ def main(argv: list[str] | None = None) -> dict:
     if image is None:
         raise FileNotFoundError(f"--sample-image {args.sample_image}: cannot read it as an image")
 
-    # channels-last weights (DefaultPredictor's default on a CPU) make torch.export guard strides
-    # on the image width, which can defeat its dynamic height and width
-    predictor = DefaultPredictor(cfg, channels_last=None if args.format == "torchscript" else False)
+    predictor = DefaultPredictor(cfg)
     model = predictor.model.eval()
     # cv2.imread gives BGR; DefaultPredictor converts to the model's order and resizes.
     sample = predictor.preprocess(image)["image"]
