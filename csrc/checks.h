@@ -28,4 +28,33 @@ inline void check_nms_args(const at::Tensor& dets, const at::Tensor& scores, dou
   TORCH_CHECK(thr >= 0.0 && thr <= 1.0, "iou_threshold must be in [0, 1], got ", thr);
 }
 
+inline void check_point_sets(const at::Tensor& points, int64_t max_points) {
+  TORCH_CHECK(points.dim() == 3 && points.size(2) == 2 && points.size(1) >= 2 &&
+                  points.size(1) <= max_points,
+              "points must have shape [N, K, 2] with 2 <= K <= ", max_points, ", got ",
+              points.sizes());
+  TORCH_CHECK(points.scalar_type() == at::kFloat || points.scalar_type() == at::kDouble,
+              "points must be float32 or float64, got ", points.scalar_type());
+}
+
+inline void check_convex_overlaps_args(const at::Tensor& points, const at::Tensor& polygons,
+                                       bool aligned, int64_t max_points, int64_t max_vertices) {
+  TORCH_CHECK(points.dim() == 3 && points.size(2) == 2 && points.size(1) >= 1 &&
+                  points.size(1) <= max_points,
+              "points must have shape [N, K, 2] with 1 <= K <= ", max_points, ", got ",
+              points.sizes());
+  TORCH_CHECK(polygons.dim() == 3 && polygons.size(2) == 2 && polygons.size(1) >= 1 &&
+                  polygons.size(1) <= max_vertices,
+              "polygons must have shape [G, M, 2] with 1 <= M <= ", max_vertices, ", got ",
+              polygons.sizes());
+  TORCH_CHECK(points.scalar_type() == at::kFloat || points.scalar_type() == at::kDouble,
+              "points must be float32 or float64, got ", points.scalar_type());
+  TORCH_CHECK(polygons.scalar_type() == points.scalar_type(),
+              "polygons must have the dtype of points (", points.scalar_type(), "), got ",
+              polygons.scalar_type());
+  TORCH_CHECK(!aligned || points.size(0) == polygons.size(0),
+              "aligned overlaps need as many point sets as polygons, got ", points.size(0), " and ",
+              polygons.size(0));
+}
+
 }  // namespace rotated_det

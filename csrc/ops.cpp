@@ -34,4 +34,14 @@ TORCH_LIBRARY(rotated_det, m) {
       "ri_roi_align_rotated_backward(Tensor grad, Tensor rois, float spatial_scale, "
       "int pooled_height, int pooled_width, int batch_size, int channels, int height, int width, "
       "int sampling_ratio, int num_orientations, bool clockwise) -> Tensor");
+  // points [N, K, 2] (2 <= K <= 64) -> int64 [N, 2]: the pair (i, j), i < j, of points whose
+  // direction is a side of each set's minimum-area enclosing rectangle; ties within a relative
+  // tol of the smallest area go to the first pair in the order (0, 1), (0, 2), ... (see
+  // min_area_rect.h). Not differentiable (a discrete choice).
+  m.def("min_area_rect_pair(Tensor points, float tol) -> Tensor");
+  // points [N, K, 2] (1 <= K <= 64), polygons [G, M, 2] (convex, vertices in order, either
+  // orientation, 1 <= M <= 64) -> [N, G] IoU of each point set's convex hull with each polygon,
+  // or [N] of aligned pairs. Non-finite sets or polygons and hulls without area give 0.
+  // Computed in float64, returned in the input dtype. Not differentiable.
+  m.def("convex_overlaps(Tensor points, Tensor polygons, bool aligned=False) -> Tensor");
 }

@@ -2,14 +2,16 @@
 rotated_det.structures.points_to_rbox; rotated_det.layers: convex_iou, convex_giou,
 convex_overlaps, points_in_polygons) at Oriented RepPoints' scale, next to baselines timed in the
 same run:
+  * points_to_rbox with its side choice by the compiled op (the default) and by the torch
+    formulation (as ONNX export runs it), and that choice alone in both;
   * per-item loops of the compiled references: cv2.minAreaRect, cv2.convexHull +
     cv2.intersectConvexConvex (the IoU), cv2.pointPolygonTest, and shapely (IoU and GIoU), timed
     on ``--loop`` items and scaled to the full count (their cost per item does not depend on it);
-  * convex_overlaps: its dense path (every pair, as traced graphs run it) next to the eager one
-    (only pairs whose bounding boxes overlap);
-  * with ``--compile``: the same vectorised functions under torch.compile (inductor fuses the
-    elementwise chains into C++ loops): the estimate of what a hand-written compiled kernel
-    would gain.
+  * convex_iou and convex_overlaps by the compiled op (what runs without gradients) and by the
+    torch formulation (with gradients; for convex_overlaps its eager path, only pairs whose
+    bounding boxes overlap, and its dense one, every pair);
+  * with ``--compile``: the vectorised torch functions under torch.compile (inductor fuses the
+    elementwise chains into C++ loops), next to the hand-written compiled ops.
 
 Workload: N point sets of K = 9 points (RepPoints), each spread around a box (sides 8-100 px,
 centres over 1024 x 1024 px); G ground-truth boxes for the overlaps; P points x G boxes for
@@ -124,6 +126,33 @@ def main():
             timeit(lambda: points_to_rbox(pts_d), args.repeat, sync),
         )
     )
+    conv = sys.modules["rotated_det.structures.rotated_box_conversions"]
+    rows.append(
+        (
+            "min_area_rect",
+            "  its side choice: compiled op",
+            timeit(
+                lambda: torch.ops.rotated_det.min_area_rect_pair(pts_d, 1e-5), args.repeat, sync
+            ),
+        )
+    )
+    rows.append(
+        (
+            "min_area_rect",
+            "  its side choice: torch",
+            timeit(lambda: conv.min_area_rect_pair_torch(pts_d, 1e-5), args.repeat, sync),
+        )
+    )
+    compiled_check = conv._has_compiled_pair_op
+    conv._has_compiled_pair_op = lambda points: False  # points_to_rbox as ONNX export runs it
+    rows.append(
+        (
+            "min_area_rect",
+            "points_to_rbox, torch choice",
+            timeit(lambda: points_to_rbox(pts_d), args.repeat, sync),
+        )
+    )
+    conv._has_compiled_pair_op = compiled_check
     rows.append(
         (
             "min_area_rect",
@@ -131,9 +160,25 @@ def main():
             per_item(cv2.minAreaRect, [(p,) for p in p_np], args.repeat) * args.n,
         )
     )
-    rows.append(
-        ("convex_iou", "ours fwd", timeit(lambda: convex_iou(pts_d, boxes_d), args.repeat, sync))
-    )
+    # (the module, not the function rotated_det.layers.convex_iou that shadows its name)
+    ci = sys.modules["rotated_det.layers.convex_iou"]
+    compiled_iou = ci._compiled_iou
+
+    def torch_formulation(fn):
+        """``fn`` run with the compiled op disabled (the differentiable torch formulation)."""
+
+        def run():
+            ci._compiled_iou = lambda *a, **k: None
+            try:
+                return fn()
+            finally:
+                ci._compiled_iou = compiled_iou
+
+        return run
+
+    iou = lambda: convex_iou(pts_d, boxes_d)  # noqa: E731
+    rows.append(("convex_iou", "compiled op (no grad)", timeit(iou, args.repeat, sync)))
+    rows.append(("convex_iou", "torch", timeit(torch_formulation(iou), args.repeat, sync)))
     rows.append(
         ("convex_iou", "cv2 loop*", per_item(cv2_iou, list(zip(p_np, q_np)), args.repeat) * args.n)
     )
@@ -148,24 +193,19 @@ def main():
             per_item(shapely_giou, list(zip(p_np, q_np)), args.repeat) * args.n,
         )
     )
+    overlaps = lambda: convex_overlaps(pts_d, gts_d)  # noqa: E731
+    rows.append(("convex_overlaps", "compiled op", timeit(overlaps, args.repeat, sync)))
     rows.append(
         (
             "convex_overlaps",
-            "ours (bbox filter)",
-            timeit(lambda: convex_overlaps(pts_d, gts_d), args.repeat, sync),
+            "torch (bbox filter)",
+            timeit(torch_formulation(overlaps), args.repeat, sync),
         )
     )
-    # (the module, not the function rotated_det.layers.convex_iou that shadows its name)
-    ci = sys.modules["rotated_det.layers.convex_iou"]
-
     real = ci.building_graph
-    ci.building_graph = lambda: True  # the traced/exported path: every pair
+    ci.building_graph = lambda: True  # the torch formulation's graph path: every pair
     rows.append(
-        (
-            "convex_overlaps",
-            "ours dense",
-            timeit(lambda: convex_overlaps(pts_d, gts_d), args.repeat, sync),
-        )
+        ("convex_overlaps", "torch dense", timeit(torch_formulation(overlaps), args.repeat, sync))
     )
     ci.building_graph = real
     pairs = [(p, q) for p in p_np[: max(1, m // args.g)] for q in g_np]

@@ -29,6 +29,10 @@ ops are swapped at call time, without touching the model's code.
 - torchvision's ``deform_conv2d`` (S2A-Net's alignment convolution) -> :func:`deform_conv2d_grid`
   (``grid_sample`` and a matrix product: ONNX has ``DeformConv`` only from opset 19);
 
+- ``min_area_rect_pair`` (the side choice of ``points_to_rbox`` / ``poly_to_rbox``, e.g. in the
+  point-set detectors' and Gliding Vertex's decoding) -> its torch formulation
+  :func:`~rotated_det.structures.rotated_box_conversions.min_area_rect_pair_torch`;
+
 - ``torch.hypot(a, b)`` (``poly_to_rbox``, e.g. in Gliding Vertex's decoding) -> ``sqrt(a * a +
   b * b)``: ONNX has no ``hypot``.
 
@@ -54,6 +58,7 @@ from torch.overrides import TorchFunctionMode
 
 from rotated_det.layers.deform_conv_grid import deform_conv2d_grid
 from rotated_det.structures import rbox_to_hbox
+from rotated_det.structures.rotated_box_conversions import min_area_rect_pair_torch
 
 from .ri_roi_align_rotated_grid import ri_roi_align_rotated_grid
 from .roi_align_rotated_grid import DEFAULT_MAX_ADAPTIVE_SAMPLES, roi_align_rotated_grid
@@ -241,10 +246,13 @@ class StandardOpsMode(TorchFunctionMode):
             return grid(*args, **kwargs, max_adaptive_samples=self.max_adaptive_samples)
         if op in ("nms_rotated", "batched_nms_rotated"):
             return self._nms(func, op, args, kwargs)
+        if op == "min_area_rect_pair":
+            return min_area_rect_pair_torch(*args, **kwargs)
         raise NotImplementedError(
             f"{name} is called at inference and has no standard-operator formulation for "
             "export (StandardOpsMode replaces roi_align_rotated_forward, "
-            "ri_roi_align_rotated_forward, nms_rotated and batched_nms_rotated only)"
+            "ri_roi_align_rotated_forward, nms_rotated, batched_nms_rotated and "
+            "min_area_rect_pair only)"
         )
 
     def _nms(self, func: Any, op: str, args: tuple, kwargs: dict) -> torch.Tensor:

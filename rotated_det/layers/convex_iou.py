@@ -3,7 +3,10 @@
 Used by the point-set detectors (Oriented RepPoints, CFA, SASM): ``convex_giou`` is their
 localisation loss (``1 - GIoU``, differentiable in the points) and ``convex_overlaps`` the IoU
 matrix of their max-IoU assigner. Vectorised torch: autograd gives the backward, no Python loop
-over sets, no data-dependent control flow on the paths that trace and export.
+over sets, no data-dependent control flow on the paths that trace and export. Where no gradient is
+needed (``convex_overlaps``; ``convex_iou`` without autograd) the compiled op
+``rotated_det::convex_overlaps`` computes the same IoU (within 1e-9 in float64) by clipping each
+hull with the polygon in float64 (``csrc/convex_polygon.h``), about 8-10x faster on the CPU.
 
 Intersection area without clipping polygons (Green's theorem): the area of a region is
 ``1/2`` of the integral of ``x dy - y dx`` along its boundary, and the boundary of the
@@ -29,6 +32,7 @@ import torch
 
 from .convex_hull import _hull_indices, building_graph, check_points, polygon_area
 from .diff_iou_rotated import _sincos_deg
+from .ops_library import has_kernel
 
 __all__ = ["convex_iou", "convex_giou", "convex_overlaps"]
 
@@ -38,6 +42,9 @@ _PARALLEL_EPS = 8.0
 _SAME_LINE_EPS = 64.0
 # Point-set/polygon pairs per block in convex_overlaps (the [K, M, pairs] temporaries stay small).
 _PAIR_CHUNK = 8192
+# The compiled op takes up to this many points per set and vertices per polygon
+# (csrc/convex_polygon.h).
+_COMPILED_MAX_POINTS = 64
 
 
 def _box_corners(boxes: torch.Tensor) -> torch.Tensor:
@@ -194,6 +201,21 @@ def _iou(
     return inter / torch.where(union > 0, union, 1.0)
 
 
+def _compiled_iou(points: torch.Tensor, regions: _Regions, aligned: bool) -> torch.Tensor | None:
+    """IoU by the compiled op ``rotated_det::convex_overlaps`` (no gradient; float64 inside), or
+    None where it has no kernel for the inputs (device, more than 64 points or vertices)."""
+    if (
+        points.shape[1] > _COMPILED_MAX_POINTS
+        or regions.rel.shape[1] > _COMPILED_MAX_POINTS
+        or not has_kernel("convex_overlaps", points.device)
+    ):
+        return None
+    polys = (regions.rel + regions.origin[:, None]).contiguous()
+    iou: torch.Tensor = torch.ops.rotated_det.convex_overlaps(points.contiguous(), polys, aligned)
+    valid = regions.valid if aligned else regions.valid[None]
+    return torch.where(valid, iou, 0.0)
+
+
 def _aligned(
     points: torch.Tensor, polys_or_boxes: torch.Tensor, name: str, giou: bool
 ) -> torch.Tensor:
@@ -205,6 +227,11 @@ def _aligned(
             f"{points.shape[0]} and {regions.rel.shape[0]}"
         )
     pts = points.to(dtype)
+    needs_grad = torch.is_grad_enabled() and (pts.requires_grad or regions.rel.requires_grad)
+    if not giou and not needs_grad:
+        iou = _compiled_iou(pts, regions, aligned=True)
+        if iou is not None:
+            return iou
     finite = torch.isfinite(pts).flatten(1).all(1)
     valid = finite & regions.valid
     # invalid pairs: harmless values, so that no NaN reaches the backward; result 0
@@ -290,6 +317,9 @@ def convex_overlaps(points: torch.Tensor, polys_or_boxes: torch.Tensor) -> torch
     with torch.no_grad():
         regions = _Regions(polys_or_boxes, dtype, f"{name}: boxes/polygons")
         pts = points.to(dtype)
+        compiled = _compiled_iou(pts, regions, aligned=False)
+        if compiled is not None:
+            return compiled
         n, g = pts.shape[0], regions.rel.shape[0]
         finite = torch.isfinite(pts).flatten(1).all(1)
         pts = torch.where(finite[:, None, None], pts, 0.0)

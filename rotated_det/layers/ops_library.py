@@ -4,7 +4,7 @@ The shared library only holds ``TORCH_LIBRARY(rotated_det, ...)`` registrations 
 bindings), so it is loaded with :func:`torch.ops.load_library`; the ops are then
 ``torch.ops.rotated_det.{box_iou_rotated, nms_rotated, batched_nms_rotated,
 roi_align_rotated_forward, roi_align_rotated_backward, ri_roi_align_rotated_forward,
-ri_roi_align_rotated_backward}``.
+ri_roi_align_rotated_backward, min_area_rect_pair, convex_overlaps}``.
 
 This module also registers, for each op, a fake (meta) implementation used by ``torch.export`` /
 ``torch.compile`` to infer output shapes, and the autograd formulas of ``roi_align_rotated_forward``
@@ -17,10 +17,12 @@ from typing import Any
 
 import torch
 
-__all__ = ["load_library", "library_path"]
+__all__ = ["load_library", "library_path", "has_kernel"]
 
 _PACKAGE_DIR = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _loaded = False
+# (op name, dispatch key) -> whether the op has a kernel for it (filled on first use)
+_kernels: dict[tuple[str, str], bool] = {}
 
 
 def library_path() -> str:
@@ -115,6 +117,18 @@ def _ri_roi_align_rotated_backward_fake(
     return grad.new_empty((batch_size, channels, height, width))
 
 
+def _min_area_rect_pair_fake(points: torch.Tensor, tol: float) -> torch.Tensor:
+    return points.new_empty((points.shape[0], 2), dtype=torch.int64)
+
+
+def _convex_overlaps_fake(
+    points: torch.Tensor, polygons: torch.Tensor, aligned: bool = False
+) -> torch.Tensor:
+    if aligned:
+        return points.new_empty((points.shape[0],))
+    return points.new_empty((points.shape[0], polygons.shape[0]))
+
+
 # Autograd of roi_align_rotated_forward: the gradient of the input is the backward op's output.
 def _roi_align_setup_context(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
     input, rois, spatial_scale, pooled_height, pooled_width, sampling_ratio = inputs
@@ -182,6 +196,8 @@ def _register_python_parts() -> None:
     torch.library.register_fake(
         lib + "ri_roi_align_rotated_backward", _ri_roi_align_rotated_backward_fake
     )
+    torch.library.register_fake(lib + "min_area_rect_pair", _min_area_rect_pair_fake)
+    torch.library.register_fake(lib + "convex_overlaps", _convex_overlaps_fake)
     torch.library.register_autograd(
         lib + "ri_roi_align_rotated_forward",
         _ri_roi_align_backward,
@@ -197,3 +213,19 @@ def load_library() -> None:
     torch.ops.load_library(library_path())
     _register_python_parts()
     _loaded = True
+
+
+def has_kernel(op: str, device: torch.device) -> bool:
+    """Whether ``torch.ops.rotated_det.<op>`` can run on ``device``: the library is built and
+    loads, and has a kernel for the device's type (a CPU-only build has no CUDA kernels). For the
+    parts of the package that fall back to a torch formulation of an op."""
+    key = (op, "CUDA" if device.type == "cuda" else device.type.upper())
+    if key not in _kernels:
+        try:
+            load_library()
+            _kernels[key] = torch._C._dispatch_has_kernel_for_dispatch_key(
+                f"rotated_det::{op}", key[1]
+            )
+        except (ImportError, OSError, RuntimeError):
+            _kernels[key] = False
+    return _kernels[key]

@@ -75,6 +75,12 @@ tie rule picks the first candidate pair (i, j), i < j, in the order (0, 1), (0, 
 minimum is the same as over all pairs (to rounding); only when several different rectangles are
 minimal (a regular polygon, points on a small integer grid) can the choice differ from trying all
 pairs, which also looks at pairs inside the hull.
+The choice of the pair (discrete, without gradients) is made by the compiled op
+``rotated_det::min_area_rect_pair`` (``csrc/min_area_rect.h``: the same candidates, formulas and
+tie rule, vectorised across sets; 8x faster than the torch formulation) where it has a kernel
+(float32/float64, at most 64 points, CPU or CUDA), else by the torch formulation
+``min_area_rect_pair_torch``, which ONNX export also uses (``StandardOpsMode``); the rectangle
+is then computed from the pair's frame in torch, which autograd differentiates.
 For a true rectangle it returns that rectangle to float precision. Collinear points give
 ``h == 0`` (a segment), identical points ``w == h == 0``. The result is normalised with
 ``version`` (default ``"le90"``: ``w >= h``, angle in [-90, 90)). Rows with NaN or infinite
@@ -130,6 +136,8 @@ _CHUNK_KK = 32768
 # Up to this many points all K (K - 1) / 2 point pairs are tried (K^3 work, fewer operations for
 # small K); above, only hull-edge candidates (K^2 work).
 _ALL_PAIRS_MAX_K = 8
+# The compiled op takes sets of up to this many points (csrc/min_area_rect.h, kMaxPoints).
+_COMPILED_MAX_K = 64
 
 
 # A tensor or a numpy array: the conversions below return the kind they are given.
@@ -361,11 +369,13 @@ def _pair_frame(pi: _XY, pj: _XY, *others: _XY) -> tuple[torch.Tensor, ...]:
     return dx, dy, nn, s_min, s_max, q_min, q_max
 
 
-def _min_area_pair(flat: torch.Tensor, pairs: tuple[tuple[int, ...], ...]) -> torch.Tensor:
+def _min_area_pair(
+    flat: torch.Tensor, pairs: tuple[tuple[int, ...], ...], tol: float
+) -> torch.Tensor:
     """
     [N] index (into ``pairs``) of the point pair whose direction gives the smallest enclosing
-    rectangle of each [N, 2K] point set: the first pair whose area is within the dtype's tie
-    tolerance of the minimum. All pairs at once, as [P, N] rows (~20 elementwise ops for K=4).
+    rectangle of each [N, 2K] point set: the first pair whose area is within a relative ``tol``
+    of the minimum. All pairs at once, as [P, N] rows (~20 elementwise ops for K=4).
     """
     rows = flat.T.contiguous()  # [2K, N]: x1, y1, ..., xK, yK
     xs, ys = rows[0::2].unbind(0), rows[1::2].unbind(0)
@@ -381,7 +391,6 @@ def _min_area_pair(flat: torch.Tensor, pairs: tuple[tuple[int, ...], ...]) -> to
     q_ext = q_max.sub_(q_min)
     # NaN (identical points: no direction; or NaN input) never wins
     area = s_ext.mul_(q_ext).div_(nn).nan_to_num_(nan=float("inf"))
-    tol = _TIE_TOL.get(flat.dtype, 1e-5)
     near_min = area <= area.amin(dim=0, keepdim=True) * (1.0 + tol)
     # index of the first near-minimal row (argmax over a short leading dim is slow on CPU)
     return (near_min.cumsum(dim=0) == 0).sum(dim=0)
@@ -399,26 +408,12 @@ def _point_pairs(k: int) -> tuple[tuple[int, ...], ...]:
     )
 
 
-def _pair_order(best: torch.Tensor, pairs: tuple[tuple[int, ...], ...]) -> torch.Tensor:
-    """[N] pair index -> [N, K] point order (i, j, others...) of ``pairs``. For 4 points by
-    arithmetic on the index (a table lookup is an indexing kernel that is slow on busy CPUs)."""
-    b = best.long()
-    if pairs is not _PAIRS:
-        return torch.tensor(pairs, dtype=torch.long, device=b.device)[b]
-    ge = [b >= v for v in range(1, 6)]  # ge[v - 1] = (b >= v)
-    i = ge[2].long() + ge[4].long()
-    j = 1 + ge[0].long() + ge[1].long() - ge[2].long() + ge[3].long()
-    k = 2 - ge[0].long() - ge[2].long()
-    l = 3 - (b == 2).long() - (b == 4).long() - 2 * (b == 5).long()
-    return torch.stack([i, j, k, l], dim=1)
-
-
-def _hull_pair(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def _hull_pair(x: torch.Tensor, y: torch.Tensor, tol: float) -> tuple[torch.Tensor, torch.Tensor]:
     """
     Point sets as [K, N] coordinates ``x``, ``y`` (K > 4, relative to their mean) -> two [N]
     long tensors ``i < j``: the candidate point pair whose direction gives the smallest enclosing
-    rectangle, the first in the order (0, 1), (0, 2), ... whose area is within the dtype's tie
-    tolerance of the minimum.
+    rectangle, the first in the order (0, 1), (0, 2), ... whose area is within a relative ``tol``
+    of the minimum.
 
     Candidates (rotating calipers' hull edges, without building the hull): each point i with the
     point j at the counter-clockwise-most ray of its view of the others. Seen from a hull vertex,
@@ -449,7 +444,6 @@ def _hull_pair(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Te
     s_ext = s.amax(dim=0) - s.amin(dim=0)  # [K, N]
     q_ext = q.amax(dim=0) - q.amin(dim=0)
     area = (s_ext * q_ext / (dx * dx + dy * dy)).nan_to_num_(nan=math.inf)  # d = 0: never wins
-    tol = _TIE_TOL.get(x.dtype, 1e-5)
     near_min = (area <= area.amin(dim=0) * (1.0 + tol)) & area.isfinite()
     key = torch.where(near_min, torch.minimum(i, j) * k + torch.maximum(i, j), k * k).amin(dim=0)
     key = torch.where(key == k * k, 1, key)  # no direction (all points equal, or NaN): (0, 1)
@@ -486,28 +480,73 @@ def _rect_from_frame(
     return torch.stack([v + nan_if_bad for v in parts], dim=-1)
 
 
-def _min_area_rbox_block(flat: torch.Tensor, version: str) -> torch.Tensor:
-    """[N, 2K] point sets (K >= 4) -> [N, 5] minimum-area rectangles in angle version
-    ``version``: the best pair (all pairs up to ``_ALL_PAIRS_MAX_K`` points, else hull-edge
-    candidates) is chosen without gradients (a discrete choice), then its rectangle is computed
-    from the points (gradients flow through this)."""
-    k = flat.shape[-1] // 2
+def min_area_rect_pair_torch(points: torch.Tensor, tol: float) -> torch.Tensor:
+    """
+    The torch formulation of the compiled op ``rotated_det::min_area_rect_pair`` (same candidates
+    and tie rule: module docstring and ``csrc/min_area_rect.h``), for devices and dtypes the op
+    lacks and for ONNX export (``StandardOpsMode`` calls it in the op's place).
+
+    Args:
+        points: [N, K, 2] point sets, K >= 4.
+        tol: relative tolerance under which two candidate areas count as a tie.
+
+    Returns:
+        int64 [N, 2]: the pair (i, j), i < j, of points whose direction is a side of the set's
+        minimum-area enclosing rectangle.
+    """
+    k = points.shape[-2]
+    flat = points.reshape(-1, 2 * k)
     if k <= _ALL_PAIRS_MAX_K:
         pairs = _point_pairs(k)
-        with torch.no_grad():
-            order = _pair_order(_min_area_pair(flat, pairs), pairs)  # [N, K]
-        # the winning pair's rectangle, with the points reordered as (i, j, others...)
-        pts = flat.view(-1, k, 2).gather(1, order[:, :, None].expand(-1, -1, 2))
-        p = [pt.unbind(-1) for pt in pts.unbind(1)]
-        return _rect_from_frame(p[0][0], p[0][1], _pair_frame(*p), version)
+        best = _min_area_pair(flat, pairs, tol)
+        table = torch.tensor([p[:2] for p in pairs], dtype=torch.long, device=points.device)
+        return table[best]
     rows = flat.T  # [2K, N]
     x, y = rows[0::2], rows[1::2]
+    mx, my = x.mean(dim=0), y.mean(dim=0)
+    i, j = _hull_pair((x - mx).contiguous(), (y - my).contiguous(), tol)
+    return torch.stack([i, j], dim=1)
+
+
+def _has_compiled_pair_op(points: torch.Tensor) -> bool:
+    """Whether ``rotated_det::min_area_rect_pair`` takes ``points`` (float32 or float64, at most
+    64 points, a kernel for their device)."""
+    if points.dtype not in (torch.float32, torch.float64) or points.shape[-2] > _COMPILED_MAX_K:
+        return False
+    # (imported here: the ops library lives in rotated_det.layers, which imports this module;
+    # without it, the torch formulation runs)
+    try:
+        from rotated_det.layers.ops_library import has_kernel
+    except ImportError:
+        return False
+    return has_kernel("min_area_rect_pair", points.device)
+
+
+def _side_pair(points: torch.Tensor) -> torch.Tensor:
+    """[N, K, 2] point sets (K >= 4) -> int64 [N, 2] pair (i, j) giving the direction of a side
+    of each minimum-area rectangle: the compiled op where it has a kernel, else its torch
+    formulation."""
+    tol = _TIE_TOL.get(points.dtype, 1e-5)
+    if _has_compiled_pair_op(points):
+        pair: torch.Tensor = torch.ops.rotated_det.min_area_rect_pair(points.contiguous(), tol)
+        return pair
+    return min_area_rect_pair_torch(points, tol)
+
+
+def _min_area_rbox_block(flat: torch.Tensor, version: str) -> torch.Tensor:
+    """[N, 2K] point sets (K >= 4) -> [N, 5] minimum-area rectangles in angle version
+    ``version``: the pair of points giving the direction of a side is chosen without gradients (a
+    discrete choice), then the rectangle is computed from the points (gradients flow through
+    this)."""
+    k = flat.shape[-1] // 2
     with torch.no_grad():
-        mx, my = x.mean(dim=0), y.mean(dim=0)
-        i, j = _hull_pair((x - mx).contiguous(), (y - my).contiguous())
+        pair = _side_pair(flat.view(-1, k, 2))
+    rows = flat.T  # [2K, N]
+    x, y = rows[0::2], rows[1::2]
     # the pair's frame, all K points at once: origin p_i, axes d = p_j - p_i and (-dy, dx)
-    xi, yi = x.gather(0, i[None])[0], y.gather(0, i[None])[0]
-    dx, dy = x.gather(0, j[None])[0] - xi, y.gather(0, j[None])[0] - yi
+    xi, yi = x.gather(0, pair[None, :, 0])[0], y.gather(0, pair[None, :, 0])[0]
+    dx = x.gather(0, pair[None, :, 1])[0] - xi
+    dy = y.gather(0, pair[None, :, 1])[0] - yi
     rx, ry = x - xi, y - yi  # [K, N]
     s = rx * dx + ry * dy
     q = ry * dx - rx * dy
@@ -528,7 +567,10 @@ def _min_area_rbox(t: torch.Tensor, version: str) -> torch.Tensor:
     flat = t.reshape(-1, 2 * k)
     if _building_graph():  # traced/compiled graphs take a single pass, valid for any count
         return _min_area_rbox_block(flat, version).reshape(*lead, 5)
-    chunk = _CHUNK if k <= _ALL_PAIRS_MAX_K else max(16, _CHUNK_KK // (k * k))
+    if k <= _ALL_PAIRS_MAX_K or _has_compiled_pair_op(t):
+        chunk = _CHUNK
+    else:  # the torch formulation's [K, K, chunk] temporaries
+        chunk = max(16, _CHUNK_KK // (k * k))
     if flat.shape[0] > chunk:
         # cache-sized blocks: several times faster on CPU than one pass over huge temporaries
         # (a loop over blocks, not boxes)

@@ -1,5 +1,8 @@
 """convex_iou, convex_giou, convex_overlaps: against shapely on random and degenerate point sets,
-gradcheck, finite gradients on degenerate hulls, tracing and torch.export."""
+gradcheck, finite gradients on degenerate hulls, tracing and torch.export; the compiled op that
+computes them without gradients against the torch formulation."""
+
+import sys
 
 import numpy as np
 import pytest
@@ -171,7 +174,10 @@ def test_giou_loss_moves_points_onto_the_box():
     assert convex_iou(pts.detach(), box).item() > 0.85
 
 
-def test_overlaps_match_aligned_iou_and_shapely_and_traced_dense_path():
+@pytest.mark.parametrize("formulation", ["compiled", "torch"])
+def test_overlaps_match_aligned_iou_and_shapely_and_traced_dense_path(formulation, request):
+    if formulation == "torch":
+        request.getfixturevalue("torch_formulation")
     pts, boxes = pairs(5, n=40)
     gts = boxes[::9]
     got = convex_overlaps(pts, gts)
@@ -189,9 +195,55 @@ def test_overlaps_match_aligned_iou_and_shapely_and_traced_dense_path():
     torch.testing.assert_close(convex_overlaps(pts, polys), got, rtol=0, atol=1e-12)
     assert convex_overlaps(pts[:0], gts).shape == (0, g)
     assert convex_overlaps(pts, gts[:0]).shape == (n, 0)
-    # the traced graph computes every pair (no bounding-box filter) and agrees
+    # the traced graph agrees (the torch formulation: every pair, no bounding-box filter)
     traced = torch.jit.trace(convex_overlaps, (pts[:7].float(), gts[:3].float()))
     torch.testing.assert_close(traced(pts.float(), gts.float()), got.float(), rtol=0, atol=1e-5)
+
+
+@pytest.fixture
+def torch_formulation(monkeypatch):
+    """convex_iou / convex_overlaps on their torch formulation (the compiled op disabled)."""
+    module = sys.modules["rotated_det.layers.convex_iou"]
+    monkeypatch.setattr(module, "_compiled_iou", lambda *args, **kwargs: None)
+
+
+@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
+def test_compiled_op_equals_torch_formulation(dtype, request):
+    """Without gradients, convex_iou and convex_overlaps run on the compiled op (hull clipping in
+    float64): the same values as the differentiable torch formulation (within 1e-9 in float64,
+    1e-5 in float32) on random, degenerate and grid cases, boxes and polygons in either
+    orientation (padded with repeated vertices), invalid boxes and non-finite points."""
+    pts, boxes = pairs(8, n=60)
+    pts, boxes = pts.to(dtype), boxes.to(dtype)
+    boxes[:5, 2] = -1.0  # invalid box
+    boxes[5:10, 3] = 0.0  # no area
+    pts[10:15, 3, 0] = float("nan")
+    polys = rbox_to_poly(boxes).view(-1, 4, 2)
+    polys_cw = torch.cat([polys.flip(1), polys[:, :1]], 1)  # other orientation, a repeat
+    gts = boxes[::7]
+    compiled = [convex_iou(pts, boxes), convex_iou(pts, polys_cw), convex_overlaps(pts, gts)]
+    compiled.append(convex_overlaps(pts, rbox_to_poly(gts).view(-1, 4, 2).flip(1)))
+    request.getfixturevalue("torch_formulation")
+    reference = [convex_iou(pts, boxes), convex_iou(pts, polys_cw), convex_overlaps(pts, gts)]
+    reference.append(convex_overlaps(pts, rbox_to_poly(gts).view(-1, 4, 2).flip(1)))
+    atol = 1e-9 if dtype == torch.float64 else 1e-5
+    for got, expected in zip(compiled, reference):
+        assert got.dtype == dtype
+        torch.testing.assert_close(got, expected, rtol=0, atol=atol)
+    assert bool((compiled[0][:15] == 0).all())
+    assert (compiled[0] > 0.5).float().mean() > 0.1 and (compiled[2] > 0).float().mean() > 0.01
+
+
+def test_compiled_op_runs_without_gradient_only():
+    """With gradients the torch formulation runs (its autograd): same values as without;
+    more than 64 points also take it."""
+    pts, boxes = pairs(9, n=20)
+    req = pts.clone().requires_grad_()
+    iou = convex_iou(req, boxes)
+    assert iou.grad_fn is not None
+    torch.testing.assert_close(iou.detach(), convex_iou(pts, boxes), rtol=0, atol=1e-9)
+    many = torch.cat([pts, pts.flip(1)] * 4, 1)  # 72 points, the same hulls
+    torch.testing.assert_close(convex_iou(many, boxes), convex_iou(pts, boxes), rtol=0, atol=1e-9)
 
 
 def test_traced_iou_giou_match_eager_on_other_counts():

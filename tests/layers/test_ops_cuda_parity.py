@@ -14,6 +14,7 @@ from rotated_det.layers import (
     nms_rotated,
     roi_align_rotated,
 )
+from rotated_det.structures import points_to_rbox, rbox_to_poly
 
 if os.environ.get("ROTATED_DET_REQUIRE_CUDA") == "1" and not has_cuda_kernels():
     raise RuntimeError(
@@ -144,3 +145,36 @@ def test_roi_align_half_parity(dtype, ulp, sampling_ratio):
     (grad_gpu,) = torch.autograd.grad((out_gpu * g.cuda()).sum(), x_gpu)
     assert grad_gpu.dtype == dtype
     torch.testing.assert_close(grad_gpu.cpu().float(), grad_cpu, rtol=ulp, atol=1e-5)
+
+
+@pytest.mark.parametrize("k", [4, 9, 64])
+def test_min_area_rect_parity(k):
+    """The CUDA side choice equals the CPU one, or (nvcc may fuse a multiply-add) picks a
+    rectangle of the same area within the tie tolerance; the rectangles enclose the points."""
+    gen = torch.Generator().manual_seed(k)
+    pts = torch.rand(5000, k, 2, generator=gen) * 1000
+    pts[:500] = torch.randint(0, 4, (500, k, 2), generator=gen).float()  # exact ties
+    op = torch.ops.rotated_det.min_area_rect_pair
+    cpu, gpu = op(pts, 1e-5), op(pts.cuda(), 1e-5).cpu()
+    assert (cpu != gpu).any(1)[500:].float().mean().item() <= 0.002
+    rect_cpu, rect_gpu = points_to_rbox(pts), points_to_rbox(pts.cuda()).cpu()
+    area_cpu = rect_cpu[:, 2].double() * rect_cpu[:, 3]
+    area_gpu = rect_gpu[:, 2].double() * rect_gpu[:, 3]
+    torch.testing.assert_close(area_gpu, area_cpu, rtol=3e-5, atol=1e-3)
+
+
+def test_convex_overlaps_parity():
+    """Hull clipping in float64 on both devices: pairwise and aligned IoU within 1e-6."""
+    gen = torch.Generator().manual_seed(11)
+    boxes = _boxes(400, 300, gen)
+    pts = boxes[:, None, :2] + (torch.rand(400, 9, 2, generator=gen) - 0.5) * 80
+    pts[:20] = pts[:20, :1]  # identical points: no area
+    polys = rbox_to_poly(boxes[::7]).view(-1, 4, 2)
+    op = torch.ops.rotated_det.convex_overlaps
+    cpu = op(pts, polys, False)
+    torch.testing.assert_close(op(pts.cuda(), polys.cuda(), False).cpu(), cpu, rtol=0, atol=1e-6)
+    aligned = rbox_to_poly(boxes).view(-1, 4, 2)
+    torch.testing.assert_close(
+        op(pts.cuda(), aligned.cuda(), True).cpu(), op(pts, aligned, True), rtol=0, atol=1e-6
+    )
+    assert (cpu > 0).float().mean() > 0.005
