@@ -13,6 +13,9 @@
 #   train_<cfg> each quickstart config (configs/quickstart/<cfg>_R_18_FPN.py) trained ITERS=100
 #               iterations with AMP (float16 + GradScaler) on the GPU, evaluated on the synthetic
 #               val set (dev/quickstart.py)
+#   half_formats_<cfg>  each device-trained model in float16 (eager, TorchScript, torch.export)
+#               against float32: detections found at rotated IoU >= 0.9, extra detections, the
+#               largest score difference (dev/bench_formats.py --precision float16)
 #   map         their mAP50 against the CPU-trained models': same order of magnitude (10x)
 #   timings     ops (IoU, NMS, RoIAlignRotated and RiRoIAlign fwd / fwd+bwd) and detectors
 #               (train step, inference), GPU vs CPU, next to torchvision's axis-aligned box_iou /
@@ -20,7 +23,8 @@
 #   matcher     dev/bench_matcher.py on the GPU: the 5,000-object 1024 px image, chunked vs dense
 #
 # Expected on one H200 (estimates, not yet measured): build ~1.5 min, data 20 s, parity 30 s,
-# 3 x 40 s of training, timings ~75 s, matcher ~25 s: about 6.5 minutes.
+# 3 x 40 s of training, 3 x ~20 s of half-precision formats, timings ~75 s, matcher ~25 s: about
+# 7.5 minutes.
 #
 # Each stage prints its output and a PASS/FAIL line; the summary (stages, mAP, timings) goes to
 # $OUT (when set, e.g. by the device tool) and to output/gpu_check/. Exit status: 1 if any stage
@@ -83,7 +87,7 @@ NCPU="$(nproc)"
 if [ "$MODE" = gpu ]; then
   CONFIGS="${GPU_CHECK_CONFIGS:-rotated_faster_rcnn rotated_retinanet oriented_rcnn}"
   ITERS="${GPU_CHECK_ITERS:-100}"
-  BUDGET="${GPU_CHECK_BUDGET:-470}"
+  BUDGET="${GPU_CHECK_BUDGET:-530}"
   DEVICE=cuda
   DATA_ARGS=(--num-train 24 --num-val 6)  # half the quickstart's set: generated in ~20 s
   CPU_REF_THREADS=$(( NCPU / 4 > 0 ? NCPU / 4 : 1 ))
@@ -195,6 +199,18 @@ for cfg in $CONFIGS; do
   quickstart_cmd "$cfg" "${cfg}_device" "$DEVICE_THREADS" train.device="$DEVICE" \
     train.amp.enabled=True
   stage "train_$cfg" 300 "${QS[@]}"
+done
+
+# -- each exported format in half precision (float16 on the GPU, bfloat16 in the dry run) against
+# float32: dev/bench_formats.py on the device-trained models (eager, TorchScript, torch.export;
+# AOTI takes minutes to compile and is left out)
+HALF=float16; [ "$MODE" = dry ] && HALF=bfloat16
+VAL_IMAGE="$(find "$WORK/datasets" -path '*split_512/val/images/*.png' 2>/dev/null | sort | head -n1)"
+for cfg in $CONFIGS; do
+  stage "half_formats_$cfg" 60 "$PY" dev/bench_formats.py \
+    "configs/quickstart/${cfg}_R_18_FPN.py=$WORK/train/${cfg}_device/train/model_final.pth" \
+    --device "$DEVICE" --precision "$HALF" --image "$VAL_IMAGE" --threads "$DEVICE_THREADS" \
+    --repeat 2 --json "$WORK/half_formats_$cfg.json"
 done
 
 # -- wait for the CPU references
