@@ -36,7 +36,7 @@ RD_HOST_DEVICE Prepared<T> prepare(const In* in, int k, bool hull, Point<T>* ver
     r.n = k;
     for (int i = 0; i < k; ++i) verts[i] = pts[i];
   }
-  r.area = fabs(twice_signed_area(verts, r.n)) * T(0.5);
+  r.area = geom::polygon_area(verts, r.n);
   r.x0 = r.x1 = verts[0].x;
   r.y0 = r.y1 = verts[0].y;
   for (int i = 1; i < r.n; ++i) {

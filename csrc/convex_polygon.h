@@ -12,6 +12,7 @@ namespace rotated_det {
 namespace convex {
 
 using geom::Point;
+using geom::twice_signed_area;
 
 // Largest number of points per set and of vertices per polygon the kernels take (their
 // per-thread arrays live on the stack).
@@ -23,18 +24,6 @@ constexpr int kMaxClipped = kMaxPoints + kMaxVertices;
 template <typename T>
 RD_HOST_DEVICE T cross(const Point<T>& o, const Point<T>& a, const Point<T>& b) {
   return (a.x - o.x) * (b.y - o.y) - (a.y - o.y) * (b.x - o.x);
-}
-
-// Twice the signed area (shoelace) of a polygon of n vertices in order.
-template <typename T>
-RD_HOST_DEVICE T twice_signed_area(const Point<T>* p, int n) {
-  T twice = T(0);
-  for (int i = 0; i < n; ++i) {
-    const Point<T>& a = p[i];
-    const Point<T>& b = p[(i + 1 == n) ? 0 : i + 1];
-    twice += a.x * b.y - a.y * b.x;
-  }
-  return twice;
 }
 
 // Convex hull of the n points `in` (n <= kMaxPoints), written to `hull` (room for n + 1) with a
@@ -113,7 +102,7 @@ RD_HOST_DEVICE T hull_polygon_iou(const Point<T>* hull, int h, T hull_area, cons
   const Point<T>* inter_poly = nullptr;
   const int k = clip_convex(hull, h, poly, m, a, b, &inter_poly);
   if (k < 3) return T(0);
-  T inter = fabs(twice_signed_area(inter_poly, k)) * T(0.5);
+  T inter = geom::polygon_area(inter_poly, k);
   inter = fmin(inter, fmin(hull_area, poly_area));
   return inter / (hull_area + poly_area - inter);
 }

@@ -115,16 +115,22 @@ RD_HOST_DEVICE void box_corners(const RBox<T>& b, Point<T>* pts) {
   pts[3] = {b.cx + ux - vx, b.cy + uy - vy};
 }
 
-// Area of a simple polygon with n vertices in order (either orientation).
+// Twice the signed area (shoelace) of a polygon with n vertices in order.
 template <typename T>
-RD_HOST_DEVICE T polygon_area(const Point<T>* p, int n) {
+RD_HOST_DEVICE T twice_signed_area(const Point<T>* p, int n) {
   T twice = T(0);
   for (int i = 0; i < n; ++i) {
     const Point<T>& a = p[i];
     const Point<T>& b = p[(i + 1 == n) ? 0 : i + 1];
     twice += a.x * b.y - a.y * b.x;
   }
-  return fabs(twice) * T(0.5);
+  return twice;
+}
+
+// Area of a simple polygon with n vertices in order (either orientation).
+template <typename T>
+RD_HOST_DEVICE T polygon_area(const Point<T>* p, int n) {
+  return fabs(twice_signed_area(p, n)) * T(0.5);
 }
 
 // One Sutherland-Hodgman step: keeps the part of the convex polygon `in` (n vertices) where

@@ -54,15 +54,21 @@ pytestmark = pytest.mark.slow  # trains each detector until it overfits two imag
 ITERS = 150
 # The point-set detectors run in test_overfit_point_sets.py (a weaker IoU criterion, see there).
 POINT_SET = ("rotated_reppoints", "oriented_reppoints", "cfa", "sasm")
-# Detectors that differ from one in the suite only by their angle coder (each coder has its own
-# encode/decode tests): ROTATED_DET_OVERFIT_ALL=1 trains them too (about 40 s each), the suite
-# does not, to stay within its time budget.
-ANGLE_CODER_VARIANTS = ("rotated_retinanet_csl", "rotated_retinanet_psc", "rotated_fcos_psc")
+# Detectors that differ from one in the suite only by their angle coder or their assigner (each
+# has its own unit tests): the CSL / PSC RetinaNets, FCOS + PSC, and ATSS (RotatedRetinaNet with
+# the ATSS assigner). ROTATED_DET_OVERFIT_ALL=1 trains them too (about 40 s each), the suite does
+# not, to stay within its time budget.
+CONFIG_VARIANTS = (
+    "rotated_retinanet_csl",
+    "rotated_retinanet_psc",
+    "rotated_fcos_psc",
+    "rotated_atss",
+)
 OVERFIT_DETECTORS = tuple(
     d
     for d in ROTATED_LABEL_DETECTORS
     if d not in POINT_SET
-    and (os.environ.get("ROTATED_DET_OVERFIT_ALL") or d not in ANGLE_CODER_VARIANTS)
+    and (os.environ.get("ROTATED_DET_OVERFIT_ALL") or d not in CONFIG_VARIANTS)
 )
 
 
