@@ -117,17 +117,8 @@ MIN_DYNAMIC_SIZE = {name: 129 for name in SMALL_DETECTORS} | {
 
 # Exporting is slow (40-70 s per detector on a loaded 2-core machine). Detectors whose inference
 # graph others already exercise are exported only with ROTATED_DET_EXPORT_ALL=1: ATSS (RetinaNet's
-# inference), FCOS + PSC and H2RBox-v2 (FCOS's points with RetinaNet + PSC's angle decoding),
-# Oriented RepPoints, CFA and SASM (rotated RepPoints' inference: they differ in training only,
-# by their assigners, point selection and losses).
-COVERED_BY_OTHERS = (
-    "rotated_atss",
-    "rotated_fcos_psc",
-    "h2rbox_v2",
-    "oriented_reppoints",
-    "cfa",
-    "sasm",
-)
+# inference), FCOS + PSC and H2RBox-v2 (FCOS's points with RetinaNet + PSC's angle decoding).
+COVERED_BY_OTHERS = ("rotated_atss", "rotated_fcos_psc", "h2rbox_v2")
 EXPORT_DETECTORS = sorted(
     name
     for name in SMALL_DETECTORS

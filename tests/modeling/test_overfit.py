@@ -54,15 +54,19 @@ pytestmark = pytest.mark.slow  # trains each detector until it overfits two imag
 ITERS = 150
 # The point-set detectors run in test_overfit_point_sets.py (a weaker IoU criterion, see there).
 POINT_SET = ("rotated_reppoints", "oriented_reppoints", "cfa", "sasm")
-# Detectors that differ from one in the suite only by their angle coder or their assigner (each
-# has its own unit tests): the CSL / PSC RetinaNets, FCOS + PSC, and ATSS (RotatedRetinaNet with
-# the ATSS assigner). ROTATED_DET_OVERFIT_ALL=1 trains them too (about 40 s each), the suite does
-# not, to stay within its time budget.
+# Detectors that differ from one in the suite by one part with its own unit tests: an angle coder
+# (the CSL / PSC RetinaNets, FCOS + PSC), an assigner (ATSS: RotatedRetinaNet with the ATSS
+# assigner), a box predictor and coder (Gliding Vertex) or an RoI stage (RoI Transformer's RoI
+# learner), on the meta-architecture of a detector that is trained here.
+# ROTATED_DET_OVERFIT_ALL=1 trains them too (about 40 s each); the suite does not, to stay within
+# its time budget.
 CONFIG_VARIANTS = (
     "rotated_retinanet_csl",
     "rotated_retinanet_psc",
     "rotated_fcos_psc",
     "rotated_atss",
+    "gliding_vertex",
+    "roi_transformer",
 )
 OVERFIT_DETECTORS = tuple(
     d
