@@ -17,6 +17,7 @@ and pass ``--d2-path /tmp/d2`` (default: $DETECTRON2_PATH or /tmp/d2). Without i
 prints that the reference is unavailable and times this package only.
 
 Usage: python dev/bench_models.py [--iters 5] [--warmup 2] [--threads 1] [--only NAME ...]
+       [--image-size 512] [--objects 20] [--torch-convex-ops]
 
 ``--latency-1024``: instead, the forward latency (eval, batch 1, one 1024 x 1024 image, random
 weights) of the real-time models, Rotated RTMDet tiny and s, next to Rotated RetinaNet R-50-FPN
@@ -379,9 +380,22 @@ def main():
         help="inference time of each detector next to its own backbone + neck (see above)",
     )
     parser.add_argument("--d2-path", default=os.environ.get("DETECTRON2_PATH", "/tmp/d2"))
+    parser.add_argument("--image-size", type=int, default=512, help="training/inference images")
+    parser.add_argument("--objects", type=int, default=20, help="objects per image")
+    parser.add_argument(
+        "--torch-convex-ops",
+        action="store_true",
+        help="run points_to_rbox's side choice and the convex IoU on their torch formulations "
+        "instead of the compiled ops (the point-set detectors' baseline)",
+    )
     args = parser.parse_args()
     if args.threads > 0:
         torch.set_num_threads(args.threads)
+    if args.torch_convex_ops:
+        from rotated_det.layers import ops_library
+
+        for op in ("min_area_rect_pair", "convex_overlaps"):
+            ops_library._kernels[(op, "CPU")] = False  # has_kernel's answer for the CPU
     if args.latency_1024:
         print(
             f"torch {torch.__version__}, {torch.get_num_threads()} threads, eval forward of one "
@@ -400,11 +414,14 @@ def main():
         )
         return
     args.only = args.only or list(DETECTORS) + list(PROJECT_MODELS)
+    size = args.image_size
     print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch 2 of 512x512, "
-        f"20 objects / image, R-50-FPN, CPU; median of {args.iters} after {args.warmup} warm-up"
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch 2 of {size}x{size}, "
+        f"{args.objects} objects / image, R-50-FPN, CPU"
+        + (", convex ops on torch" if args.torch_convex_ops else "")
+        + f"; median of {args.iters} after {args.warmup} warm-up"
     )
-    scenes = make_scenes()
+    scenes = make_scenes(size=size, num_objects=args.objects)
     ours_inputs = to_inputs(scenes, Instances, RotatedBoxes)
 
     reference, reason = build_detectron2(args.d2_path)
