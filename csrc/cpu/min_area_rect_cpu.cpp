@@ -13,8 +13,8 @@ namespace rotated_det {
 
 namespace {
 
-// Sets per call of min_area::choose_pairs: one vector register's worth of floats or doubles
-// twice over (AVX), so that its lane loops vectorise.
+// Sets per call of min_area::choose_pairs: 64 bytes of floats or doubles (four SSE2 registers:
+// the build targets baseline x86-64), so that its lane loops vectorise.
 template <typename scalar_t>
 constexpr int kLanes = 64 / sizeof(scalar_t);
 
