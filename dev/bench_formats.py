@@ -32,9 +32,10 @@ model ``dev/gpu_check.sh`` trained).
 ``--precision bfloat16`` (CPU or CUDA) / ``float16`` (CUDA): each format runs the model in that
 precision as ``DefaultPredictor(precision=...)`` does (eager under ``torch.autocast``; TorchScript
 traced and torch.export / AOTI exported under it, which records the casts), against the float32
-eager model: a cell reads ``~ 71 of 73 (+2) / 12 ms``: 71 of the 73 float32 detections have a
-detection of the same class at rotated IoU >= 0.9 (one to one, by decreasing score), and the
-format returned 2 detections more in all; the largest score difference of the matched pairs is
+eager model (its detections and latency follow the row's name): a cell reads
+``~ 71 of 73 (+2) / 12 ms``: 71 of the 73 float32 detections have a detection of the same class
+at rotated IoU >= 0.9 (one to one, by decreasing score), and the format returned 2 detections more
+in all; the largest score difference of the matched pairs is
 listed below the table. Half-precision scores tie and round, so detections near the score
 threshold or the detection limit come and go: the agreement, not equality, is the figure. ONNX
 files are float32 only (not run in these modes).
@@ -172,10 +173,14 @@ def bench_row(
     mode = StandardOpsMode(
         proposal_generator, "horizontal", defer_final_nms=False, standard_roi_align=False
     )
+    result: dict = {"trained": trained, "size": list(sample.shape[1:]), "precision": precision}
     if precision == "float32":
         with mode, torch.no_grad():
             onnx_reference = numpy_detections(adapter(sample))
-    result: dict = {"trained": trained, "size": list(sample.shape[1:]), "precision": precision}
+    else:  # the baseline of the reduced-precision cells: the float32 reference's latency
+        with torch.no_grad():
+            seconds = median_seconds(lambda: adapter(sample), repeat)
+        result["float32"] = {"detections": len(reference[1]), "ms": 1000 * seconds}
     with tempfile.TemporaryDirectory() as tmp:
         runners = {}
         for fmt in formats:
@@ -254,6 +259,8 @@ def table(results: dict, formats: list[str]) -> str:
     notes = []
     for row, r in results.items():
         label = row_label(row) + ("" if r["trained"] else " (random weights)")
+        if "float32" in r:
+            label += f" (float32 eager: {r['float32']['detections']} / {r['float32']['ms']:.0f} ms)"
         cells = []
         for fmt in formats:
             c = r.get(fmt, {"error": "not run"})

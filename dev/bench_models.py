@@ -17,7 +17,7 @@ and pass ``--d2-path /tmp/d2`` (default: $DETECTRON2_PATH or /tmp/d2). Without i
 prints that the reference is unavailable and times this package only.
 
 Usage: python dev/bench_models.py [--iters 5] [--warmup 2] [--threads 1] [--only NAME ...]
-       [--image-size 512] [--objects 20] [--torch-convex-ops]
+       [--image-size 512] [--objects 20] [--convex-ops-baseline]
 
 ``--latency-1024``: instead, the forward latency (eval, batch 1, one 1024 x 1024 image, random
 weights) of the real-time models, Rotated RTMDet tiny and s, next to Rotated RetinaNet R-50-FPN
@@ -334,6 +334,24 @@ def inference_overhead(names, iters, warmup):
         print(f"{name:22s} {flops / 1e9:16.1f} {flop_ratio:10.2f}x {cells[0]:>46s} {cells[1]:>46s}")
 
 
+POINT_SET_DETECTORS = ("rotated_reppoints", "oriented_reppoints", "cfa", "sasm")
+
+
+@contextlib.contextmanager
+def torch_convex_ops():
+    """While active, points_to_rbox's side choice and the convex IoU run on their torch
+    formulations (has_kernel answers False for their compiled ops on the CPU)."""
+    from rotated_det.layers import ops_library
+
+    keys = [(op, "CPU") for op in ("min_area_rect_pair", "convex_overlaps")]
+    saved = {key: ops_library.has_kernel(key[0], torch.device("cpu")) for key in keys}
+    ops_library._kernels.update(dict.fromkeys(keys, False))
+    try:
+        yield
+    finally:
+        ops_library._kernels.update(saved)
+
+
 def time_train(model, inputs, context=contextlib.nullcontext):
     params = [p for p in model.parameters() if p.requires_grad]
     opt = torch.optim.SGD(params, lr=1e-5, momentum=0.9)
@@ -383,19 +401,14 @@ def main():
     parser.add_argument("--image-size", type=int, default=512, help="training/inference images")
     parser.add_argument("--objects", type=int, default=20, help="objects per image")
     parser.add_argument(
-        "--torch-convex-ops",
+        "--convex-ops-baseline",
         action="store_true",
-        help="run points_to_rbox's side choice and the convex IoU on their torch formulations "
-        "instead of the compiled ops (the point-set detectors' baseline)",
+        help="also time each point-set detector with points_to_rbox's side choice and the convex "
+        "IoU on their torch formulations (the baseline of the compiled ops), interleaved",
     )
     args = parser.parse_args()
     if args.threads > 0:
         torch.set_num_threads(args.threads)
-    if args.torch_convex_ops:
-        from rotated_det.layers import ops_library
-
-        for op in ("min_area_rect_pair", "convex_overlaps"):
-            ops_library._kernels[(op, "CPU")] = False  # has_kernel's answer for the CPU
     if args.latency_1024:
         print(
             f"torch {torch.__version__}, {torch.get_num_threads()} threads, eval forward of one "
@@ -417,9 +430,8 @@ def main():
     size = args.image_size
     print(
         f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch 2 of {size}x{size}, "
-        f"{args.objects} objects / image, R-50-FPN, CPU"
-        + (", convex ops on torch" if args.torch_convex_ops else "")
-        + f"; median of {args.iters} after {args.warmup} warm-up"
+        f"{args.objects} objects / image, R-50-FPN, CPU; median of {args.iters} after "
+        f"{args.warmup} warm-up"
     )
     scenes = make_scenes(size=size, num_objects=args.objects)
     ours_inputs = to_inputs(scenes, Instances, RotatedBoxes)
@@ -432,22 +444,28 @@ def main():
     for name in args.only:
         model = build_ours(name)
         calibrate_frozen_bn(model, ours_inputs)
-        runs = [("rotated_det " + name, model, ours_inputs, contextlib.nullcontext)]
+        # (label, model, inputs, training context, context of the whole iteration)
+        nullcontext = contextlib.nullcontext
+        runs = [("rotated_det " + name, model, ours_inputs, nullcontext, nullcontext)]
         if name == "rotated_faster_rcnn" and reference is not None:
             d2_model, d2_inst, d2_boxes, d2_context = reference
             d2_inputs = to_inputs(scenes, d2_inst, d2_boxes)
             calibrate_frozen_bn(d2_model, d2_inputs)
             share_weights(d2_model, model)
-            runs.append(("detectron2 RRPN+RROIHeads", d2_model, d2_inputs, d2_context))
+            runs.append(("detectron2 RRPN+RROIHeads", d2_model, d2_inputs, d2_context, nullcontext))
+        if args.convex_ops_baseline and name in POINT_SET_DETECTORS:
+            label = f"rotated_det {name} (torch convex ops)"
+            runs.append((label, model, ours_inputs, nullcontext, torch_convex_ops))
         train_t = {run[0]: [] for run in runs}
         infer_t = {run[0]: [] for run in runs}
         dets = {}
         # Interleave the implementations so that both see the same machine load.
         for it in range(args.warmup + args.iters):
-            for label, m, inputs, context in runs:
+            for label, m, inputs, context, iteration_context in runs:
                 torch.manual_seed(it)
-                t_train = time_train(m, inputs, context)
-                t_infer, n = time_infer(m, inputs)
+                with iteration_context():
+                    t_train = time_train(m, inputs, context)
+                    t_infer, n = time_infer(m, inputs)
                 print(
                     f"  {label}: iteration {it + 1}/{args.warmup + args.iters}: train "
                     f"{t_train:.2f} s, inference {t_infer:.2f} s/image",
